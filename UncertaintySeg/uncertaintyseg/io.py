@@ -1,0 +1,395 @@
+"""Case input and validation, label <-> region conversion, writing images with geometry.
+
+Arrays are numpy in SimpleITK order: a volume is (Z, Y, X), a multi-channel volume
+(C, Z, Y, X); spacing tuples are (sz, sy, sx) in mm. Channel order is
+``MODALITIES`` (FLAIR, T1, T1ce, T2), region order ``REGIONS`` (ET, TC, WT).
+
+Label conventions: "brats2018" (BraTS 2017-2021: 1 NCR/NET, 2 ED, 4 ET) and
+"brats2023" (BraTS 2023+: 3 for ET). Every bad input raises ``InputError`` whose
+message names the file and the fix (design section 3).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from . import MODALITIES, REGIONS
+
+BRATS2018 = "brats2018"
+BRATS2023 = "brats2023"
+CONVENTIONS = (BRATS2018, BRATS2023)
+NCR_LABEL = 1
+ED_LABEL = 2
+ET_LABEL = {BRATS2018: 4, BRATS2023: 3}
+
+# File-name suffix of each modality in each naming convention.
+SUFFIXES = {
+    BRATS2018: {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2"},
+    BRATS2023: {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"},
+}
+_SUFFIX_TO_MODALITY = {
+    suffix: (modality, naming)
+    for naming, table in SUFFIXES.items() for modality, suffix in table.items()
+}
+# Greedy case part: the modality is the last token. Either separator is accepted
+# for either vocabulary (renamed files), the vocabulary alone decides the naming.
+_NAME_RE = re.compile(
+    r"^(?P<case>.+)[_-](?P<suffix>" + "|".join(_SUFFIX_TO_MODALITY) + r")\.nii(\.gz)?$",
+    re.IGNORECASE)
+GRID_TOLERANCE = 1e-4
+
+
+class InputError(ValueError):
+    """Bad input; the message names the file and says what to do."""
+
+
+@dataclass
+class Case:
+    """One loaded case.
+
+    image: float32 (4, Z, Y, X) in MODALITIES order, raw intensities.
+    reference: the first modality's SimpleITK image (geometry for every output).
+    spacing: (sz, sy, sx) in mm. naming: "brats2018" or "brats2023", the label
+    convention written out for this case.
+    """
+
+    image: np.ndarray
+    reference: sitk.Image
+    spacing: tuple[float, float, float]
+    paths: dict[str, Path]
+    case_id: str
+    naming: str
+
+
+def _expected_patterns(modality: str) -> str:
+    return " or ".join(f"*{sep}{SUFFIXES[n][modality]}.nii.gz"
+                       for n, sep in ((BRATS2018, "_"), (BRATS2023, "-")))
+
+
+def _match_name(path: Path) -> tuple[str, str, str] | None:
+    """(modality, naming, case id) for a BraTS-style file name, else None."""
+    match = _NAME_RE.match(path.name)
+    if match is None:
+        return None
+    modality, naming = _SUFFIX_TO_MODALITY[match.group("suffix").lower()]
+    return modality, naming, match.group("case")
+
+
+def find_case_files(case_dir) -> dict[str, Path]:
+    """Map each modality to its file in a case folder (BraTS 2017-2021 or 2023+ names).
+
+    Files that name no modality (``*_seg``, ``-seg``, notes) are ignored; hidden
+    files (macOS ``._*``) too.
+    """
+    case_dir = Path(case_dir)
+    if not case_dir.is_dir():
+        raise InputError(f"{case_dir}: not a folder. Give the folder that holds the "
+                         f"four modality files of one case.")
+    found: dict[str, Path] = {}
+    for path in sorted(case_dir.iterdir()):
+        match = _match_name(path)
+        if path.name.startswith(".") or match is None or not path.is_file():
+            continue
+        modality = match[0]
+        if modality in found:
+            raise InputError(
+                f"{case_dir}: two files for {modality}: {found[modality].name} and "
+                f"{path.name}. Keep one of them in the folder.")
+        found[modality] = path
+    missing = [m for m in MODALITIES if m not in found]
+    if missing:
+        expected = "; ".join(f"{m}: {_expected_patterns(m)}" for m in missing)
+        raise InputError(f"{case_dir}: no file for {', '.join(missing)}. Expected file "
+                         f"names ({expected}; .nii also accepted).")
+    return {m: found[m] for m in MODALITIES}
+
+
+def _detect_naming(paths: Sequence[Path]) -> str:
+    """"brats2023" when every file uses the 2023+ vocabulary, else "brats2018"."""
+    matches = [_match_name(p) for p in paths]
+    if all(m is not None and m[1] == BRATS2023 for m in matches):
+        return BRATS2023
+    return BRATS2018
+
+
+def _case_paths(paths) -> dict[str, Path]:
+    """Normalise explicit paths (mapping by modality or sequence in MODALITIES order)."""
+    if isinstance(paths, Mapping):
+        missing = [m for m in MODALITIES if m not in paths]
+        if missing:
+            raise InputError(f"paths: no entry for {', '.join(missing)}. Give one file "
+                             f"per modality: {', '.join(MODALITIES)}.")
+        return {m: Path(paths[m]) for m in MODALITIES}
+    paths = list(paths)
+    if len(paths) != len(MODALITIES):
+        raise InputError(f"paths: {len(paths)} files given. Give four, in the order "
+                         f"{', '.join(MODALITIES)}.")
+    return dict(zip(MODALITIES, map(Path, paths)))
+
+
+def _stored_bytes(path: Path) -> int:
+    """Bytes in the file after decompression; gzip raises on a cut or damaged stream."""
+    if not path.name.lower().endswith(".gz"):
+        return path.stat().st_size
+    total = 0
+    with gzip.open(path, "rb") as stream:
+        while chunk := stream.read(1 << 24):
+            total += len(chunk)
+    return total
+
+
+def _non_finite_count(proxy) -> int:
+    """NaN/inf voxels in a nibabel array proxy; only float or scaled data can hold them."""
+    if proxy.dtype.kind not in "fc" and proxy.slope == 1 and proxy.inter == 0:
+        return 0
+    data = np.asanyarray(proxy)
+    return int(data.size - np.count_nonzero(np.isfinite(data)))
+
+
+def _check_nifti(path: Path) -> None:
+    """Reject a truncated or damaged NIfTI file, or one holding NaN/inf voxels.
+
+    Workarounds: SimpleITK 2.5 reads a NIfTI file cut short without an error
+    (missing voxels become zeros) and turns NaN and inf voxels into zeros, so both
+    are checked here with nibabel and gzip before SimpleITK reads the file.
+    """
+    if not re.search(r"\.nii(\.gz)?$", path.name, re.IGNORECASE):
+        return
+    try:
+        proxy = nib.load(path).dataobj  # reads the header only
+        expected = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+        found = _stored_bytes(path)
+        if found < expected:
+            raise InputError(f"{path}: truncated NIfTI file ({found} of {expected} "
+                             f"bytes). Copy or export the file again.")
+        bad = _non_finite_count(proxy)
+    except (OSError, EOFError, zlib.error, nib.filebasedimages.ImageFileError) as err:
+        raise InputError(f"{path}: unreadable or truncated NIfTI file ({err}). Copy or "
+                         f"export the file again.") from err
+    if bad:
+        raise InputError(f"{path}: {bad} voxels are NaN or infinite. Fix or re-export "
+                         f"the image.")
+
+
+def _check_3d(image: sitk.Image, path: Path) -> None:
+    size = image.GetSize()
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{path}: {image.GetNumberOfComponentsPerPixel()} values per "
+                         f"voxel (vector or colour image). Give one scalar 3D volume.")
+    if image.GetDimension() != 3 or min(size) < 2:
+        raise InputError(f"{path}: a {image.GetDimension()}D image of size {size}, "
+                         f"expected one 3D volume. Save each modality as its own 3D "
+                         f"volume (no single slices, no 4D series).")
+
+
+def read_image(path) -> sitk.Image:
+    """Read and check one 3D scalar image; InputError if missing, damaged or not 3D."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found. Check the path.")
+    _check_nifti(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise InputError(f"{path}: cannot be read ({reason}). Give a NIfTI (.nii.gz) "
+                         f"file or another format SimpleITK reads.") from err
+    _check_3d(image, path)
+    return image
+
+
+def _grid_difference(reference: sitk.Image, image: sitk.Image) -> str | None:
+    """Name of the first grid property that differs, with both values; None if equal."""
+    if reference.GetSize() != image.GetSize():
+        return f"size {reference.GetSize()} vs {image.GetSize()}"
+    sp_a, sp_b = np.array(reference.GetSpacing()), np.array(image.GetSpacing())
+    if np.any(np.abs(sp_a - sp_b) > GRID_TOLERANCE * np.maximum(sp_a, sp_b)):
+        return f"spacing {tuple(sp_a)} vs {tuple(sp_b)}"
+    or_a, or_b = np.array(reference.GetOrigin()), np.array(image.GetOrigin())
+    # Origins are compared relative to the voxel size or the coordinates' magnitude.
+    scale = max(sp_a.max(), np.abs(or_a).max(), np.abs(or_b).max())
+    if np.any(np.abs(or_a - or_b) > GRID_TOLERANCE * scale):
+        return f"origin {tuple(or_a)} vs {tuple(or_b)}"
+    di_a, di_b = np.array(reference.GetDirection()), np.array(image.GetDirection())
+    if np.any(np.abs(di_a - di_b) > GRID_TOLERANCE):
+        return f"direction {tuple(di_a)} vs {tuple(di_b)}"
+    return None
+
+
+def check_same_grid(reference: sitk.Image, reference_name, image: sitk.Image, path) -> None:
+    """InputError naming both files and the property if the grids differ."""
+    difference = _grid_difference(reference, image)
+    if difference is not None:
+        raise InputError(f"{path} and {reference_name} are on different grids "
+                         f"({difference}). Resample every volume onto one grid "
+                         f"(co-register them) first.")
+
+
+def _voxels(image: sitk.Image, path: Path) -> np.ndarray:
+    """float32 (Z, Y, X) voxels; InputError on NaN/inf or an all-zero image."""
+    array = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
+    if not np.isfinite(array).all():
+        count = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise InputError(f"{path}: {count} voxels are NaN or infinite (or exceed the "
+                         f"float32 range). Fix or re-export the image.")
+    if not array.any():
+        raise InputError(f"{path}: every voxel is zero. The file is empty; export the "
+                         f"image again.")
+    return array
+
+
+def _case_id(paths: dict[str, Path]) -> str:
+    first = paths[MODALITIES[0]]
+    match = _match_name(first)
+    return match[2] if match else re.sub(r"\.nii(\.gz)?$", "", first.name, flags=re.I)
+
+
+def load_case(case_dir=None, paths=None, naming: str | None = None) -> Case:
+    """Load and validate the four modalities of one case.
+
+    Give exactly one of ``case_dir`` (a folder, see ``find_case_files``) or
+    ``paths`` (a mapping modality -> file, or four files in MODALITIES order).
+    ``naming`` overrides the convention read from the file names.
+    Returns a Case whose image is float32 (4, Z, Y, X).
+    """
+    if (case_dir is None) == (paths is None):
+        raise ValueError("load_case: give exactly one of case_dir or paths")
+    if case_dir is not None:
+        paths = find_case_files(case_dir)
+        case_id = Path(case_dir).name
+    else:
+        paths = _case_paths(paths)
+        case_id = _case_id(paths)
+    naming = naming or _detect_naming(list(paths.values()))
+    if naming not in CONVENTIONS:
+        raise ValueError(f"naming must be one of {CONVENTIONS}, not {naming!r}")
+    images = {m: read_image(p) for m, p in paths.items()}
+    reference = images[MODALITIES[0]]
+    for modality in MODALITIES[1:]:
+        check_same_grid(reference, paths[MODALITIES[0]], images[modality], paths[modality])
+    image = np.stack([_voxels(images[m], paths[m]) for m in MODALITIES])
+    spacing = tuple(float(s) for s in reversed(reference.GetSpacing()))
+    return Case(image=image, reference=reference, spacing=spacing, paths=paths,
+                case_id=case_id, naming=naming)
+
+
+def _label_values(array: np.ndarray, path: Path) -> np.ndarray:
+    """Sorted distinct label values; InputError unless all lie in {0, 1, 2, 3, 4}."""
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or np.any(array != np.round(array)):
+            raise InputError(f"{path}: label map holds non-integer values. Save labels "
+                             f"as integers (0, 1, 2 and 4 or 3).")
+    if array.min() < 0 or array.max() > 4:
+        bad = np.unique(array[(array < 0) | (array > 4)])
+        raise InputError(f"{path}: unknown label values {bad.tolist()}. Expected BraTS "
+                         f"labels 0, 1 NCR, 2 ED, 4 ET (or 3 ET in BraTS 2023+).")
+    integers = array if array.dtype.kind in "iu" else array.astype(np.intp)
+    counts = np.bincount(integers.ravel(), minlength=5)
+    return np.flatnonzero(counts)
+
+
+def load_labels(path, reference: sitk.Image | None = None) -> tuple[np.ndarray, str]:
+    """Read a BraTS label map in either convention.
+
+    Returns (labels uint8 (Z, Y, X) with the file's own values, convention):
+    values {0,1,2,4} -> "brats2018", {0,1,2,3} -> "brats2023"; a map without
+    ET is ambiguous and reported as "brats2018". With ``reference`` the grid is
+    checked against it.
+    """
+    path = Path(path)
+    image = read_image(path)
+    if reference is not None:
+        check_same_grid(reference, "the case's images", image, path)
+    array = sitk.GetArrayFromImage(image)
+    values = _label_values(array, path)
+    if 3 in values and 4 in values:
+        raise InputError(f"{path}: holds both 3 and 4, ET in two conventions. Relabel "
+                         f"it to one convention (4 for BraTS 2017-2021, 3 for 2023+).")
+    convention = BRATS2023 if 3 in values else BRATS2018
+    return array.astype(np.uint8), convention
+
+
+def labels_to_regions(labels: np.ndarray) -> np.ndarray:
+    """Label map (Z, Y, X) in either convention -> bool (3, Z, Y, X) in REGIONS order.
+
+    ET = {3 or 4}, TC = {1} + ET, WT = {1, 2} + ET.
+    """
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() > 4):
+        raise ValueError("labels_to_regions: label values must lie in {0, 1, 2, 3, 4}")
+    et = (labels == 3) | (labels == 4)
+    tc = et | (labels == NCR_LABEL)
+    wt = tc | (labels == ED_LABEL)
+    return np.stack([et, tc, wt])
+
+
+def regions_to_labels(regions: np.ndarray, convention: str) -> np.ndarray:
+    """bool (3, Z, Y, X) ET/TC/WT -> uint8 label map (Z, Y, X) in ``convention``.
+
+    Nesting is enforced by trimming the inner regions, never by growing the outer
+    ones: TC := TC and WT, ET := ET and TC (and WT). WT-only voxels become ED (2),
+    TC-only NCR (1), ET 4 ("brats2018") or 3 ("brats2023").
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
+    regions = np.asarray(regions, dtype=bool)
+    if regions.ndim < 1 or regions.shape[0] != len(REGIONS):
+        raise ValueError(f"regions must have shape (3, ...), got {regions.shape}")
+    wt = regions[2]
+    tc = regions[1] & wt
+    et = regions[0] & tc
+    labels = np.zeros(wt.shape, dtype=np.uint8)
+    labels[wt] = ED_LABEL
+    labels[tc] = NCR_LABEL
+    labels[et] = ET_LABEL[convention]
+    return labels
+
+
+def to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """numpy (Z, Y, X) -> 3D image, or (C, Z, Y, X) -> 4D image (4th axis = channel).
+
+    The (first three) axes carry the reference's origin, spacing and direction;
+    the channel axis has spacing 1 and origin 0. bool arrays are written as uint8.
+    """
+    array = np.asarray(array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    grid = tuple(reversed(reference.GetSize()))
+    if array.ndim == 3 and array.shape == grid:
+        image = sitk.GetImageFromArray(array, isVector=False)
+        image.CopyInformation(reference)
+        return image
+    if array.ndim == 4 and array.shape[1:] == grid:
+        return sitk.JoinSeries([to_image(channel, reference) for channel in array])
+    raise ValueError(f"to_image: array of shape {array.shape} does not fit the "
+                     f"reference grid (Z, Y, X) = {grid}")
+
+
+def write_image_atomic(image: sitk.Image, path) -> None:
+    """Write ``image`` to ``path`` through a temporary file in the same folder.
+
+    A cancelled or failed write leaves no half file under ``path``. The temporary
+    name keeps the extension so SimpleITK picks the format (and gzip for .nii.gz).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+    try:
+        sitk.WriteImage(image, str(temporary), useCompression=suffix.lower().endswith(".gz"))
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
