@@ -1,0 +1,220 @@
+"""Tests of uncertaintyseg.snapshot: a valid PNG of the documented size, the chosen slice,
+and pixel statistics that prove the heatmap, outlines and boxes land where they should."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from matplotlib import colormaps
+from matplotlib.colors import to_rgb
+from matplotlib.image import imread
+
+from uncertaintyseg import snapshot
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HEIGHT = round(snapshot.FIGSIZE_IN[1] * snapshot.DPI)
+WIDTH = round(snapshot.FIGSIZE_IN[0] * snapshot.DPI)
+
+
+@dataclass
+class FakeBox:
+    region: str
+    rank: int
+    score: float
+    start: tuple
+    size: tuple
+
+
+def synthetic_case(shape=(6, 60, 40)):
+    """Grey gradient 'brain' filling the grid, a small WT blob on slice 3, no uncertainty."""
+    z, y, x = np.indices(shape)
+    flair = (50.0 + y + 0.5 * x).astype(np.float32)
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[3, 40:46, 25:31] = 2
+    uncertainty = np.zeros((3,) + shape, dtype=np.float32)
+    return flair, uncertainty, labels
+
+
+def axes_by_label(fig, label):
+    (ax,) = [a for a in fig.axes if a.get_label() == label]
+    return ax
+
+
+def pixel_box(fig, ax, x0, x1, y0, y1):
+    """Data rectangle -> (row0, row1, col0, col1) of the PNG (rows from the top)."""
+    fig.canvas.draw()
+    corners = ax.transData.transform([(x0, y0), (x1, y1)])
+    cols = np.sort(corners[:, 0])
+    rows = np.sort(HEIGHT - corners[:, 1])
+    return rows[0], rows[1], cols[0], cols[1]
+
+
+def axes_pixels(fig, ax):
+    """Boolean (HEIGHT, WIDTH) mask of the pixels inside the axes' drawn box."""
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    mask = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    mask[int(np.ceil(HEIGHT - box.y1)) + 1:int(HEIGHT - box.y0) - 1,
+         int(np.ceil(box.x0)) + 1:int(box.x1) - 1] = True
+    return mask
+
+
+def region_mask(rows0, rows1, cols0, cols1, grow=0):
+    mask = np.zeros((HEIGHT, WIDTH), dtype=bool)
+    mask[max(int(rows0 - grow), 0):int(rows1 + grow),
+         max(int(cols0 - grow), 0):int(cols1 + grow)] = True
+    return mask
+
+
+def saturated(png, threshold=0.15):
+    rgb = png[..., :3]
+    return rgb.max(axis=2) - rgb.min(axis=2) > threshold
+
+
+def near_colour(png, colour, tolerance=0.12):
+    return np.abs(png[..., :3] - np.asarray(to_rgb(colour))).max(axis=2) < tolerance
+
+
+def test_png_is_valid_small_and_of_the_documented_size(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    uncertainty[:, 2:5, 30:50, 10:30] = 0.6
+    boxes = [FakeBox("WT", 1, 3.0, (1, 28, 8), (4, 24, 24))]
+    path = snapshot.write_snapshot(tmp_path / "case" / "snapshot.png", flair, uncertainty,
+                                   labels, boxes, (1.0, 1.0, 1.0), title="synthetic")
+    assert path == tmp_path / "case" / "snapshot.png"
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    assert imread(path).shape[:2] == (HEIGHT, WIDTH)
+    assert path.stat().st_size < 300_000
+    assert [p.name for p in path.parent.iterdir()] == ["snapshot.png"]   # no temporary left
+
+
+def test_choose_slice():
+    labels = np.zeros((20, 8, 8), dtype=np.uint8)
+    labels[12, 2:6, 2:6] = 1
+    labels[4, 3:5, 3:5] = 4
+    boxes = [FakeBox("ET", 1, 5.0, (0, 0, 0), (4, 4, 4)),
+             FakeBox("WT", 1, 9.0, (3, 0, 0), (8, 4, 4)),     # best: centre 3 + 8 // 2
+             FakeBox("TC", 1, 7.0, (14, 0, 0), (4, 4, 4))]
+    assert snapshot.choose_slice(labels, boxes) == 7
+    assert snapshot.choose_slice(labels, []) == 12        # most tumour voxels
+    uncertainty = np.zeros((3, 20, 8, 8), dtype=np.float32)
+    uncertainty[1, 15] = 0.5
+    empty = np.zeros_like(labels)
+    assert snapshot.choose_slice(empty, [], uncertainty) == 15
+    assert snapshot.choose_slice(empty, []) == 10         # nothing at all: the middle
+    # A box reaching past the last slice is clamped onto the grid.
+    assert snapshot.choose_slice(labels, [FakeBox("WT", 1, 1.0, (18, 0, 0), (8, 4, 4))]) == 19
+
+
+def test_heatmap_appears_only_inside_the_uncertain_square(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    uncertainty[2, :, 20:30, 10:20] = 0.9            # WT only: the max over regions shows it
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
+    heat_ax = axes_by_label(fig, "uncertainty")
+    square = pixel_box(fig, heat_ax, 9.5, 19.5, 19.5, 29.5)
+    png = imread(snapshot.write_snapshot(tmp_path / "s.png", flair, uncertainty, labels, [],
+                                         (1.0, 1.0, 1.0)))
+    panel = axes_pixels(fig, heat_ax)
+    inside = region_mask(*square, grow=-3) & panel
+    outside = panel & ~region_mask(*square, grow=3)
+    assert inside.sum() > 500
+    assert saturated(png)[inside].mean() > 0.98
+    assert saturated(png)[outside].sum() == 0
+    # The colour is the colour map's value at 0.9 blended over grey with HEAT_ALPHA: what
+    # is left after removing the colour's share must be grey (equal channels).
+    colour = np.asarray(colormaps[snapshot.HEAT_CMAP](0.9)[:3])
+    residue = png[inside][:, :3] - snapshot.HEAT_ALPHA * colour
+    assert np.abs(residue - residue.mean(axis=1, keepdims=True)).max() < 0.03
+    # Transparent elsewhere: away from the square the right panel shows the same FLAIR
+    # pixels as the left one (whose only overlay is the tumour outline, masked out).
+    anatomy = axes_by_label(fig, "anatomy")
+    shift = int(round(heat_ax.get_window_extent().x0 - anatomy.get_window_extent().x0))
+    tumour = pixel_box(fig, heat_ax, 24.5, 30.5, 39.5, 45.5)
+    plain = outside & ~region_mask(*tumour, grow=4)
+    rows, cols = np.nonzero(plain)
+    difference = np.abs(png[rows, cols, :3] - png[rows, cols - shift, :3])
+    assert plain.sum() > 5000 and np.percentile(difference, 99) < 0.02
+
+
+def test_outlines_on_the_left_panel_at_the_tumour(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
+    anatomy = axes_by_label(fig, "anatomy")
+    tumour = pixel_box(fig, anatomy, 24.5, 30.5, 39.5, 45.5)
+    png = imread(snapshot.write_snapshot(tmp_path / "s.png", flair, uncertainty, labels, [],
+                                         (1.0, 1.0, 1.0)))
+    panel = axes_pixels(fig, anatomy)
+    wt = near_colour(png, snapshot.REGION_COLOURS["WT"]) & panel
+    assert wt[region_mask(*tumour, grow=4)].sum() > 40
+    assert wt[~region_mask(*tumour, grow=4)].sum() == 0
+    assert saturated(png)[panel & ~region_mask(*tumour, grow=4)].sum() == 0
+    # No ET or TC in this case: their colours are absent from the image.
+    for region in ("ET", "TC"):
+        assert near_colour(png, snapshot.REGION_COLOURS[region])[panel].sum() == 0
+
+
+def test_boxes_that_cut_the_slice_are_drawn_others_not(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    boxes = [FakeBox("WT", 1, 10.0, (1, 5, 5), (4, 30, 25)),   # slice 1 + 4 // 2 = 3
+             FakeBox("ET", 1, 1.0, (4, 30, 10), (2, 10, 10))]  # slices 4-5: not shown
+    fig = snapshot.render_figure(flair, uncertainty, labels, boxes, (1.0, 1.0, 1.0))
+    heat_ax = axes_by_label(fig, "uncertainty")
+    r0, r1, c0, c1 = pixel_box(fig, heat_ax, 4.5, 29.5, 4.5, 34.5)
+    png = imread(snapshot.write_snapshot(tmp_path / "s.png", flair, uncertainty, labels, boxes,
+                                         (1.0, 1.0, 1.0)))
+    panel = axes_pixels(fig, heat_ax)
+    cyan_rows, cyan_cols = np.nonzero(near_colour(png, snapshot.REGION_COLOURS["WT"]) & panel)
+    assert cyan_rows.size > 100
+    # Left, right and bottom edges where the rectangle is; the label tag sits on the top.
+    assert abs(cyan_cols.min() - c0) <= 3 and abs(cyan_cols.max() - c1) <= 3
+    assert abs(cyan_rows.max() - r1) <= 3 and cyan_rows.min() <= r0 + 2
+    assert near_colour(png, snapshot.REGION_COLOURS["ET"])[panel].sum() == 0
+
+
+def test_pixel_aspect_follows_the_spacing():
+    flair, uncertainty, labels = synthetic_case(shape=(4, 30, 40))
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (3.0, 2.0, 1.0))
+    fig.canvas.draw()
+    box = axes_by_label(fig, "anatomy").get_window_extent()
+    # 30 rows of 2 mm over 40 columns of 1 mm: the picture is 60 mm by 40 mm.
+    assert box.height / box.width == pytest.approx(60.0 / 40.0, rel=0.02)
+
+
+def test_orientation_follows_the_direction(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    uncertainty[2, :, 5:15, 5:12] = 0.8              # top-left corner of the array
+    box = FakeBox("TC", 1, 2.0, (2, 30, 4), (3, 20, 16))
+    plain = imread(snapshot.write_snapshot(tmp_path / "a.png", flair, uncertainty, labels,
+                                           [box], (1.0, 1.0, 1.0)))
+    # The same patient stored with y and x reversed (direction diag(-1, -1, 1)) must give
+    # the same radiological picture.
+    flipped_box = FakeBox("TC", 1, 2.0, (2, 60 - 50, 40 - 20), (3, 20, 16))
+    args = (flair[:, ::-1, ::-1], uncertainty[:, :, ::-1, ::-1], labels[:, ::-1, ::-1],
+            [flipped_box], (1.0, 1.0, 1.0))
+    flipped = imread(snapshot.write_snapshot(tmp_path / "b.png", *args,
+                                             direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1)))
+    assert np.abs(plain - flipped).mean() < 0.002
+    naive = imread(snapshot.write_snapshot(tmp_path / "c.png", *args))
+    assert np.abs(plain - naive).mean() > 0.02
+
+
+def test_no_tumour_no_boxes_is_still_a_picture(tmp_path):
+    flair = np.zeros((5, 20, 24), dtype=np.float32)
+    flair[:, 4:16, 4:20] = 1.0
+    path = snapshot.write_snapshot(tmp_path / "empty.png", flair,
+                                   np.zeros((3, 5, 20, 24), np.float32),
+                                   np.zeros((5, 20, 24), np.uint8), [], (1.0, 1.0, 1.0))
+    png = imread(path)
+    assert png.shape[:2] == (HEIGHT, WIDTH)
+    assert png[..., :3].std() > 0.05                 # the brain and text are drawn
+    assert saturated(png).sum() < 0.05 * png.shape[0] * png.shape[1]   # colourbar only
+
+
+def test_bad_input_leaves_the_previous_file(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    path = snapshot.write_snapshot(tmp_path / "s.png", flair, uncertainty, labels, [], (1, 1, 1))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="uncertainty"):
+        snapshot.write_snapshot(path, flair, uncertainty[:2], labels, [], (1, 1, 1))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s.png"]

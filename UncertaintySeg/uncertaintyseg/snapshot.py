@@ -1,0 +1,257 @@
+"""The PNG at a glance: one axial slice of a case with its segmentation, uncertainty
+heatmap and refinement boxes (docs/OUTPUT-CONTRACT.md, `snapshot.png`).
+
+Left panel: FLAIR in grey with the ET / TC / WT outlines. Right panel: FLAIR with the
+normalised entropy (max over the three regions; transparent below `HEAT_FLOOR`) and
+the refinement boxes that cut the slice, labelled `region#rank`. The slice goes
+through the centre of the highest-scoring box (or, without boxes, holds the most
+tumour). Arrays are in SimpleITK order (Z, Y, X), axis 0 is the axial slice axis.
+
+The view is radiological, as in 3D Slicer: anterior up, the patient's right on the
+image's left. The orientation comes from the SimpleITK direction (`direction`, 9 numbers
+row-major, LPS); None means the identity, which is what SimpleITK reports for BraTS
+files (index x runs to the patient's left, index y to posterior), so those arrays are
+shown unflipped with row 0 at the top.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+# A bare Figure on the Agg canvas: no display needed, and pyplot's global backend and
+# figure registry (a notebook's, say) stay untouched.
+from matplotlib import patheffects
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+from . import REGIONS
+from .io import labels_to_regions
+
+FIGSIZE_IN = (12.0, 6.0)
+DPI = 100
+HEAT_FLOOR = 0.05       # normalised entropy below this is left transparent
+HEAT_ALPHA = 0.8
+HEAT_CMAP = "inferno"
+REGION_COLOURS = {"ET": "#ff2a2a", "TC": "#ffd21f", "WT": "#34e0ff"}
+REGION_NAMES = {"ET": "enhancing tumour", "TC": "tumour core", "WT": "whole tumour"}
+# TC is drawn wide under a thin ET line: where the two borders coincide (a core that is
+# all enhancing rim) the yellow shows on both sides of the red instead of vanishing.
+OUTLINE_WIDTHS = {"WT": 1.6, "TC": 3.4, "ET": 1.4}
+CROP_MARGIN_VOX = 6
+_LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))   # (negative, positive) per LPS axis
+
+
+def _box_centre_z(box, n_slices: int) -> int:
+    return int(np.clip(int(box.start[0]) + int(box.size[0]) // 2, 0, n_slices - 1))
+
+
+def choose_slice(labels: np.ndarray, boxes: Sequence = (),
+                 uncertainty: np.ndarray | None = None) -> int:
+    """Index (axis 0) of the slice to show.
+
+    The centre slice `start_z + size_z // 2` of the highest-scoring box (the first one
+    on a tie); without boxes the slice with the most tumour voxels (labels > 0); without
+    tumour the slice with the largest summed uncertainty (3, Z, Y, X) if given; else the
+    middle slice.
+    """
+    n_slices = labels.shape[0]
+    if len(boxes):
+        return _box_centre_z(max(boxes, key=lambda b: float(b.score)), n_slices)
+    tumour = np.count_nonzero(labels.reshape(n_slices, -1), axis=1)
+    if tumour.any():
+        return int(np.argmax(tumour))
+    if uncertainty is not None and np.any(uncertainty > 0):
+        return int(np.argmax(np.asarray(uncertainty).sum(axis=(0, 2, 3))))
+    return n_slices // 2
+
+
+def _check_inputs(flair, uncertainty, labels) -> None:
+    if flair.ndim != 3:
+        raise ValueError(f"flair must be (Z, Y, X), got shape {flair.shape}")
+    if uncertainty.shape != (3,) + flair.shape:
+        raise ValueError(f"uncertainty must be (3,) + {flair.shape}, got {uncertainty.shape}")
+    if labels.shape != flair.shape:
+        raise ValueError(f"labels must be {flair.shape} like flair, got {labels.shape}")
+
+
+def _view_flips(direction) -> tuple[bool, bool, np.ndarray]:
+    """(flip_rows, flip_cols, axes) for a radiological view; axes[:, j] is the LPS
+    direction of index axis j (x, y, z)."""
+    axes = np.eye(3) if direction is None else np.asarray(direction, dtype=float).reshape(3, 3)
+    x_axis, y_axis = axes[:, 0], axes[:, 1]
+    # Screen right should be the patient's left (+L) and screen down posterior (+P).
+    flip_cols = np.argmax(np.abs(x_axis)) == 0 and x_axis[0] < 0
+    flip_rows = np.argmax(np.abs(y_axis)) == 1 and y_axis[1] < 0
+    return bool(flip_rows), bool(flip_cols), axes
+
+
+def _letter(vector: np.ndarray) -> str:
+    k = int(np.argmax(np.abs(vector)))
+    return _LETTERS[k][int(vector[k] > 0)]
+
+
+def _view_box(flair: np.ndarray) -> tuple[slice, slice]:
+    """(rows, cols) bounding box of the non-zero FLAIR (the brain) plus a margin."""
+    footprint = np.any(flair != 0, axis=0)
+    if not footprint.any():
+        return slice(0, flair.shape[1]), slice(0, flair.shape[2])
+    box = []
+    for axis in (0, 1):
+        hits = np.flatnonzero(footprint.any(axis=1 - axis))
+        box.append(slice(max(hits[0] - CROP_MARGIN_VOX, 0),
+                         min(hits[-1] + 1 + CROP_MARGIN_VOX, footprint.shape[axis])))
+    return box[0], box[1]
+
+
+def _grey_limits(flair_slice: np.ndarray) -> tuple[float, float]:
+    # Robust window over the brain: MR intensities have no absolute scale and a few
+    # bright vessels would otherwise wash out the grey matter.
+    values = flair_slice[flair_slice != 0]
+    if values.size == 0:
+        values = flair_slice.ravel()
+    low, high = np.percentile(values, [0.5, 99.5])
+    return float(low), float(max(high, low + 1e-6))
+
+
+def _setup_panel(ax, flair_slice, view, flips, aspect) -> None:
+    """FLAIR in grey, cropped to the brain, oriented radiologically, with A/P/R/L letters."""
+    rows, cols, axes = view[0], view[1], flips[2]
+    low, high = _grey_limits(flair_slice)
+    ax.imshow(flair_slice, cmap="gray", vmin=low, vmax=high, origin="upper",
+              aspect=aspect, interpolation="nearest")
+    top, bottom = rows.start - 0.5, rows.stop - 0.5
+    left, right = cols.start - 0.5, cols.stop - 0.5
+    ax.set_ylim((top, bottom) if flips[0] else (bottom, top))
+    ax.set_xlim((right, left) if flips[1] else (left, right))
+    x_right = -axes[:, 0] if flips[1] else axes[:, 0]
+    y_down = -axes[:, 1] if flips[0] else axes[:, 1]
+    style = dict(transform=ax.transAxes, color="white", fontsize=12, fontweight="bold")
+    ax.text(0.5, 0.985, _letter(-y_down), ha="center", va="top", **style)
+    ax.text(0.5, 0.015, _letter(y_down), ha="center", va="bottom", **style)
+    ax.text(0.012, 0.5, _letter(-x_right), ha="left", va="center", **style)
+    ax.text(0.988, 0.5, _letter(x_right), ha="right", va="center", **style)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _draw_outlines(ax, labels_slice: np.ndarray) -> None:
+    handles = []
+    regions = dict(zip(REGIONS, labels_to_regions(labels_slice)))
+    for region in ("WT", "TC", "ET"):  # outer first, so inner outlines are drawn on top
+        mask = regions[region]
+        colour = REGION_COLOURS[region]
+        if mask.any():
+            ax.contour(mask.astype(np.float32), levels=[0.5], colors=[colour],
+                       linewidths=OUTLINE_WIDTHS[region])
+        handles.append(Line2D([], [], color=colour, lw=2.5,
+                              label=f"{region}  {REGION_NAMES[region]}"))
+    # Below the image, not on it: a legend inside the axes would hide brain.
+    ax.legend(handles=handles[::-1], loc="upper center", bbox_to_anchor=(0.5, -0.005), ncol=3,
+              fontsize=9, frameon=False, labelcolor="white", handlelength=1.6)
+
+
+def _draw_boxes(ax, boxes: Sequence, z: int, flips) -> int:
+    """Rectangles for the boxes whose z-range holds slice z; returns how many."""
+    drawn = 0
+    for box in sorted(boxes, key=lambda b: (str(b.region), int(b.rank))):
+        (z0, y0, x0), (kz, ky, kx) = box.start, box.size
+        if not z0 <= z < z0 + kz:
+            continue
+        colour = REGION_COLOURS.get(str(box.region), "white")
+        # A black stroke under the dashed line keeps it visible on the bright heatmap.
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), kx, ky, fill=False, edgecolor=colour,
+                               linewidth=1.8, linestyle="--", path_effects=[
+                                   patheffects.withStroke(linewidth=3.6, foreground="black")]))
+        # Label at the corner shown top-left, whatever the flips.
+        label_x = x0 + kx - 0.5 if flips[1] else x0 - 0.5
+        label_y = y0 + ky - 0.5 if flips[0] else y0 - 0.5
+        ax.text(label_x, label_y, f"{box.region}#{box.rank}", color="black", fontsize=8,
+                fontweight="bold", ha="left", va="bottom", clip_on=True,
+                bbox=dict(facecolor=colour, edgecolor="none", pad=1.0))
+        drawn += 1
+    return drawn
+
+
+def _draw_heatmap(fig, ax, cax, heat: np.ndarray, aspect: float) -> None:
+    shown = np.ma.masked_less(heat, HEAT_FLOOR)
+    image = ax.imshow(shown, cmap=HEAT_CMAP, vmin=0.0, vmax=1.0, alpha=HEAT_ALPHA,
+                      origin="upper", aspect=aspect, interpolation="nearest")
+    bar = fig.colorbar(image, cax=cax)
+    bar.set_label("normalised entropy (max over ET, TC, WT)")
+
+
+def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
+                  title: str = "", direction=None) -> Figure:
+    """The snapshot as a matplotlib Figure (FIGSIZE_IN at DPI); see `write_snapshot`.
+
+    The axes are labelled "anatomy", "uncertainty" and "colorbar" (`Axes.get_label()`).
+    """
+    flair, labels = np.asarray(flair), np.asarray(labels)
+    uncertainty = np.asarray(uncertainty, dtype=np.float32)
+    _check_inputs(flair, uncertainty, labels)
+    z = choose_slice(labels, boxes, uncertainty)
+    flips = _view_flips(direction)
+    view = _view_box(flair)
+    aspect = float(spacing_zyx[1]) / float(spacing_zyx[2])  # pixel height / width
+    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor="black")
+    FigureCanvasAgg(fig)
+    anatomy = fig.add_axes((0.01, 0.07, 0.44, 0.78), label="anatomy")
+    heat_ax = fig.add_axes((0.46, 0.07, 0.44, 0.78), label="uncertainty")
+    cax = fig.add_axes((0.915, 0.11, 0.015, 0.70), label="colorbar")
+    for ax in (anatomy, heat_ax):
+        _setup_panel(ax, flair[z], view, flips, aspect)
+    _draw_outlines(anatomy, labels[z])
+    _draw_heatmap(fig, heat_ax, cax, uncertainty[:, z].max(axis=0), aspect)
+    n_boxes = _draw_boxes(heat_ax, boxes, z, flips)
+    cax.tick_params(colors="white")
+    cax.yaxis.label.set_color("white")
+    anatomy.set_title("FLAIR + segmentation", color="white", fontsize=11)
+    heat_ax.set_title(f"uncertainty + refinement boxes ({n_boxes} of {len(boxes)} cut this slice)",
+                      color="white", fontsize=11)
+    fig.suptitle(_headline(title, z, flair.shape[0], boxes), color="white", fontsize=12, y=0.985)
+    return fig
+
+
+def _headline(title: str, z: int, n_slices: int, boxes: Sequence) -> str:
+    parts = [title] if title else []
+    parts.append(f"axial slice {z + 1} / {n_slices}")
+    if len(boxes):
+        top = max(boxes, key=lambda b: float(b.score))
+        parts.append(f"through the centre of box {top.region}#{top.rank} (highest score)")
+    else:
+        parts.append("slice with the most tumour (no refinement boxes)")
+    return "   ".join(parts) + "\n(radiological view: patient's right on image left)"
+
+
+def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
+                   title: str = "", direction=None) -> Path:
+    """Write the snapshot PNG atomically and return its path.
+
+    flair: (Z, Y, X) any float; uncertainty: (3, Z, Y, X) normalised entropy in [0, 1]
+    (ET, TC, WT); labels: (Z, Y, X) uint8 (1 NCR, 2 ED, 3 or 4 ET); boxes: objects with
+    .region, .rank, .score, .start (z, y, x) and .size (kz, ky, kx) in voxels;
+    spacing_zyx: (sz, sy, sx) mm, sets the pixel aspect; direction: SimpleITK
+    `GetDirection()` (9 numbers) or None for the identity (see module doc).
+    The picture is FIGSIZE_IN * DPI pixels (1200 x 600).
+    """
+    path = Path(path)
+    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write under a temporary name in the same folder, then rename: a reader never sees
+    # a half-written PNG and a crash leaves the previous snapshot intact.
+    # The process id keeps concurrent writers apart; a plain open (not mkstemp, which
+    # makes 0600 files) gives the PNG the usual permissions.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as stream:
+            fig.savefig(stream, format="png", dpi=DPI, facecolor=fig.get_facecolor())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
