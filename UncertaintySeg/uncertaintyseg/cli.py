@@ -1,0 +1,316 @@
+"""The `uncertaintyseg` command line: predict, metrics, phantom, demo (+ scene, convert, train).
+
+Every subcommand is a thin wrapper over the stage functions; `--progress json` prints
+one JSON object per line (stage, done, total, message) for the Slicer module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .io import InputError
+from .progress import ProgressReporter, human_stream
+
+EXIT_INPUT_ERROR = 2
+EXIT_CANCELLED = 130
+
+
+def _add_projection_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("2D projections (design 4.1-4.2)")
+    group.add_argument("--projections", default="auto",
+                       help="spherical projections (origins) per slice: a number, or preview "
+                            "(16), standard (128), paper (every 8-px grid origin in the brain, "
+                            "up to 1024 per 256x256 slice), auto (preview on CPU, paper on "
+                            "GPU). Default: auto")
+    group.add_argument("--radius", type=float, default=None,
+                       help="projection sphere radius in pixels (default: the model's, "
+                            "else half the slice's larger side)")
+    group.add_argument("--batch-size", type=int, default=16,
+                       help="projected slices per network call (default 16)")
+    group.add_argument("--batch-size-3d", type=int, default=2,
+                       help="cubes per 3D network call (default 2)")
+
+
+def _add_kernel_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("kernel search (design 4.3)")
+    group.add_argument("--kernel-mm", type=float, nargs=3, metavar=("ET", "TC", "WT"),
+                       default=None, help="cube side per region in mm (default: the "
+                                          "model's, 32 32 64 for BraTS)")
+    group.add_argument("--max-overlap", type=float, default=0.4,
+                       help="largest overlap of a new cube with a taken one, as a fraction "
+                            "of the cube's volume (default 0.4)")
+    group.add_argument("--min-score-fraction", type=float, default=0.1,
+                       help="stop when a cube's summed uncertainty falls under this "
+                            "fraction of the region's first cube (default 0.1)")
+    group.add_argument("--max-boxes", type=int, default=8,
+                       help="most cubes per region (default 8)")
+
+
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None,
+                        help="bundled model name (see --list-models) or a model folder made "
+                             "by `uncertaintyseg train` (default: brats-mini)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the networks run (default auto: CUDA if present)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="autocast precision (default auto: fp16 on CUDA, fp32 on CPU; "
+                             "bf16 is about 2x faster on CPUs with bf16 instructions)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice); size it to "
+                             "the free cores")
+    parser.add_argument("--no-postprocess", action="store_true",
+                        help="keep small tumour components (design 4.6), to measure the "
+                             "method's own effect")
+    parser.add_argument("--label-convention", choices=["brats2018", "brats2023"], default=None,
+                        help="ET label written: 4 (brats2018) or 3 (brats2023); default: as "
+                             "the input's file names")
+    parser.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+                        help="tqdm bars on stderr, JSON lines on stdout, or nothing")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing, non-empty output folder")
+    parser.add_argument("--no-snapshot", action="store_true", help="skip snapshot.png")
+    _add_projection_args(parser)
+    _add_kernel_args(parser)
+
+
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="segment one case and write the output folder",
+                              description="Segment one case (4 co-registered MRI volumes) "
+                                          "and write the output contract into --out.")
+    p.add_argument("--case", type=Path, help="case folder with *_flair/_t1/_t1ce/_t2 or "
+                                             "-t2f/-t1n/-t1c/-t2w NIfTI files")
+    for name in ("flair", "t1", "t1ce", "t2"):
+        p.add_argument(f"--{name}", type=Path, help=f"{name.upper()} file (instead of --case)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (created atomically)")
+    _add_run_args(p)
+    p.set_defaults(handler=_cmd_predict)
+
+
+def _add_metrics(subparsers) -> None:
+    p = subparsers.add_parser("metrics", help="Dice, HD95, sensitivity, specificity, accuracy",
+                              description="Compare a predicted label map with a reference, "
+                                          "per region (ET, TC, WT). HD95 in mm.")
+    p.add_argument("--ref", type=Path, required=True, help="reference label map (NIfTI)")
+    p.add_argument("--pred", type=Path, required=True, help="predicted label map (NIfTI)")
+    p.add_argument("--json", type=Path, help="also write the table as JSON here")
+    p.add_argument("--csv", type=Path, help="also write the table as CSV here")
+    p.add_argument("--empty-hd95", type=float, default=373.13,
+                   help="HD95 in mm when exactly one mask is empty (default 373.13)")
+    p.set_defaults(handler=_cmd_metrics)
+
+
+def _add_phantom(subparsers) -> None:
+    p = subparsers.add_parser("phantom", help="write a synthetic glioma phantom case folder")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the case into")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--spacing", type=float, nargs=3, metavar=("Z", "Y", "X"),
+                   default=(1.0, 1.0, 1.0), help="voxel spacing in mm (default 1 1 1)")
+    p.add_argument("--naming", choices=["brats2018", "brats2023"], default="brats2018",
+                   help="file names and ET label of the written case")
+    p.set_defaults(handler=_cmd_phantom)
+
+
+def _add_demo(subparsers) -> None:
+    p = subparsers.add_parser("demo", help="generate a phantom and run the whole pipeline on it",
+                              description="Generate a phantom case, run the pipeline with the "
+                                          "bundled phantom model, score it, write a snapshot "
+                                          "(and a Slicer scene when slicer-core is installed).")
+    p.add_argument("--out", type=Path, default=Path("uncertaintyseg-demo"),
+                   help="demo folder (default ./uncertaintyseg-demo)")
+    p.add_argument("--seed", type=int, default=1, help="phantom seed (default 1)")
+    _add_run_args(p)
+    p.set_defaults(handler=_cmd_demo, overwrite=True)
+
+
+def _optional_subcommands(subparsers) -> None:
+    # scene/convert/train live in their own modules; each registers itself if present.
+    from importlib import import_module
+
+    for module_name in ("scene_cli", "training.cli"):
+        try:
+            module = import_module(f"{__package__}.{module_name}")
+        except ModuleNotFoundError as error:
+            if error.name and error.name.startswith(__package__):
+                continue
+            raise
+        module.register(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uncertaintyseg",
+        description="Uncertainty-guided glioma segmentation: 2D nnU-Net on spherical "
+                    "projections, entropy uncertainty, 3D refinement of the most uncertain "
+                    "cubes, sigmoid fusion.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--list-models", action="store_true", help="list the bundled models")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_predict, _add_metrics, _add_phantom, _add_demo):
+        add(subparsers)
+    _optional_subcommands(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_models:
+        from .models import available_models
+
+        print("\n".join(available_models()))
+        return 0
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_INPUT_ERROR
+    reporter = ProgressReporter(getattr(args, "progress", "none"))
+    try:
+        return args.handler(args, reporter) or 0
+    except KeyboardInterrupt:
+        reporter.error("cancelled; no output was written")
+        print("cancelled; no output was written", file=sys.stderr)
+        return EXIT_CANCELLED
+    except (InputError, FileNotFoundError) as error:
+        return _fail(reporter, f"error: {error}", args.debug, EXIT_INPUT_ERROR)
+    except Exception as error:  # noqa: BLE001 - the top level turns any failure into a message
+        return _fail(reporter, f"error: {type(error).__name__}: {error}", args.debug, 1)
+
+
+def _fail(reporter: ProgressReporter, message: str, debug: bool, code: int) -> int:
+    reporter.error(message)
+    if debug:
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code
+
+
+def _settings_from_args(args, device_type: str):
+    from .pipeline import Settings
+
+    projections = args.projections
+    if projections == "auto":
+        projections = "paper" if device_type == "cuda" else "preview"
+    return Settings(
+        projections=projections, radius=args.radius, batch_size_2d=args.batch_size,
+        batch_size_3d=args.batch_size_3d, kernel_mm=tuple(args.kernel_mm) if args.kernel_mm else None,
+        max_overlap=args.max_overlap, min_score_fraction=args.min_score_fraction,
+        max_boxes=args.max_boxes, device=args.device, precision=args.precision,
+        postprocess=not args.no_postprocess, label_convention=args.label_convention)
+
+
+def _case_from_args(args):
+    from .io import load_case
+
+    explicit = {m: getattr(args, m) for m in ("flair", "t1", "t1ce", "t2")}
+    given = [m for m, p in explicit.items() if p is not None]
+    if args.case is not None and given:
+        raise InputError("give either --case DIR or the four files --flair --t1 --t1ce --t2, not both")
+    if args.case is not None:
+        return load_case(case_dir=args.case)
+    if len(given) != 4:
+        missing = ", ".join(f"--{m}" for m in explicit if explicit[m] is None)
+        raise InputError(f"missing input: give --case DIR, or all four files (missing {missing})")
+    return load_case(paths=explicit)
+
+
+def _load_model(args):
+    from .models import available_models, load_model
+    from .pipeline import resolve_device
+
+    name = args.model
+    if name is None:
+        name = "brats-mini" if "brats-mini" in available_models() else "analytic"
+    model = load_model(name, device=str(resolve_device(args.device)))
+    if not model.trained:
+        print(f"note: model '{model.name}' is untrained: {model.description}",
+              file=human_stream(args.progress))
+    return model
+
+
+def run_predict(args, reporter, case=None):
+    """Load (or take) a case, run it, write the contract; returns (out_dir, result)."""
+    import torch
+
+    from .contract import write_outputs
+    from .pipeline import resolve_device, run_case
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    case = case if case is not None else _case_from_args(args)
+    load_seconds = time.perf_counter() - start
+    model = _load_model(args)
+    settings = _settings_from_args(args, resolve_device(args.device).type)
+    result = run_case(case, model, settings, progress=reporter)
+    result.report["timings_s"]["load"] = round(load_seconds, 3)
+    reporter("write", 0, 1, str(args.out))
+    out_dir = write_outputs(result, args.out, overwrite=args.overwrite,
+                            snapshot=not args.no_snapshot)
+    reporter("write", 1, 1, str(out_dir))
+    return out_dir, result
+
+
+def _cmd_predict(args, reporter) -> int:
+    out_dir, result = run_predict(args, reporter)
+    reporter.finished(out_dir)
+    _print_summary(result.report, out_dir, human_stream(args.progress))
+    return 0
+
+
+def _print_summary(report: dict, out_dir, stream) -> None:
+    volumes = ", ".join(f"{r} {v:.1f} ml" for r, v in report["volumes_ml"].items())
+    boxes = ", ".join(f"{r} {n}" for r, n in report["boxes_per_region"].items())
+    triage = report["triage"]
+    print(f"wrote {out_dir}\n  volumes: {volumes}\n  refined boxes: {boxes}\n"
+          f"  triage: {triage['flag']} (score {triage['score']:.3f}) - {triage['hint']}\n"
+          f"  time: {report['timings_s']['total']:.1f} s", file=stream)
+
+
+def _cmd_metrics(args, reporter) -> int:
+    from .io import load_labels
+    from .metrics import CSV_FIELDS, case_metrics, format_table, to_csv_rows
+
+    ref, _ = load_labels(args.ref)
+    import SimpleITK as sitk
+
+    reference = sitk.ReadImage(str(args.ref))
+    pred, _ = load_labels(args.pred, reference=reference)
+    spacing = tuple(reversed(reference.GetSpacing()))
+    table = case_metrics(ref, pred, spacing, empty_hd95=args.empty_hd95)
+    print(format_table(table))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    if args.csv:
+        import csv
+
+        rows = to_csv_rows({args.pred.name: table})
+        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    return 0
+
+
+def _cmd_phantom(args, reporter) -> int:
+    from .phantom import write_phantom_case
+
+    folder = write_phantom_case(args.out, seed=args.seed, spacing=tuple(args.spacing),
+                                naming=args.naming)
+    print(f"wrote phantom case {folder}")
+    return 0
+
+
+def _cmd_demo(args, reporter) -> int:
+    from .demo import run_demo
+
+    return run_demo(args, reporter)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

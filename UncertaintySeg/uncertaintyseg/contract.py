@@ -1,0 +1,172 @@
+"""The output contract: one folder per case (docs/OUTPUT-CONTRACT.md, design section 7).
+
+The folder is assembled under a hidden temporary sibling and renamed when complete, so a
+cancelled or failed run never leaves a half-written result where a reader would look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import REGIONS
+from .io import InputError, labels_to_regions, to_image
+
+IMAGE_FILES = {
+    "probabilities": "probabilities.nii.gz",
+    "probabilities_2d": "probabilities_2d.nii.gz",
+    "probabilities_3d": "probabilities_3d.nii.gz",
+    "uncertainty": "uncertainty.nii.gz",
+}
+SEGMENTATION_FILE = "segmentation.nii.gz"
+BOXES_FILE = "refinement_boxes.json"
+REPORT_FILE = "report.json"
+SNAPSHOT_FILE = "snapshot.png"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class CaseResult:
+    """Everything one run produces for one case, on the input's full grid.
+
+    `labels` is (Z, Y, X) uint8 in the input's convention; the four float maps are
+    (3, Z, Y, X) in REGIONS order; `boxes` hold voxel starts/sizes in (z, y, x) on the
+    full grid; `reference` carries the geometry; `flair` (Z, Y, X) is only used for the
+    snapshot.
+    """
+
+    reference: sitk.Image
+    labels: np.ndarray
+    probabilities: np.ndarray
+    probabilities_2d: np.ndarray
+    probabilities_3d: np.ndarray
+    uncertainty: np.ndarray
+    boxes: list
+    report: dict = field(default_factory=dict)
+    flair: np.ndarray | None = None
+
+
+def _ras_from_lps(point) -> list[float]:
+    # ITK works in LPS, Slicer in RAS: the two differ by the sign of x and y.
+    return [-float(point[0]), -float(point[1]), float(point[2])]
+
+
+def box_to_json(box, reference: sitk.Image, first_score: float) -> dict:
+    """One refinement box as the JSON record of docs/OUTPUT-CONTRACT.md."""
+    start_ijk = [int(v) for v in reversed(box.start)]
+    size_ijk = [int(v) for v in reversed(box.size)]
+    centre_index = [s + (n - 1) / 2.0 for s, n in zip(start_ijk, size_ijk)]
+    centre = reference.TransformContinuousIndexToPhysicalPoint(centre_index)
+    direction = np.array(reference.GetDirection(), dtype=float).reshape(3, 3)
+    axes_ras = direction * np.array([[-1.0], [-1.0], [1.0]])
+    return {
+        "region": box.region,
+        "rank": int(box.rank),
+        "score": float(box.score),
+        "score_fraction": float(box.score / first_score) if first_score > 0 else 0.0,
+        "start_ijk": start_ijk,
+        "size_ijk": size_ijk,
+        "center_ras": _ras_from_lps(centre),
+        "size_mm": [float(n * s) for n, s in zip(size_ijk, reference.GetSpacing())],
+        "axes_ras": axes_ras.tolist(),
+    }
+
+
+def boxes_to_json(boxes, reference: sitk.Image) -> dict:
+    """All boxes, with `score_fraction` relative to each region's first box."""
+    first = {}
+    for box in boxes:
+        first.setdefault(box.region, box.score)
+    records = [box_to_json(b, reference, first[b.region]) for b in boxes]
+    return {"format_version": FORMAT_VERSION, "coordinate_system": "RAS", "boxes": records}
+
+
+def _write_json(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
+    labels = to_image(result.labels.astype(np.uint8), result.reference)
+    sitk.WriteImage(labels, str(folder / SEGMENTATION_FILE), useCompression=True)
+    for attribute, filename in IMAGE_FILES.items():
+        array = np.asarray(getattr(result, attribute), dtype=np.float32)
+        sitk.WriteImage(to_image(array, result.reference), str(folder / filename), useCompression=True)
+    _write_json(boxes_to_json(result.boxes, result.reference), folder / BOXES_FILE)
+    _write_json(result.report, folder / REPORT_FILE)
+    if snapshot and result.flair is not None:
+        from .snapshot import write_snapshot
+
+        spacing_zyx = tuple(reversed(result.reference.GetSpacing()))
+        write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,
+                       result.labels, result.boxes, spacing_zyx,
+                       title=result.report.get("input", {}).get("case_id", ""),
+                       direction=result.reference.GetDirection())
+
+
+def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True) -> Path:
+    """Write the output contract into `out_dir`, atomically.
+
+    Everything is written into a hidden sibling folder first and renamed at the end; an
+    exception (or Ctrl-C) on the way removes the partial folder and leaves an existing
+    `out_dir` untouched. An existing non-empty `out_dir` is replaced only when
+    `overwrite` is true.
+    """
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(f"{out_dir}: the output folder exists and is not empty; "
+                         "choose another --out or pass --overwrite")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        _write_folder(result, partial, snapshot)
+        _replace_folder(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(new, target)
+        return
+    # Move the old folder aside first so that a reader never sees a mix of two runs.
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_outputs(out_dir) -> dict:
+    """Read an output folder back: arrays (as in CaseResult), boxes JSON and report.
+
+    Returns a dict with keys `labels`, the four map names, `boxes` (the JSON records),
+    `report` and `reference` (a SimpleITK image with the case geometry).
+    """
+    out_dir = Path(out_dir)
+    missing = [n for n in [SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE, *IMAGE_FILES.values()]
+               if not (out_dir / n).is_file()]
+    if missing:
+        raise InputError(f"{out_dir}: not a complete UncertaintySeg output folder "
+                         f"(missing {', '.join(missing)}); run `uncertaintyseg predict` again")
+    seg = sitk.ReadImage(str(out_dir / SEGMENTATION_FILE))
+    data = {"reference": seg, "labels": sitk.GetArrayFromImage(seg)}
+    for attribute, filename in IMAGE_FILES.items():
+        data[attribute] = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / filename)))
+    data["boxes"] = json.loads((out_dir / BOXES_FILE).read_text(encoding="utf-8"))["boxes"]
+    data["report"] = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
+    return data
+
+
+def region_volumes_ml(labels: np.ndarray, spacing_zyx) -> dict:
+    """Volumes of ET, TC, WT in millilitres from a label map (Z, Y, X), either convention."""
+    voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
+    regions = labels_to_regions(labels)
+    return {name: float(regions[i].sum()) * voxel_ml for i, name in enumerate(REGIONS)}

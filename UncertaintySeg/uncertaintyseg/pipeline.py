@@ -1,0 +1,271 @@
+"""One case, end to end: 2D projections -> uncertainty -> kernels -> 3D refinement -> fusion.
+
+`run_case` orchestrates the stage modules; it holds no method of its own, so the CLI,
+the Slicer module and notebooks get the same result from the same functions.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from . import REGIONS, __version__
+from .contract import CaseResult, region_volumes_ml
+from .fusion import fuse, normalized_weights
+from .io import Case, regions_to_labels
+from .kernels import Box, kernel_voxels, search_kernels
+from .postprocess import nest, remove_small_components
+from .preprocess import bounding_box, brain_mask, normalize
+from .projection import PRESETS
+from .refine import refine
+from .uncertainty import predict_volume
+
+TRIAGE_THRESHOLD = 0.25
+TRIAGE_DILATION_VOXELS = 3
+
+
+@dataclass
+class Settings:
+    """Every parameter of a run; units in the names or the comments.
+
+    `projections`: origins per slice, an int or a preset name (preview, standard,
+    paper); `kernel_mm`: cube side per region (ET, TC, WT) in mm, None = the model's;
+    `max_overlap`: fraction of a cube's volume; `min_score_fraction`: of the region's
+    first score; `crop_margin`: voxels kept around the brain's bounding box.
+    """
+
+    projections: int | str = "preview"
+    radius: float | None = None
+    stride: int = 8
+    kernel_mm: tuple[float, float, float] | None = None
+    max_overlap: float = 0.4
+    min_score_fraction: float = 0.1
+    max_boxes: int = 8
+    batch_size_2d: int = 16
+    batch_size_3d: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    postprocess: bool = True
+    min_component_fraction: float = 0.1
+    crop_to_brain: bool = True
+    crop_margin: int = 4
+    label_convention: str | None = None
+
+    def resolved_projections(self) -> int | None:
+        """The origin count per slice (None = every grid origin in the brain)."""
+        if isinstance(self.projections, str) and not self.projections.isdigit():
+            return PRESETS[self.projections]
+        return int(self.projections)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; "
+                           "use --device cpu (or auto), or install a CUDA build of torch")
+    return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: fp16 on CUDA, fp32 on the CPU unless bf16 is asked for.
+
+    bf16 on the CPU halves inference time on CPUs with bf16 instructions, but it is
+    slower elsewhere, so `auto` keeps fp32 there and leaves the choice to the user.
+    """
+    if precision == "fp32" or (precision == "auto" and device.type == "cpu"):
+        return None
+    if precision == "auto":
+        return torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class StageTimer:
+    """Collects wall-clock seconds per stage for report.json."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 3)
+
+    def total(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self._start, 3)}
+
+
+@dataclass
+class _Cropped:
+    """The normalised image and mask inside the brain's bounding box."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    box: tuple[slice, slice, slice]
+    offset: tuple[int, int, int] = field(init=False)
+
+    def __post_init__(self):
+        self.offset = tuple(int(s.start or 0) for s in self.box)
+
+
+def _prepare(case: Case, settings: Settings) -> _Cropped:
+    mask = brain_mask(case.image)
+    if not mask.any():
+        raise ValueError(f"{case.case_id}: every modality is zero; nothing to segment")
+    image = normalize(case.image, mask)
+    box = bounding_box(mask, settings.crop_margin) if settings.crop_to_brain else \
+        tuple(slice(0, n) for n in mask.shape)
+    return _Cropped(np.ascontiguousarray(image[(slice(None), *box)]), mask[box], box)
+
+
+def _search_all(uncertainty: np.ndarray, spacing, kernel_mm, settings: Settings) -> list[Box]:
+    boxes = []
+    for index, region in enumerate(REGIONS):
+        size = kernel_voxels(kernel_mm[index], spacing, uncertainty.shape[1:])
+        boxes += search_kernels(uncertainty[index], size, region=region,
+                                max_overlap=settings.max_overlap,
+                                min_score_fraction=settings.min_score_fraction,
+                                max_count=settings.max_boxes)
+    return boxes
+
+
+def _to_full(array: np.ndarray, crop: _Cropped, shape_zyx, fill: float) -> np.ndarray:
+    full = np.full((array.shape[0], *shape_zyx), fill, dtype=np.float32)
+    full[(slice(None), *crop.box)] = array
+    return full
+
+
+def _shift_boxes(boxes: list[Box], offset) -> list[Box]:
+    return [Box(b.region, b.rank, b.score, tuple(int(s + o) for s, o in zip(b.start, offset)),
+                tuple(b.size)) for b in boxes]
+
+
+def _segment(fused: np.ndarray, settings: Settings) -> np.ndarray:
+    regions = nest(fused > 0.5)
+    if settings.postprocess:
+        regions = remove_small_components(regions, settings.min_component_fraction)
+    return regions
+
+
+def run_case(case: Case, model, settings: Settings | None = None, progress=None) -> CaseResult:
+    """Segment one case and quantify its uncertainty (design section 4).
+
+    `case` comes from `io.load_case`; `model` from `models.load_model`; `progress` is
+    called as progress(stage, done, total, message). Returns a CaseResult on the
+    input's full grid, ready for `contract.write_outputs`.
+    """
+    settings = settings or Settings()
+    device = resolve_device(settings.device)
+    autocast = resolve_precision(settings.precision, device)
+    timer = StageTimer()
+    kernel_mm = settings.kernel_mm or model.kernel_mm
+    with timer.stage("preprocess"):
+        crop = _prepare(case, settings)
+    with timer.stage("uncertainty"):
+        projected = predict_volume(
+            model.network_2d, crop.image, crop.mask, settings.resolved_projections(),
+            radius=settings.radius or model.radius, batch_size=settings.batch_size_2d,
+            divisor=model.divisor_2d, device=device, autocast_dtype=autocast,
+            progress=progress)
+    with timer.stage("kernels"):
+        boxes = _search_all(projected.entropy_norm, case.spacing, kernel_mm, settings)
+        _notify(progress, "kernels", f"{len(boxes)} boxes")
+    with timer.stage("refine"):
+        p3d = refine(model.network_3d, crop.image, boxes, batch_size=settings.batch_size_3d,
+                     device=device, divisor=model.divisor_3d, autocast_dtype=autocast,
+                     progress=progress)
+    with timer.stage("fusion"):
+        fused = fuse(projected.p2d, p3d, model.fusion_weights)
+    with timer.stage("postprocess"):
+        regions = _segment(fused, settings)
+    return _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes,
+                     timer, device)
+
+
+def _notify(progress, stage: str, message: str) -> None:
+    if progress is not None:
+        progress(stage, 1, 1, message)
+
+
+def _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes, timer,
+              device) -> CaseResult:
+    shape = case.image.shape[1:]
+    convention = settings.label_convention or case.naming
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[crop.box] = regions_to_labels(regions, convention)
+    uncertainty = _to_full(projected.entropy_norm, crop, shape, 0.0)
+    result = CaseResult(
+        reference=case.reference, labels=labels,
+        probabilities=_to_full(fused, crop, shape, 0.0),
+        probabilities_2d=_to_full(projected.p2d, crop, shape, 0.0),
+        probabilities_3d=_to_full(p3d, crop, shape, -1.0),
+        uncertainty=uncertainty, boxes=_shift_boxes(boxes, crop.offset),
+        flair=case.image[0])
+    result.report = build_report(case, model, settings, projected, result, timer, device,
+                                 convention)
+    return result
+
+
+def triage(uncertainty: np.ndarray, labels: np.ndarray) -> dict:
+    """Case-level uncertainty score: mean max-over-regions normalised entropy over the
+    predicted whole tumour dilated by a few voxels (0 when no tumour is found)."""
+    from scipy.ndimage import binary_dilation
+
+    tumour = labels > 0
+    score = 0.0
+    if tumour.any():
+        zone = binary_dilation(tumour, iterations=TRIAGE_DILATION_VOXELS)
+        score = float(uncertainty.max(axis=0)[zone].mean())
+    flag = "review" if score >= TRIAGE_THRESHOLD else "routine"
+    hint = ("The model disagrees with itself over much of the tumour: review this case "
+            "slice by slice, starting with the boxes." if flag == "review" else
+            "The model is consistent over most of the tumour: check the boxes first.")
+    return {"score": round(score, 4), "threshold": TRIAGE_THRESHOLD, "flag": flag,
+            "hint": hint}
+
+
+def _fusion_report(weights: np.ndarray) -> dict:
+    out = {}
+    for index, region in enumerate(REGIONS):
+        w2d, w3d, b = (float(v) for v in weights[index])
+        n2d, n3d = normalized_weights(weights[index])
+        out[region] = {"w2d": w2d, "w3d": w3d, "b": b,
+                       "w2d_normalized": float(n2d), "w3d_normalized": float(n3d)}
+    return out
+
+
+def build_report(case, model, settings, projected, result, timer, device, convention) -> dict:
+    """The report.json record (docs/OUTPUT-CONTRACT.md)."""
+    per_slice = projected.projections_per_slice
+    used = per_slice[per_slice > 0]
+    return {
+        "software": {"name": "uncertaintyseg", "version": __version__},
+        "model": {"name": model.name, "version": model.version, "trained": model.trained,
+                  "description": model.description},
+        "input": {"case_id": case.case_id, "paths": {k: str(v) for k, v in case.paths.items()},
+                  "naming": case.naming, "label_convention": convention,
+                  "shape_zyx": list(case.image.shape[1:]), "spacing_zyx": list(case.spacing)},
+        "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
+                     "projections_per_slice_asked": settings.resolved_projections()},
+        "device": {"name": str(device), "torch": torch.__version__,
+                   "threads": torch.get_num_threads(), "machine": platform.machine()},
+        "timings_s": timer.total(),
+        "projections_per_slice": {"min": int(used.min()) if used.size else 0,
+                                  "max": int(used.max()) if used.size else 0,
+                                  "mean": float(used.mean()) if used.size else 0.0,
+                                  "slices": int(used.size)},
+        "boxes_per_region": {r: sum(b.region == r for b in result.boxes) for r in REGIONS},
+        "fusion_weights": _fusion_report(np.asarray(model.fusion_weights, dtype=float)),
+        "volumes_ml": region_volumes_ml(result.labels, case.spacing),
+        "triage": triage(result.uncertainty, result.labels),
+    }
