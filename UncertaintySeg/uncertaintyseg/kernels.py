@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import REGIONS
+
 Triple = tuple[int, int, int]
 
 
@@ -219,4 +221,21 @@ def brute_force_search(u: np.ndarray, size: Sequence[int], region: str = "ET",
             break
         if all(overlap_fraction(positions[i], b.start, size) <= max_overlap for b in boxes):
             boxes.append(Box(region, len(boxes) + 1, scores[i], positions[i], size))
+    return boxes
+
+
+def search_regions(uncertainty: np.ndarray, spacing_zyx: Sequence[float],
+                   kernel_mm: Sequence[float], max_overlap: float = 0.4,
+                   min_score_fraction: float = 0.1, max_count: int = 8) -> list[Box]:
+    """The kernel search for every region of a (3, Z, Y, X) uncertainty map.
+
+    `kernel_mm` holds the cube side per region in REGIONS order (ET, TC, WT), in mm;
+    the boxes come region by region, each region's in rank order.
+    """
+    boxes: list[Box] = []
+    for index, region in enumerate(REGIONS):
+        size = kernel_voxels(kernel_mm[index], spacing_zyx, uncertainty.shape[1:])
+        boxes += search_kernels(uncertainty[index], size, region=region,
+                                max_overlap=max_overlap,
+                                min_score_fraction=min_score_fraction, max_count=max_count)
     return boxes

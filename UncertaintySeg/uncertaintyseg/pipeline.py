@@ -18,7 +18,7 @@ from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .fusion import fuse, normalized_weights
 from .io import Case, regions_to_labels
-from .kernels import Box, kernel_voxels, search_kernels
+from .kernels import Box, search_regions
 from .postprocess import nest, remove_small_components
 from .preprocess import bounding_box, brain_mask, normalize
 from .projection import PRESETS
@@ -128,17 +128,6 @@ def _prepare(case: Case, settings: Settings) -> _Cropped:
     return _Cropped(np.ascontiguousarray(image[(slice(None), *box)]), mask[box], box)
 
 
-def _search_all(uncertainty: np.ndarray, spacing, kernel_mm, settings: Settings) -> list[Box]:
-    boxes = []
-    for index, region in enumerate(REGIONS):
-        size = kernel_voxels(kernel_mm[index], spacing, uncertainty.shape[1:])
-        boxes += search_kernels(uncertainty[index], size, region=region,
-                                max_overlap=settings.max_overlap,
-                                min_score_fraction=settings.min_score_fraction,
-                                max_count=settings.max_boxes)
-    return boxes
-
-
 def _to_full(array: np.ndarray, crop: _Cropped, shape_zyx, fill: float) -> np.ndarray:
     full = np.full((array.shape[0], *shape_zyx), fill, dtype=np.float32)
     full[(slice(None), *crop.box)] = array
@@ -178,7 +167,9 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
             divisor=model.divisor_2d, device=device, autocast_dtype=autocast,
             progress=progress)
     with timer.stage("kernels"):
-        boxes = _search_all(projected.entropy_norm, case.spacing, kernel_mm, settings)
+        boxes = search_regions(projected.entropy_norm, case.spacing, kernel_mm,
+                               settings.max_overlap, settings.min_score_fraction,
+                               settings.max_boxes)
         _notify(progress, "kernels", f"{len(boxes)} boxes")
     with timer.stage("refine"):
         p3d = refine(model.network_3d, crop.image, boxes, batch_size=settings.batch_size_3d,
