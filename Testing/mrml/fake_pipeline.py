@@ -1,0 +1,52 @@
+"""A stand-in *process* for testing the runner (not the pipeline): prints progress lines
+in the CLI's JSON-lines format and behaves as the command line asks.
+
+    fake_pipeline.py ok OUT        three stages, then "finished" naming OUT; exit 0
+    fake_pipeline.py error         a progress line, a log line, an "error" line; exit 2
+    fake_pipeline.py crash         log lines, then exit 3 without an "error" line
+    fake_pipeline.py hang PIDFILE  spawns a child (a grandchild of the runner) that
+                                   ignores SIGINT and writes its pid to PIDFILE; both sleep
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+
+def emit(stage, done, total, message=""):
+    print(json.dumps({"stage": stage, "done": done, "total": total, "message": message}), flush=True)
+
+
+def main(mode: str, arg: str | None) -> int:
+    if mode == "ok":
+        print("a line for the log, not JSON", flush=True)
+        for stage in ("load", "uncertainty", "kernels"):
+            emit(stage, 0, 2)
+            emit(stage, 2, 2, f"{stage} done")
+        emit("finished", 1, 1, arg)
+        return 0
+    if mode == "error":
+        emit("load", 1, 1)
+        print("Traceback (most recent call last): something for the log", flush=True)
+        emit("error", 0, 1, "error: FLAIR file is empty: case_flair.nii.gz")
+        return 2
+    if mode == "crash":
+        for i in range(20):
+            print(f"log line {i}", flush=True)
+        return 3
+    if mode == "hang":
+        # The grandchild ignores SIGINT, so only the runner's SIGKILL can end it.
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import os, signal, sys, time;"
+                                  " signal.signal(signal.SIGINT, signal.SIG_IGN);"
+                                  " open(sys.argv[1], 'w').write(str(os.getpid()));"
+                                  " time.sleep(120)", arg])
+        emit("uncertainty", 1, 10, f"child {child.pid}")
+        time.sleep(120)
+        return 0
+    return 64
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None))

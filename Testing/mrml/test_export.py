@@ -1,0 +1,109 @@
+"""Export after an edit: the label map on the input's grid, in the input's convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mrml_helpers import SLICER_CORE
+
+slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
+
+from UncertaintySegLib.editing import configure_segment_editor, editor_is_overwrite_none  # noqa: E402
+from UncertaintySegLib.export import ExportError, LabelExporter  # noqa: E402
+from UncertaintySegLib.scene import ResultLoader  # noqa: E402
+from UncertaintySegLib.volumes import read_scalar_volume  # noqa: E402
+
+
+def _flair(logics, case):
+    path = next(p for p in case.input_dir.iterdir() if "flair" in p.name or "t2f" in p.name)
+    return read_scalar_volume(logics.volumes, path, "FLAIR")
+
+
+def _replace_segment(logics, segmentation, name, mask, reference):
+    """Set a segment to a (Z, Y, X) mask on the reference grid, as an editor effect would."""
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    image = slicer.vtkOrientedImageData()
+    image.SetDimensions(mask.shape[2], mask.shape[1], mask.shape[0])
+    matrix = vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(matrix)
+    image.SetImageToWorldMatrix(matrix)
+    image.GetPointData().SetScalars(numpy_to_vtk(mask.astype(np.uint8).ravel(), deep=True))
+    segment_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName(name)
+    assert logics.segmentations.SetBinaryLabelmapToSegment(
+        image, segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE,
+        image.GetExtent())
+
+
+def _read(path):
+    import SimpleITK as sitk
+
+    return sitk.ReadImage(str(path))
+
+
+def test_export_after_edit_matches_the_edited_voxels(logics, any_case, tmp_path):
+    flair = _flair(logics, any_case)
+    run = ResultLoader(logics).load(any_case.output_dir, reference_volume=flair)
+    labels = any_case.labels
+    et_value = 3 if any_case.convention == "brats2023" else 4
+    # Edit 1, with overwrite-none: paint NCR into a block of edema; ED keeps those voxels
+    # too, and the export must give them to the inner class (NCR).
+    painted = np.zeros(labels.shape, bool)
+    painted[19:23, 20:26, 27:33] = True
+    painted &= labels == 2
+    # Edit 2: erase part of the enhancing rim.
+    erased = np.zeros(labels.shape, bool)
+    erased[20:23, 14:30, 14:20] = True
+    erased &= labels == et_value
+    assert painted.sum() > 20 and erased.sum() > 20
+    _replace_segment(logics, run.segmentation, "NCR", (labels == 1) | painted, flair)
+    _replace_segment(logics, run.segmentation, "ET", (labels == et_value) & ~erased, flair)
+    expected = labels.copy()
+    expected[painted] = 1
+    expected[erased] = 0
+
+    path = LabelExporter(logics).export(run.segmentation, flair, tmp_path / "edited.nii.gz")
+    written, original = _read(path), _read(any_case.output_dir / "segmentation.nii.gz")
+    import SimpleITK as sitk
+
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(written), expected)
+    assert written.GetPixelIDValue() == sitk.sitkUInt8
+    assert written.GetSize() == original.GetSize()
+    np.testing.assert_allclose(written.GetSpacing(), original.GetSpacing(), atol=1e-5)
+    np.testing.assert_allclose(written.GetOrigin(), original.GetOrigin(), atol=1e-4)
+    np.testing.assert_allclose(written.GetDirection(), original.GetDirection(), atol=1e-5)
+
+
+def test_convention_can_be_chosen_and_missing_segment_is_refused(logics, case2018, tmp_path):
+    import SimpleITK as sitk
+
+    run = ResultLoader(logics).load(case2018.output_dir)
+    exporter = LabelExporter(logics)
+    path = exporter.export(run.segmentation, None, tmp_path / "as2023.nii.gz", "brats2023")
+    array = sitk.GetArrayFromImage(_read(path))
+    np.testing.assert_array_equal(array == 3, case2018.labels == 4)
+    assert 4 not in np.unique(array)
+
+    segmentation = run.segmentation.GetSegmentation()
+    segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("ED")).SetName("Oedema")
+    nodes_before = logics.scene.GetNumberOfNodes()
+    with pytest.raises(ExportError, match="ED not found.*keep the names"):
+        exporter.export(run.segmentation, None, tmp_path / "x.nii.gz")
+    assert logics.scene.GetNumberOfNodes() == nodes_before
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_segment_editor_is_set_to_overwrite_none(logics, case2018):
+    flair = _flair(logics, case2018)
+    run = ResultLoader(logics).load(case2018.output_dir, reference_volume=flair)
+    editor = logics.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+    editor.SetOverwriteMode(editor.OverwriteAllSegments)
+    configure_segment_editor(editor, run.segmentation, flair, selected_segment="NCR")
+    assert editor_is_overwrite_none(editor)
+    assert editor.GetSegmentationNode() is run.segmentation
+    assert editor.GetSourceVolumeNode() is flair
+    assert editor.GetMaskMode() == run.segmentation.EditAllowedEverywhere
+    selected = run.segmentation.GetSegmentation().GetSegment(editor.GetSelectedSegmentID())
+    assert selected.GetName() == "NCR"

@@ -1,0 +1,123 @@
+"""The background-process runner against a small fake process (fake_pipeline.py).
+
+Pure Python: no slicer-core needed. The fake prints the CLI's JSON-lines protocol; these
+tests check parsing, the final folder, error messages and that cancel ends the whole
+process tree, grandchildren included.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from UncertaintySegLib.process import (PipelineProcess, ProgressEvent, overall_fraction,
+                                       parse_progress_line, predict_command)
+
+FAKE = str(Path(__file__).with_name("fake_pipeline.py"))
+
+
+def run_to_end(process: PipelineProcess, timeout: float = 20.0) -> list[ProgressEvent]:
+    process.start()
+    events, deadline = [], time.monotonic() + timeout
+    while not process.finished():
+        events += process.poll()
+        assert time.monotonic() < deadline, "the fake process did not finish"
+        time.sleep(0.02)
+    return events + process.poll()
+
+
+def test_parse_progress_line_accepts_protocol_and_rejects_other_text():
+    event = parse_progress_line('{"stage": "refine", "done": 3, "total": 4, "message": "cube 3"}')
+    assert event == ProgressEvent("refine", 3, 4, "cube 3")
+    assert event.fraction == 0.75
+    for line in ("plain log text", "{not json", '{"done": 1}', "[1, 2]",
+                 '{"stage": "x", "done": "many"}'):
+        assert parse_progress_line(line) is None
+
+
+def test_overall_fraction_counts_earlier_stages_as_done():
+    start_refine = overall_fraction(ProgressEvent("refine", 0, 10))
+    mid_refine = overall_fraction(ProgressEvent("refine", 5, 10))
+    end_write = overall_fraction(ProgressEvent("write", 1, 1))
+    assert 0.5 < start_refine < mid_refine < end_write <= 1.0
+    assert overall_fraction(ProgressEvent("load", 0, 1)) == 0.0
+    assert overall_fraction(ProgressEvent("finished", 1, 1)) == 1.0
+
+
+def test_successful_run_streams_events_and_names_output(tmp_path):
+    process = PipelineProcess([sys.executable, FAKE, "ok", str(tmp_path / "out")])
+    events = run_to_end(process)
+    assert [e.stage for e in events][:2] == ["load", "load"]
+    assert events[-1] == ProgressEvent("finished", 1, 1, str(tmp_path / "out"))
+    assert process.returncode == 0
+    assert process.output_folder() == tmp_path / "out"
+    assert process.error_message() is None
+    assert process.log == ["a line for the log, not JSON"]
+
+
+def test_error_line_becomes_the_message():
+    process = PipelineProcess([sys.executable, FAKE, "error"])
+    run_to_end(process)
+    assert process.returncode == 2
+    assert process.output_folder() is None
+    assert process.error_message() == "error: FLAIR file is empty: case_flair.nii.gz"
+    assert any("Traceback" in line for line in process.log)
+
+
+def test_crash_without_error_line_reports_exit_code_and_log_tail():
+    process = PipelineProcess([sys.executable, FAKE, "crash"])
+    run_to_end(process)
+    message = process.error_message()
+    assert "exit code 3" in message
+    assert "log line 19" in message and "log line 0\n" not in message
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent) counts as ended.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX process groups; Windows uses taskkill /T")
+def test_cancel_kills_the_child_of_the_child(tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    process = PipelineProcess([sys.executable, FAKE, "hang", str(pid_file)])
+    process.start()
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and process.running(), "the fake did not start"
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    assert _alive(grandchild)
+    process.cancel(grace_s=0.5)
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild), "the grandchild survived cancel"
+    assert not process.running()
+    assert process.error_message().startswith("Cancelled")
+
+
+def test_predict_command_matches_the_cli_options(tmp_path):
+    command = predict_command("python", tmp_path / "case", tmp_path / "out", model="phantom",
+                              device="cpu", projections="preview", kernel_mm=(32, 32, 64),
+                              max_overlap=0.4, min_score_fraction=0.1, max_boxes=8)
+    assert command[:4] == ["python", "-m", "uncertaintyseg", "predict"]
+    text = " ".join(command)
+    for part in ("--case", "--out", "--progress json", "--model phantom", "--device cpu",
+                 "--projections preview", "--kernel-mm 32 32 64", "--max-overlap 0.4",
+                 "--min-score-fraction 0.1", "--max-boxes 8"):
+        assert part in text
+    cli = pytest.importorskip("uncertaintyseg.cli", reason="the pipeline's CLI is not importable")
+    args = cli.build_parser().parse_args(command[3:])
+    assert args.projections == "preview" and args.kernel_mm == [32.0, 32.0, 64.0]
+    assert args.progress == "json" and args.max_boxes == 8

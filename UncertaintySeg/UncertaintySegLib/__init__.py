@@ -1,0 +1,22 @@
+"""UncertaintySegLib: the Slicer side of UncertaintySeg.
+
+Small classes that receive their collaborators (the scene and module logics) so that they
+run the same inside the Slicer application and under the slicer-core wheel:
+
+- inputs:  choosing FLAIR/T1/T1ce/T2 from volume names, grid checks, writing inputs
+- process: the pipeline as a background process (JSON-lines progress, cancel = kill tree)
+- runner:  one run on scene volumes, from inputs to loaded results
+- scene:   an output folder into MRML nodes (segmentation, heatmap, ROIs, hierarchy)
+- export:  the edited segmentation back to a BraTS label map
+- review:  box table, reviewed ticks, centring the views, triage text
+- editing: Segment Editor set to overwrite-none
+- render:  offscreen slice and 3D views (EGL) to PNG
+- bundle:  a whole scene (.mrb) from the command line
+- deps:    installing the pipeline's packages into Slicer's Python on first use
+
+Nothing here imports torch; submodules import slicer/vtk only when they need them, so
+importing this package is cheap.
+"""
+
+__all__ = ["bundle", "context", "deps", "editing", "export", "inputs", "process", "render",
+           "review", "runner", "scene", "segments", "volumes"]

@@ -1,0 +1,67 @@
+"""The scene and the module logics the Lib works with.
+
+Inside Slicer the application owns them (`SceneLogics.from_application` in the module
+file gathers them); outside Slicer, under the slicer-core wheel, `create_headless_logics`
+builds the same set. Either way the Lib classes receive them as arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SceneLogics:
+    """A scene with the logics the Lib needs (all Slicer/VTK objects)."""
+
+    scene: object
+    app_logic: object
+    segmentations: object   # vtkSlicerSegmentationsModuleLogic
+    markups: object         # vtkSlicerMarkupsLogic
+    volumes: object         # vtkSlicerVolumesLogic
+    subject_hierarchy: object
+
+
+def _register(logic, name: str, scene, app_logic):
+    logic.SetMRMLScene(scene)
+    logic.SetMRMLApplicationLogic(app_logic)
+    app_logic.SetModuleLogic(name, logic)
+    return logic
+
+
+def create_headless_logics(scene=None) -> SceneLogics:
+    """Build a scene, an application logic and the module logics without the Slicer GUI.
+
+    Order matters: the Segmentations module logic must exist before the first
+    segmentation node is created, or closed surfaces are never made (it registers the
+    representation converters); the Colors logic must be known to the application logic
+    before a volume is added, or display nodes get no colour table.
+    """
+    import slicer
+    from vtkmodules.vtkCommonCore import vtkCollection
+
+    scene = scene or slicer.vtkMRMLScene()
+    crosshair = slicer.vtkMRMLCrosshairNode()
+    crosshair.SetCrosshairName("default")
+    scene.AddNode(crosshair)
+
+    app_logic = slicer.vtkSlicerApplicationLogic()
+    app_logic.SetMRMLScene(scene)
+    colors = app_logic.GetColorLogic()
+    colors.SetMRMLScene(scene)
+    colors.AddDefaultColorNodes()
+    app_logic.SetModuleLogic("Colors", colors)
+    app_logic.SetSliceLogics(vtkCollection())
+    app_logic.SetViewLogics(vtkCollection())
+    # Views created later find the application logic through these factories.
+    slicer.vtkMRMLSliceViewDisplayableManagerFactory.GetInstance().SetMRMLApplicationLogic(app_logic)
+    slicer.vtkMRMLThreeDViewDisplayableManagerFactory.GetInstance().SetMRMLApplicationLogic(app_logic)
+
+    subject_hierarchy = _register(slicer.vtkSlicerSubjectHierarchyModuleLogic(), "SubjectHierarchy",
+                                  scene, app_logic)
+    segmentations = _register(slicer.vtkSlicerSegmentationsModuleLogic(), "Segmentations",
+                              scene, app_logic)
+    markups = _register(slicer.vtkSlicerMarkupsLogic(), "Markups", scene, app_logic)
+    volumes = _register(slicer.vtkSlicerVolumesLogic(), "Volumes", scene, app_logic)
+    slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, True)
+    return SceneLogics(scene, app_logic, segmentations, markups, volumes, subject_hierarchy)

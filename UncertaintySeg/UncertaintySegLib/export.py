@@ -1,0 +1,106 @@
+"""The (edited) segmentation back to a BraTS label map on the input's grid.
+
+The label value of each segment comes from an explicit colour table built for the
+convention (names NCR, ED, ET): without one, Slicer numbers the segments 1, 2, 3 in
+order, and ET = 4 would come back as 3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .segments import EXPORT_ORDER, label_values, normalise_convention
+from .volumes import segment_colour_table, volume_array
+
+ATTR_CONVENTION = "UncertaintySeg.LabelConvention"
+
+
+class ExportError(ValueError):
+    """The segmentation cannot be exported as asked."""
+
+
+class LabelExporter:
+    """Writes segmentation nodes as uint8 BraTS label maps.
+
+    `logics` is a context.SceneLogics (scene + Segmentations module logic).
+    """
+
+    def __init__(self, logics):
+        self.scene = logics.scene
+        self.segmentations = logics.segmentations
+
+    def to_labelmap_node(self, segmentation, reference_volume, convention: str | None = None):
+        """A new label map volume node (in the scene) on `reference_volume`'s grid.
+
+        Segments are merged outer class first (ED, NCR, ET), so a voxel that an edit left
+        in two segments takes the inner class. The caller removes the node when done.
+        """
+        import slicer
+
+        convention = normalise_convention(
+            convention or segmentation.GetAttribute(ATTR_CONVENTION))
+        ids = self._segment_ids(segmentation)
+        table = segment_colour_table(self.scene, convention, "UncertaintySeg export labels")
+        labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "export labels")
+        try:
+            ok = self.segmentations.ExportSegmentsToLabelmapNode(
+                segmentation, ids, labelmap, reference_volume,
+                slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, table)
+            if not ok:
+                raise ExportError("Slicer could not export the segments as a label map")
+        except Exception:
+            self.scene.RemoveNode(labelmap)
+            raise
+        finally:
+            self.scene.RemoveNode(table)
+        self._check_values(labelmap, convention)
+        return labelmap
+
+    @staticmethod
+    def _segment_ids(segmentation) -> list[str]:
+        ids, missing = [], []
+        for name in EXPORT_ORDER:
+            segment_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName(name)
+            if segment_id:
+                ids.append(segment_id)
+            else:
+                missing.append(name)
+        if missing:
+            raise ExportError(f"segment(s) {', '.join(missing)} not found in "
+                              f"'{segmentation.GetName()}': keep the names NCR, ED and ET "
+                              "(rename them back in the Segment Editor) and export again")
+        return ids
+
+    @staticmethod
+    def _check_values(labelmap, convention: str) -> None:
+        allowed = {0, *label_values(convention).values()}
+        found = set(np.unique(volume_array(labelmap)).tolist())
+        if not found <= allowed:
+            raise ExportError(f"export produced label values {sorted(found - allowed)} outside "
+                              f"{sorted(allowed)}: the colour table did not map the segments")
+
+    def export(self, segmentation, reference_volume, path, convention: str | None = None) -> Path:
+        """Write the label map as NIfTI (uint8, `reference_volume`'s geometry); returns path."""
+        from vtkmodules.vtkImagingCore import vtkImageCast
+
+        import slicer
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        labelmap = self.to_labelmap_node(segmentation, reference_volume, convention)
+        try:
+            cast = vtkImageCast()
+            cast.SetInputData(labelmap.GetImageData())
+            cast.SetOutputScalarTypeToUnsignedChar()
+            cast.Update()
+            labelmap.SetAndObserveImageData(cast.GetOutput())
+            writer = slicer.vtkMRMLVolumeArchetypeStorageNode()
+            writer.SetFileName(str(path))
+            writer.SetUseCompression(True)
+            if not writer.WriteData(labelmap):
+                raise ExportError(f"could not write {path}: check the folder's permissions")
+        finally:
+            self.scene.RemoveNode(labelmap)
+        return path
