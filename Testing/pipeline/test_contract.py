@@ -34,7 +34,9 @@ def _result(seed=0, shape=(12, 16, 14)):
     boxes = [Box("ET", 1, 10.0, (2, 3, 4), (4, 6, 4)), Box("ET", 2, 4.0, (5, 1, 2), (4, 6, 4)),
              Box("WT", 1, 30.0, (0, 0, 0), (8, 8, 8))]
     return CaseResult(reference=_reference(shape), labels=labels, probabilities_3d=p3d,
-                      boxes=boxes, report={"input": {"case_id": "x"}}, flair=None, **maps)
+                      boxes=boxes, flair=None, **maps,
+                      report={"software": {"name": "uncertaintyseg"}, "input": {"case_id": "x"},
+                              "timings_s": {"uncertainty": 2.0, "total": 2.0}})
 
 
 def test_read_back_equals_what_was_written(tmp_path):
@@ -55,6 +57,7 @@ def test_read_back_equals_what_was_written(tmp_path):
     assert channel.GetDirection() == pytest.approx(ref.GetDirection(), abs=1e-6)
     assert channel.GetOrigin() == pytest.approx(ref.GetOrigin(), abs=1e-5)
     assert data["report"] == result.report
+    assert "uncertainty_raw" not in data
 
 
 def test_box_centre_and_axes_in_ras():
@@ -108,3 +111,44 @@ def test_boxes_json_is_plain_json(tmp_path):
     out = write_outputs(_result(), tmp_path / "out", snapshot=False)
     data = json.loads((out / "refinement_boxes.json").read_text())
     assert data["coordinate_system"] == "RAS" and len(data["boxes"]) == 3
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_result(tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    with pytest.raises(InputError, match="not an UncertaintySeg result"):
+        write_outputs(_result(), precious, overwrite=True, snapshot=False)
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    with pytest.raises(InputError, match="is a file"):
+        write_outputs(_result(), precious / "thesis.txt", snapshot=False)
+
+
+def test_write_time_and_total_are_recorded(tmp_path):
+    result = _result()
+    out = write_outputs(result, tmp_path / "out", snapshot=False)
+    timings = read_outputs(out)["report"]["timings_s"]
+    assert timings["write"] > 0
+    assert timings["total"] == pytest.approx(timings["uncertainty"] + timings["write"], abs=2e-3)
+
+
+def test_raw_entropy_is_written_when_present(tmp_path):
+    result = _result()
+    result.uncertainty_raw = result.uncertainty * np.log(16)
+    out = write_outputs(result, tmp_path / "out", snapshot=False)
+    np.testing.assert_allclose(read_outputs(out)["uncertainty_raw"], result.uncertainty_raw)
+
+
+def test_results_are_readable_by_others_and_stale_partials_go(tmp_path):
+    import os
+    import stat
+
+    stale = tmp_path / ".out.partial-999999999-abc"   # no such process
+    stale.mkdir()
+    live = tmp_path / f".out.partial-{os.getpid()}-abc"   # a writer that is still running
+    live.mkdir()
+    out = write_outputs(_result(), tmp_path / "out", snapshot=False)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
+    assert not stale.exists() and live.exists()

@@ -344,3 +344,23 @@ def test_real_brats2018_case():
     assert set(np.unique(labels).tolist()) == {0, 1, 2, 4}
     regions = io.labels_to_regions(labels)
     np.testing.assert_array_equal(io.regions_to_labels(regions, convention), labels)
+
+
+def test_explicit_paths_refuse_one_file_for_two_modalities(tmp_path):
+    from uncertaintyseg.phantom import write_phantom_case
+
+    case = write_phantom_case(tmp_path, seed=0, shape=(8, 24, 20))
+    files = io.find_case_files(case)
+    paths = dict(files, t1=files["flair"])
+    with pytest.raises(io.InputError, match="both flair and t1"):
+        io.load_case(paths=paths)
+
+
+def test_explicit_paths_refuse_swapped_names(tmp_path):
+    from uncertaintyseg.phantom import write_phantom_case
+
+    case = write_phantom_case(tmp_path, seed=0, shape=(8, 24, 20))
+    files = io.find_case_files(case)
+    swapped = dict(files, flair=files["t1ce"], t1ce=files["flair"])
+    with pytest.raises(io.InputError, match="its name says t1ce"):
+        io.load_case(paths=swapped)

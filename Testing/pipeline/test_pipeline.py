@@ -2,11 +2,14 @@
 
 import numpy as np
 import pytest
+import SimpleITK as sitk
+import torch
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.io import load_case, labels_to_regions
-from uncertaintyseg.models import load_model
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.io import Case, InputError, load_case, labels_to_regions
+from uncertaintyseg.models import Model, load_model
+from uncertaintyseg.phantom import make_phantom, write_phantom_case
+from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize
 from uncertaintyseg.pipeline import Settings, run_case, triage
 
 SHAPE = (24, 56, 48)
@@ -94,3 +97,62 @@ def test_crop_is_optional_and_consistent(tmp_path):
     assert result.labels.shape == (16, 40, 36)
     outside_brain = ~(case.image != 0).any(axis=0)
     assert result.labels[outside_brain].max(initial=0) == 0 or outside_brain.sum() == 0
+
+
+class _Pointwise(torch.nn.Module):
+    """Logits that are a fixed function of each voxel's own intensities: the projection
+    round trip then gives back (almost) the same map, whatever the origins."""
+
+    def forward(self, x):
+        return 2.0 * x[:, [0, 2, 3]]
+
+
+def _padded_case(pad):
+    phantom = make_phantom(shape=(20, 44, 40), spacing=(2.0, 1.5, 1.5), seed=6)
+    image = np.pad(phantom.image, ((0, 0), *pad))
+    reference = sitk.GetImageFromArray(np.zeros(image.shape[1:], np.uint8))
+    reference.SetSpacing((1.5, 1.5, 2.0))
+    return Case(image=image, reference=reference, spacing=(2.0, 1.5, 1.5), paths={},
+                case_id="padded", naming="brats2018")
+
+
+def _pointwise_model():
+    return Model(name="pointwise", version="test", network_2d=_Pointwise(),
+                 network_3d=_Pointwise(), fusion_weights=np.array([[1.0, 1.0, 0.0]] * 3),
+                 radius=None, divisor_2d=1, divisor_3d=1, kernel_mm=(12.0, 12.0, 24.0),
+                 trained=False, description="test network")
+
+
+def test_crop_offsets_on_every_axis():
+    # Zero margins wider than the crop margin make the brain's bounding box start at a
+    # non-zero voxel on every axis, so an offset bug in pasting back shows.
+    pad = ((7, 5), (9, 6), (11, 8))
+    case = _padded_case(pad)
+    result = run_case(case, _pointwise_model(), Settings(projections=3, max_boxes=2))
+    normalised = normalize(case.image, brain_mask(case.image))
+    expected = 1.0 / (1.0 + np.exp(-2.0 * normalised[[0, 2, 3]]))
+    brain = brain_mask(case.image)
+    error = np.abs(result.probabilities_2d - expected)[:, brain].mean()
+    shifted = np.roll(expected, (1, 2, 2), axis=(1, 2, 3))
+    error_shifted = np.abs(result.probabilities_2d - shifted)[:, brain].mean()
+    assert error < 0.5 * error_shifted
+    outside = np.ones(brain.shape, bool)
+    outside[bounding_box(brain, Settings().crop_margin)] = False
+    assert outside.any() and (result.probabilities_2d[:, outside] == 0).all()
+    assert (result.probabilities_3d[:, outside] == -1).all()
+    for box in result.boxes:
+        region = REGIONS.index(box.region)
+        assert result.uncertainty[(region, *box.slices)].sum() == pytest.approx(box.score, rel=1e-4)
+        # 12 mm (ET, TC) and 24 mm (WT) cubes at (2, 1.5, 1.5) mm spacing.
+        expected_size = (6, 8, 8) if box.region != "WT" else (12, 16, 16)
+        assert tuple(box.size) == expected_size
+
+
+def test_bad_settings_fail_before_any_work():
+    for kwargs, flag in [({"projections": "foo"}, "--projections"),
+                         ({"projections": -3}, "--projections"),
+                         ({"max_overlap": 2.0}, "--max-overlap"),
+                         ({"kernel_mm": (0.0, 1.0, 1.0)}, "--kernel-mm"),
+                         ({"batch_size_3d": 0}, "--batch-size-3d")]:
+        with pytest.raises(InputError, match=flag):
+            Settings(**kwargs)

@@ -173,8 +173,11 @@ def main(argv=None) -> int:
     try:
         return args.handler(args, reporter) or 0
     except KeyboardInterrupt:
-        reporter.error("cancelled; no output was written")
-        print("cancelled; no output was written", file=sys.stderr)
+        written = getattr(args, "written", None)
+        message = (f"cancelled after the results were written to {written}" if written
+                   else "cancelled; no output was written")
+        reporter.error(message)
+        print(message, file=sys.stderr)
         return EXIT_CANCELLED
     except (InputError, FileNotFoundError) as error:
         return _fail(reporter, f"error: {error}", args.debug, EXIT_INPUT_ERROR)
@@ -237,11 +240,12 @@ def run_predict(args, reporter, case=None):
     """Load (or take) a case, run it, write the contract; returns (out_dir, result)."""
     import torch
 
-    from .contract import write_outputs
+    from .contract import check_output_folder, write_outputs
     from .pipeline import resolve_device, run_case
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    check_output_folder(args.out, args.overwrite)
     start = time.perf_counter()
     case = case if case is not None else _case_from_args(args)
     load_seconds = time.perf_counter() - start
@@ -252,6 +256,7 @@ def run_predict(args, reporter, case=None):
     reporter("write", 0, 1, str(args.out))
     out_dir = write_outputs(result, args.out, overwrite=args.overwrite,
                             snapshot=not args.no_snapshot)
+    args.written = out_dir
     reporter("write", 1, 1, str(out_dir))
     return out_dir, result
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,8 @@ IMAGE_FILES = {
     "probabilities_3d": "probabilities_3d.nii.gz",
     "uncertainty": "uncertainty.nii.gz",
 }
+# Written when the run has them; readers must not require them.
+OPTIONAL_IMAGE_FILES = {"uncertainty_raw": "uncertainty_raw.nii.gz"}
 SEGMENTATION_FILE = "segmentation.nii.gz"
 BOXES_FILE = "refinement_boxes.json"
 REPORT_FILE = "report.json"
@@ -51,6 +54,7 @@ class CaseResult:
     boxes: list
     report: dict = field(default_factory=dict)
     flair: np.ndarray | None = None
+    uncertainty_raw: np.ndarray | None = None
 
 
 def _ras_from_lps(point) -> list[float]:
@@ -92,14 +96,22 @@ def _write_json(data: dict, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
+def _write_images(result: CaseResult, folder: Path) -> None:
     labels = to_image(result.labels.astype(np.uint8), result.reference)
     sitk.WriteImage(labels, str(folder / SEGMENTATION_FILE), useCompression=True)
-    for attribute, filename in IMAGE_FILES.items():
+    images = dict(IMAGE_FILES)
+    if result.uncertainty_raw is not None:
+        images.update(OPTIONAL_IMAGE_FILES)
+    for attribute, filename in images.items():
         array = np.asarray(getattr(result, attribute), dtype=np.float32)
-        sitk.WriteImage(to_image(array, result.reference), str(folder / filename), useCompression=True)
+        sitk.WriteImage(to_image(array, result.reference), str(folder / filename),
+                        useCompression=True)
+
+
+def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
+    start = time.perf_counter()
+    _write_images(result, folder)
     _write_json(boxes_to_json(result.boxes, result.reference), folder / BOXES_FILE)
-    _write_json(result.report, folder / REPORT_FILE)
     if snapshot and result.flair is not None:
         from .snapshot import write_snapshot
 
@@ -108,6 +120,61 @@ def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
                        result.labels, result.boxes, spacing_zyx,
                        title=result.report.get("input", {}).get("case_id", ""),
                        direction=result.reference.GetDirection())
+    # report.json goes last, with the write time in it: its presence marks a whole folder.
+    timings = result.report.setdefault("timings_s", {})
+    timings["write"] = round(time.perf_counter() - start, 3)
+    timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
+    _write_json(result.report, folder / REPORT_FILE)
+
+
+def _is_output_folder(folder: Path) -> bool:
+    """True for a folder that holds only what `write_outputs` writes (hidden files aside)."""
+    known = {SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE, SNAPSHOT_FILE,
+             *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values()}
+    try:
+        report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+    return report.get("software", {}).get("name") == "uncertaintyseg" and names <= known
+
+
+def check_output_folder(out_dir, overwrite: bool = False) -> Path:
+    """Refuse an --out that cannot take a result, before any work is done.
+
+    A file, or a non-empty folder without --overwrite, is refused; with --overwrite only
+    an earlier UncertaintySeg output folder is replaced, never anything else.
+    """
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: is a file; give a folder for --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise InputError(f"{out_dir}: the output folder exists and is not empty; "
+                             "choose another --out or pass --overwrite")
+        if not _is_output_folder(out_dir):
+            raise InputError(f"{out_dir}: holds files that are not an UncertaintySeg result; "
+                             "--overwrite replaces only earlier results. Choose another --out")
+    return out_dir
+
+
+def _remove_stale_partials(out_dir: Path) -> None:
+    # A run killed hard (SIGKILL, power loss) cannot clean up after itself; the next run
+    # into the same folder removes partial folders whose writer process is gone.
+    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
+        pid = stale.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True) -> Path:
@@ -115,17 +182,19 @@ def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot
 
     Everything is written into a hidden sibling folder first and renamed at the end; an
     exception (or Ctrl-C) on the way removes the partial folder and leaves an existing
-    `out_dir` untouched. An existing non-empty `out_dir` is replaced only when
-    `overwrite` is true.
+    `out_dir` untouched. See `check_output_folder` for what may be replaced.
     """
-    out_dir = Path(out_dir).resolve()
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise InputError(f"{out_dir}: the output folder exists and is not empty; "
-                         "choose another --out or pass --overwrite")
+    out_dir = check_output_folder(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    _remove_stale_partials(out_dir)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
+                                    dir=out_dir.parent))
     try:
         _write_folder(result, partial, snapshot)
+        # mkdtemp makes the folder private (0700); results are meant to be shared.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o777 & ~umask)
         _replace_folder(partial, out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -137,10 +206,15 @@ def _replace_folder(new: Path, target: Path) -> None:
     if not target.exists():
         os.replace(new, target)
         return
-    # Move the old folder aside first so that a reader never sees a mix of two runs.
+    # Move the old folder aside first so that a reader never sees a mix of two runs;
+    # put it back if the new one cannot take its place.
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     os.replace(target, old)
-    os.replace(new, target)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -148,7 +222,8 @@ def read_outputs(out_dir) -> dict:
     """Read an output folder back: arrays (as in CaseResult), boxes JSON and report.
 
     Returns a dict with keys `labels`, the four map names, `boxes` (the JSON records),
-    `report` and `reference` (a SimpleITK image with the case geometry).
+    `report`, `reference` (a SimpleITK image with the case geometry) and, when the
+    folder has it, `uncertainty_raw`.
     """
     out_dir = Path(out_dir)
     missing = [n for n in [SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE, *IMAGE_FILES.values()]
@@ -160,6 +235,9 @@ def read_outputs(out_dir) -> dict:
     data = {"reference": seg, "labels": sitk.GetArrayFromImage(seg)}
     for attribute, filename in IMAGE_FILES.items():
         data[attribute] = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / filename)))
+    for attribute, filename in OPTIONAL_IMAGE_FILES.items():
+        if (out_dir / filename).is_file():
+            data[attribute] = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / filename)))
     data["boxes"] = json.loads((out_dir / BOXES_FILE).read_text(encoding="utf-8"))["boxes"]
     data["report"] = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
     return data

@@ -129,12 +129,31 @@ def _case_paths(paths) -> dict[str, Path]:
         if missing:
             raise InputError(f"paths: no entry for {', '.join(missing)}. Give one file "
                              f"per modality: {', '.join(MODALITIES)}.")
-        return {m: Path(paths[m]) for m in MODALITIES}
-    paths = list(paths)
-    if len(paths) != len(MODALITIES):
-        raise InputError(f"paths: {len(paths)} files given. Give four, in the order "
-                         f"{', '.join(MODALITIES)}.")
-    return dict(zip(MODALITIES, map(Path, paths)))
+        result = {m: Path(paths[m]) for m in MODALITIES}
+    else:
+        paths = list(paths)
+        if len(paths) != len(MODALITIES):
+            raise InputError(f"paths: {len(paths)} files given. Give four, in the order "
+                             f"{', '.join(MODALITIES)}.")
+        result = dict(zip(MODALITIES, map(Path, paths)))
+    _check_explicit_paths(result)
+    return result
+
+
+def _check_explicit_paths(paths: dict[str, Path]) -> None:
+    """Refuse one file given for two modalities, or a file whose BraTS name says it is
+    another modality than the one it was given for: both would run silently wrong."""
+    seen: dict[Path, str] = {}
+    for modality, path in paths.items():
+        key = path.resolve()
+        if key in seen:
+            raise InputError(f"{path}: given for both {seen[key]} and {modality}. Give a "
+                             f"different file for each modality.")
+        seen[key] = modality
+        match = _match_name(path)
+        if match is not None and match[0] != modality:
+            raise InputError(f"{path}: given as {modality}, but its name says {match[0]}. "
+                             f"Check the order of the files (--flair --t1 --t1ce --t2).")
 
 
 def _stored_bytes(path: Path) -> int:

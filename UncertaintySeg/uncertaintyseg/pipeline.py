@@ -17,11 +17,11 @@ import torch
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .fusion import fuse, normalized_weights
-from .io import Case, regions_to_labels
+from .io import Case, InputError, regions_to_labels
 from .kernels import Box, search_regions
 from .postprocess import nest, remove_small_components
 from .preprocess import bounding_box, brain_mask, normalize
-from .projection import PRESETS
+from .projection import PRESETS, default_radius
 from .refine import refine
 from .uncertainty import predict_volume
 
@@ -56,11 +56,37 @@ class Settings:
     crop_margin: int = 4
     label_convention: str | None = None
 
+    def __post_init__(self):
+        # Checked before any work: a bad value must not surface after hours of 2D inference.
+        checks = [
+            (self.max_overlap, 0.0 <= self.max_overlap <= 1.0, "--max-overlap", "in [0, 1]"),
+            (self.min_score_fraction, 0.0 <= self.min_score_fraction <= 1.0,
+             "--min-score-fraction", "in [0, 1]"),
+            (self.max_boxes, self.max_boxes >= 0, "--max-boxes", "0 or more"),
+            (self.batch_size_2d, self.batch_size_2d >= 1, "--batch-size", "1 or more"),
+            (self.batch_size_3d, self.batch_size_3d >= 1, "--batch-size-3d", "1 or more"),
+            (self.radius, self.radius is None or self.radius > 0, "--radius", "above 0 px"),
+            (self.kernel_mm, self.kernel_mm is None or
+             (len(self.kernel_mm) == 3 and min(self.kernel_mm) > 0), "--kernel-mm",
+             "three sides above 0 mm"),
+            (self.stride, self.stride >= 1, "stride", "1 px or more"),
+        ]
+        for value, ok, flag, rule in checks:
+            if not ok:
+                raise InputError(f"{flag} {value}: must be {rule}")
+        self.resolved_projections()
+
     def resolved_projections(self) -> int | None:
         """The origin count per slice (None = every grid origin in the brain)."""
-        if isinstance(self.projections, str) and not self.projections.isdigit():
-            return PRESETS[self.projections]
-        return int(self.projections)
+        value = self.projections
+        if isinstance(value, str) and not value.isdigit():
+            if value not in PRESETS:
+                raise InputError(f"--projections {value}: use a number or one of "
+                                 f"{', '.join(PRESETS)}")
+            return PRESETS[value]
+        if int(value) < 1:
+            raise InputError(f"--projections {value}: must be 1 or more")
+        return int(value)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -157,19 +183,30 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
     device = resolve_device(settings.device)
     autocast = resolve_precision(settings.precision, device)
     timer = StageTimer()
-    kernel_mm = settings.kernel_mm or model.kernel_mm
     with timer.stage("preprocess"):
         crop = _prepare(case, settings)
+    radius = settings.radius or model.radius or default_radius(crop.mask.shape[1:])
     with timer.stage("uncertainty"):
         projected = predict_volume(
             model.network_2d, crop.image, crop.mask, settings.resolved_projections(),
-            radius=settings.radius or model.radius, batch_size=settings.batch_size_2d,
-            divisor=model.divisor_2d, device=device, autocast_dtype=autocast,
-            progress=progress)
+            radius=radius, batch_size=settings.batch_size_2d, divisor=model.divisor_2d,
+            device=device, autocast_dtype=autocast, progress=progress,
+            stride=settings.stride)
+    boxes, p3d, fused, regions = _refine_and_fuse(case, model, settings, crop, projected,
+                                                  timer, device, autocast, progress)
+    result = _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes,
+                       timer, device)
+    result.report["settings"]["radius_px"] = round(float(radius), 3)
+    return result
+
+
+def _refine_and_fuse(case, model, settings, crop, projected, timer, device, autocast,
+                     progress):
+    """Kernel search, 3D refinement, fusion and post-processing on the cropped grid."""
     with timer.stage("kernels"):
-        boxes = search_regions(projected.entropy_norm, case.spacing, kernel_mm,
-                               settings.max_overlap, settings.min_score_fraction,
-                               settings.max_boxes)
+        boxes = search_regions(projected.entropy_norm, case.spacing,
+                               settings.kernel_mm or model.kernel_mm, settings.max_overlap,
+                               settings.min_score_fraction, settings.max_boxes)
         _notify(progress, "kernels", f"{len(boxes)} boxes")
     with timer.stage("refine"):
         p3d = refine(model.network_3d, crop.image, boxes, batch_size=settings.batch_size_3d,
@@ -179,8 +216,7 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
         fused = fuse(projected.p2d, p3d, model.fusion_weights)
     with timer.stage("postprocess"):
         regions = _segment(fused, settings)
-    return _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes,
-                     timer, device)
+    return boxes, p3d, fused, regions
 
 
 def _notify(progress, stage: str, message: str) -> None:
@@ -201,7 +237,8 @@ def _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes
         probabilities_2d=_to_full(projected.p2d, crop, shape, 0.0),
         probabilities_3d=_to_full(p3d, crop, shape, -1.0),
         uncertainty=uncertainty, boxes=_shift_boxes(boxes, crop.offset),
-        flair=case.image[0])
+        flair=case.image[0],
+        uncertainty_raw=_to_full(projected.entropy_raw, crop, shape, 0.0))
     result.report = build_report(case, model, settings, projected, result, timer, device,
                                  convention)
     return result

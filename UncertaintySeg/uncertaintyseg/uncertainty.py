@@ -179,7 +179,7 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
                    batch_size: int = 16, divisor: int = 16,
                    device: str | torch.device = "cpu",
                    autocast_dtype: torch.dtype | None = None,
-                   progress: Progress | None = None) -> Projected2D:
+                   progress: Progress | None = None, stride: int = 8) -> Projected2D:
     """Projected 2D inference slice by slice along axis 0 (Z).
 
     Args:
@@ -189,6 +189,7 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
         projections: origins per slice, a number, a preset name or None (all).
         radius: sphere radius in px; None = ``default_radius((Y, X))``.
         progress: called as progress("uncertainty", done, total, message) per slice.
+        stride: spacing of the origin grid in px (design 4.1: 8).
     Other arguments as in ``predict_slice``.
     """
     image = np.asarray(image)
@@ -201,7 +202,7 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
     maps = [np.zeros((len(REGIONS),) + mask.shape, dtype=np.float32) for _ in range(3)]
     used = np.zeros(n_slices, dtype=np.int64)
     for z in range(n_slices):
-        origins = select_origins(mask[z], projections)
+        origins = select_origins(mask[z], projections, stride)
         used[z] = len(origins)
         if used[z]:
             slice_chw = np.ascontiguousarray(image[:, z], dtype=np.float32)
