@@ -98,3 +98,10 @@ def test_phantom_command(tmp_path):
     assert cli.main(["phantom", "--out", str(tmp_path / "p"), "--seed", "2",
                      "--naming", "brats2023"]) == 0
     assert list((tmp_path / "p").rglob("*-t1c.nii.gz"))
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("keep me")
+    assert cli.main(["demo", "--out", str(tmp_path), *SMALL]) == cli.EXIT_INPUT_ERROR
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert "not made by" in capsys.readouterr().err

@@ -197,7 +197,7 @@ def test_thinning_is_reproducible_and_spread():
     assert len(np.unique(first, axis=0)) == 16
     assert {tuple(o) for o in first} <= {tuple(o) for o in origins}
     extent = origins.max(0) - origins.min(0)
-    assert ((first.max(0) - first.min(0)) >= 0.8 * extent).all()
+    assert ((first.max(0) - first.min(0)) >= 0.7 * extent).all()
     # every origin of the brain lies near a kept one (covering radius)
     gaps = np.linalg.norm(origins[:, None] - first[None], axis=-1).min(axis=1)
     assert gaps.max() < 0.3 * extent.max()
@@ -224,3 +224,19 @@ def test_select_origins_presets():
 def test_radius_must_be_finite_and_positive(radius):
     with pytest.raises(ValueError, match="radius"):
         P.sampling_grid(INTERIOR_ORIGINS, SHAPE, radius, inverse=True)
+
+
+def test_thinned_origins_cover_the_interior_not_only_the_rim():
+    # Farthest-point sampling alone puts most of a few picks on the brain's edge; the
+    # preview preset must sample the interior about as deeply as the full grid does.
+    from scipy.ndimage import distance_transform_edt
+
+    rows, cols = np.mgrid[0:240, 0:240]
+    mask = ((rows - 120) / 100.0) ** 2 + ((cols - 120) / 80.0) ** 2 <= 1.0
+    depth = distance_transform_edt(mask)
+    grid = P.origin_grid(mask)
+    picks = P.thin_origins(grid, 16)
+    depth_of = lambda pts: depth[pts[:, 0].astype(int), pts[:, 1].astype(int)]
+    assert np.median(depth_of(picks)) >= 0.7 * np.median(depth_of(grid))
+    assert (depth_of(picks) <= 9).sum() <= 5
+    assert len({tuple(p) for p in picks}) == 16

@@ -34,6 +34,23 @@ def _write_scene(result_dir: Path, out: Path, stream) -> Path | None:
         return None
 
 
+DEMO_MARKER = ".uncertaintyseg-demo"
+
+
+def _claim_demo_folder(out: Path) -> None:
+    """The demo replaces its own earlier output only: a non-empty folder without the
+    demo's marker file is refused, so `--out ~/Documents` cannot delete anything."""
+    from .io import InputError
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: is a file; give a folder for the demo's --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
+        raise InputError(f"{out}: exists and was not made by `uncertaintyseg demo`; "
+                         "choose an empty or new folder for --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by uncertaintyseg demo\n", encoding="utf-8")
+
+
 def run_demo(args, reporter) -> int:
     """Run the demo into `args.out`: phantom_case/, result/, metrics.json, demo.mrb."""
     from .cli import run_predict
@@ -43,6 +60,7 @@ def run_demo(args, reporter) -> int:
 
     stream = human_stream(args.progress)
     out = Path(args.out).resolve()
+    _claim_demo_folder(out)
     case_root = out / "phantom_case"
     shutil.rmtree(case_root, ignore_errors=True)
     case_dir = Path(write_phantom_case(case_root, seed=args.seed))
