@@ -1,0 +1,153 @@
+"""training: nnU-Net planning/preprocessing, the 2D and 3D trainers, the chain, on tiny phantoms.
+
+One module fixture runs nnU-Net's fingerprint, planner and preprocessor once (about half
+a minute of the file's time: nnU-Net spawns worker processes).
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from uncertaintyseg.kernels import search_kernels
+from uncertaintyseg.models import load_model
+from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.training.chain import Chain, ChainSettings
+from uncertaintyseg.training.cli import PRESETS
+from uncertaintyseg.training.trainer2d import Settings2D, project_batch, train_2d
+from uncertaintyseg.training.trainer3d import (Settings3D, cubes_of_case, load_preprocessed,
+                                               region_targets, train_3d)
+
+torch.set_num_threads(1)
+SHAPE = (40, 48, 48)
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    root = tmp_path_factory.mktemp("training")
+    for seed in range(3):
+        write_phantom_case(root / "cases", seed=seed, shape=SHAPE)
+    settings = ChainSettings.from_dict({**json.loads(json.dumps(PRESETS["tiny"])),
+                                        "name": "tiny", "dataset_id": 990, "n_val": 1,
+                                        "kernel_mm": [16, 16, 24],
+                                        # test_convert runs nnU-Net's integrity check
+                                        "check_integrity": False})
+    chain = Chain(root / "cases", root / "work", settings)
+    chain.convert()
+    chain.plan()
+    chain.preprocess()
+    return chain
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["network_weights"]
+
+
+def _changed(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+
+
+def test_nnunet_plans_hold_our_configurations(chain):
+    plans = chain.plans
+    cube = plans["configurations"]["3d_cube"]
+    assert cube["patch_size"] == [16, 16, 16]
+    assert cube["architecture"]["arch_kwargs"]["n_stages"] == 3  # 16 -> 8 -> 4 voxels
+    assert plans["configurations"]["2d_small"]["inherits_from"] == "2d"
+    assert chain.spacing_zyx() == (1.0, 1.0, 1.0)
+    image, seg = load_preprocessed(chain.data_folder, chain.split["train"][0])
+    assert image.shape[0] == 4 and image.shape[1:] == seg.shape
+    brain = seg >= 0
+    assert abs(float(image[0][brain].mean())) < 0.05  # nnU-Net's z-score inside the brain
+    assert np.all(image[:, ~brain] == 0)
+
+
+def test_projection_augmentation_keeps_regions_binary_and_moves_them():
+    rng = np.random.default_rng(0)
+    data = torch.zeros(3, 4, 40, 40)
+    data[:, :, 5:35, 5:35] = 1.0
+    target = torch.zeros(3, 3, 40, 40)
+    target[:, :, 12:22, 18:30] = 1.0
+    same_data, same_target = project_batch(data, target, None, 0.0, rng)
+    assert torch.equal(same_data, data) and torch.equal(same_target, target)
+    warped_data, warped_target = project_batch(data, target, 10.0, 1.0, rng)
+    assert set(torch.unique(warped_target).tolist()) <= {0.0, 1.0}
+    assert not torch.equal(warped_target, target)
+    # the border is fixed by the projection: the background frame stays background
+    assert torch.all(warped_data[:, :, 0, :] == 0) and torch.all(warped_data[:, :, :, -1] == 0)
+
+
+def test_2d_trainer_trains_and_resumes(chain, tmp_path):
+    settings = Settings2D(iterations=1, batch_size=2, validate_every=1, checkpoint_every=1,
+                          val_batches=1, projection_probability=0.5)
+    train_2d(chain.data_folder, chain.plans, chain.dataset, chain.split, tmp_path, settings)
+    first = _weights(tmp_path / "latest.pth")
+    settings.iterations = 4
+    history = train_2d(chain.data_folder, chain.plans, chain.dataset, chain.split, tmp_path,
+                       settings)
+    state = torch.load(tmp_path / "latest.pth", weights_only=True)
+    assert state["iteration"] == 4 and [h["iteration"] for h in history] == [1, 2, 3, 4]
+    assert _changed(first, state["network_weights"])
+    assert all(np.isfinite(h["train_loss"]) and 0 <= h["dice_WT"] <= 1 for h in history)
+    assert (tmp_path / "best.pth").is_file()
+
+
+def test_3d_trainer_learns_on_selected_cubes(chain, tmp_path):
+    image, seg = load_preprocessed(chain.data_folder, chain.split["train"][0])
+    regions = [chain.dataset["labels"][r] for r in ("WT", "TC", "ET")]
+    targets = region_targets(seg, regions)
+    uncertainty = targets[0].astype(np.float32)  # stands in for the 2D entropy
+    boxes = search_kernels(uncertainty, (16, 16, 16), region="WT", max_count=3)
+    cubes = cubes_of_case(image, targets, boxes, divisor=4)
+    assert list(cubes) == [(16, 16, 16)] and len(cubes[(16, 16, 16)][0]) == len(boxes)
+    assert cubes[(16, 16, 16)][1][:, 0].any()  # WT voxels inside the selected cubes
+    settings = Settings3D(iterations=2, batch_size=2, validate_every=1, checkpoint_every=1)
+    train_3d(chain.plans, chain.dataset, cubes, cubes, tmp_path, settings)
+    first = _weights(tmp_path / "latest.pth")
+    settings.iterations = 5
+    history = train_3d(chain.plans, chain.dataset, cubes, cubes, tmp_path, settings)
+    assert _changed(first, _weights(tmp_path / "latest.pth"))
+    assert history[-1]["iteration"] == 5
+
+
+@pytest.fixture(scope="module")
+def trained(chain, tmp_path_factory):
+    """The rest of the chain (tiny preset) and the model folder it makes."""
+    from uncertaintyseg.training.bundle import write_card, write_model_folder
+
+    record = chain.run()
+    out = write_model_folder(tmp_path_factory.mktemp("model") / "tiny", chain, record)
+    write_card(out, command="uncertaintyseg train ... (test)")
+    return record, out
+
+
+def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
+    record, out = trained
+    assert set(record["timings"]) >= {"train2d", "uncertainty", "cubes", "train3d", "fusion"}
+    weights = np.asarray(record["fusion"])
+    assert weights.shape == (3, 3) and np.all(weights[:, :2] >= 0)
+    model = load_model(str(out))
+    assert model.trained and model.name == "tiny"
+    np.testing.assert_allclose(model.fusion_weights, weights, rtol=1e-6)
+    assert model.kernel_mm == (16.0, 16.0, 24.0)
+    x = torch.zeros(1, 4, 2 * model.divisor_2d, 3 * model.divisor_2d)
+    assert model.network_2d(x).shape == (1, 3, *x.shape[2:])
+    assert (out / "curves.png").stat().st_size > 1000
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "## Reproduce" in card and chain.split["val"][0] in card
+
+
+def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
+    from uncertaintyseg.io import load_case
+    from uncertaintyseg.models import nnunet_export, nnunet_preprocess
+
+    model = load_model(str(trained[1]))
+    case_id = chain.split["val"][0]
+    case = load_case(case_dir=chain.source / case_id)
+    data, properties = nnunet_preprocess(model, case.image, case.spacing)
+    stored, _ = load_preprocessed(chain.data_folder, case_id)
+    np.testing.assert_allclose(data, stored, atol=1e-4)  # the same as at training time
+    brain = (data != 0).any(axis=0)[None].astype(np.float32)
+    back = nnunet_export(model, brain, properties)
+    assert back.shape == (1, *case.image.shape[1:])
+    np.testing.assert_array_equal(back[0] > 0.5, (case.image != 0).any(axis=0))

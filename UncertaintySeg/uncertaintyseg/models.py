@@ -1,0 +1,338 @@
+"""Building and loading the 2D and 3D networks (nnU-Net v2), and the analytic demo model.
+
+A model folder (written by `uncertaintyseg train`, layout in docs/TRAINING.md):
+
+    model.json                 name, version, radius, kernel_mm, fusion weights, settings
+    2d/plans.json, 2d/dataset.json, 2d/checkpoint.pth
+    3d/plans.json, 3d/dataset.json, 3d/checkpoint.pth
+    curves.png, MODEL_CARD.md
+
+Networks are built from the folder's nnU-Net plans with nnU-Net's own
+`get_network_from_plans` (never through nnU-Net's trainer lookup by name, which imports
+torchvision and crashes beside the CPU torch wheel), and checkpoints are read with
+`torch.load(..., weights_only=True)` so that a model file can never run code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import REGIONS
+from .io import InputError
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+MODEL_FILE = "model.json"
+CHECKPOINT_FILE = "checkpoint.pth"
+FORMAT_VERSION = 1
+DEFAULT_KERNEL_MM = (32.0, 32.0, 64.0)
+
+
+@dataclass
+class Model:
+    """A 2D + 3D network pair with its fusion weights; networks in eval mode.
+
+    network_2d maps a normalised (B, 4, H, W) batch to region logits (B, 3, H, W) in
+    REGIONS order (ET, TC, WT); network_3d maps (B, 4, D, H, W) to (B, 3, D, H, W).
+    fusion_weights is (3, 3), rows ET, TC, WT: [w2d, w3d, b]. radius is the projection
+    radius in px (None: projection.default_radius). H, W (and D) must be padded to a
+    multiple of divisor_2d (divisor_3d). kernel_mm is the cube side per region in mm.
+    """
+
+    name: str
+    version: str
+    network_2d: nn.Module
+    network_3d: nn.Module
+    fusion_weights: np.ndarray
+    radius: float | None
+    divisor_2d: int
+    divisor_3d: int
+    kernel_mm: tuple[float, float, float]
+    trained: bool
+    description: str
+    # nnU-Net plans/dataset of the 2D network (None for the analytic model): what
+    # nnunet_preprocess / nnunet_export need to run nnU-Net's own preprocessing and export.
+    plans: dict | None = None
+    dataset: dict | None = None
+    configuration_2d: str | None = None
+
+
+# --------------------------------------------------------------------------- analytic
+
+
+def _gaussian_kernel(sigma: float, dims: int) -> torch.Tensor:
+    """Separable-free dense gaussian kernel of side 2*ceil(2 sigma)+1, sums to 1."""
+    half = int(math.ceil(2 * sigma))
+    x = torch.arange(-half, half + 1, dtype=torch.float32)
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    g = g / g.sum()
+    kernel = g
+    for _ in range(dims - 1):
+        kernel = kernel[..., None] * g
+    return kernel
+
+
+class _AnalyticNetwork(nn.Module):
+    """Untrained region 'network': logits are smooth functions of the normalised channels.
+
+    Channels (FLAIR, T1, T1ce, T2) are blurred with a fixed gaussian (depthwise conv),
+    then, in z-score units: WT from FLAIR/T2 brightness, ET from T1ce brightness, TC
+    from ET or a T1ce-dark, T2-bright core inside the whole tumour. No weights are
+    learned; it exists so the demo and tests can run the pipeline before training.
+    """
+
+    dims = 2
+    gain = 3.0
+
+    def __init__(self, sigma: float = 1.0):
+        super().__init__()
+        kernel = _gaussian_kernel(sigma, self.dims)
+        weight = kernel[None, None].repeat(4, *([1] * (self.dims + 1)))
+        self.register_buffer("blur_weight", weight, persistent=False)
+        self.padding = kernel.shape[0] // 2
+        self.conv = nn.functional.conv2d if self.dims == 2 else nn.functional.conv3d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.conv(x, self.blur_weight, padding=self.padding, groups=4)
+        flair, t1ce, t2 = s[:, 0], s[:, 2], s[:, 3]
+        wt = self.gain * (0.5 * (flair + t2) - 1.0)
+        et = self.gain * (t1ce - 1.5)
+        # necrotic core: dark on T1ce, bright on T2; TC = ET or (core and inside WT)
+        core = self.gain * (0.5 * t2 - 0.5 * t1ce - 0.75)
+        core_in_wt = -torch.logaddexp(-core, -wt)  # smooth minimum
+        tc = torch.logaddexp(et, core_in_wt)  # smooth maximum
+        return torch.stack([et, tc, wt], dim=1)
+
+
+class AnalyticNetwork2D(_AnalyticNetwork):
+    """(B, 4, H, W) normalised -> (B, 3, H, W) logits (ET, TC, WT); untrained."""
+
+    dims = 2
+
+
+class AnalyticNetwork3D(_AnalyticNetwork):
+    """(B, 4, D, H, W) normalised -> (B, 3, D, H, W) logits (ET, TC, WT); untrained."""
+
+    dims = 3
+
+
+def analytic_model() -> Model:
+    """The untrained analytic model used by the demo and tests (no weights to load)."""
+    return Model(
+        name="analytic", version="1", network_2d=AnalyticNetwork2D().eval(),
+        network_3d=AnalyticNetwork3D().eval(),
+        fusion_weights=np.array([[4.0, 4.0, -4.0]] * 3, dtype=np.float32),
+        radius=None, divisor_2d=1, divisor_3d=1, kernel_mm=DEFAULT_KERNEL_MM, trained=False,
+        description="UNTRAINED analytic model: logits are fixed smooth functions of the "
+                    "normalised intensities (FLAIR/T2 brightness for WT, T1ce brightness for "
+                    "ET). For demos and tests only; not a segmentation model.")
+
+
+# --------------------------------------------------------------------------- nnU-Net
+
+
+class RegionNetwork(nn.Module):
+    """Wraps an nnU-Net network: first (full-resolution) output only, channels reordered.
+
+    nnU-Net orders region outputs as the labels of dataset.json (largest region first,
+    which its export needs); the pipeline wants REGIONS order (ET, TC, WT).
+    """
+
+    def __init__(self, network: nn.Module, order: list[int]):
+        super().__init__()
+        self.network = network
+        self.register_buffer("order", torch.tensor(order, dtype=torch.long), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.network(x)
+        if isinstance(y, (list, tuple)):  # deep supervision: full resolution comes first
+            y = y[0]
+        return y.index_select(1, self.order)
+
+
+def region_order(dataset: dict) -> list[int]:
+    """Index of each of REGIONS among the network's outputs (dataset.json label order)."""
+    names = [k for k, v in dataset["labels"].items() if k != "background" and v != 0]
+    missing = [r for r in REGIONS if r not in names]
+    if missing:
+        raise ValueError(f"dataset.json labels {names} lack regions {missing}")
+    return [names.index(r) for r in REGIONS]
+
+
+def build_network(plans: dict, dataset: dict, configuration: str,
+                  deep_supervision: bool = False) -> nn.Module:
+    """The bare nnU-Net network of `configuration` (outputs in dataset.json label order)."""
+    # Imported here: nnU-Net is a heavy import and the analytic model needs none of it.
+    # These two modules import without torchvision (checked with nnunetv2 2.8.1).
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    config = PlansManager(plans).get_configuration(configuration)
+    n_outputs = len(region_order(dataset))
+    n_inputs = len(dataset["channel_names"])
+    return get_network_from_plans(
+        config.network_arch_class_name, config.network_arch_init_kwargs,
+        config.network_arch_init_kwargs_req_import, n_inputs, n_outputs,
+        allow_init=True, deep_supervision=deep_supervision)
+
+
+def stride_divisor(plans: dict, configuration: str) -> int:
+    """Total downsampling factor of the network (pad inputs to a multiple of it)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    strides = PlansManager(plans).get_configuration(configuration).pool_op_kernel_sizes
+    return int(max(np.prod(np.array(strides), axis=0)))
+
+
+def save_checkpoint(network: nn.Module, path: Path, half: bool = False) -> None:
+    """Write the state dict only (fp16 when `half`), as {'network_weights': ...}."""
+    if isinstance(network, RegionNetwork):
+        network = network.network
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in network.state_dict().items()}
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"network_weights": state}, tmp)
+    tmp.replace(path)
+
+
+def _read_json(path: Path, folder: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"Model folder {folder} lacks {path.name}: it is not a model folder "
+                         f"written by `uncertaintyseg train`; point to such a folder or use "
+                         f"one of {available_models()}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{path} is corrupt ({err}); re-run `uncertaintyseg train` or "
+                         f"restore the model folder.") from None
+
+
+def load_network(subdir: Path, configuration: str, device: str = "cpu") -> tuple[nn.Module, int]:
+    """Build the network of one model subfolder and load its checkpoint; -> (net, divisor)."""
+    folder = subdir.parent
+    plans = _read_json(subdir / "plans.json", folder)
+    dataset = _read_json(subdir / "dataset.json", folder)
+    ckpt = subdir / CHECKPOINT_FILE
+    try:
+        network = build_network(plans, dataset, configuration)
+        order = region_order(dataset)
+        divisor = stride_divisor(plans, configuration)
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise InputError(f"Cannot build the network of {subdir} from plans.json/dataset.json "
+                         f"({err}); re-run `uncertaintyseg train`.") from None
+    if not ckpt.is_file():
+        raise InputError(f"Model folder {folder} lacks {ckpt.relative_to(folder)}; re-run "
+                         f"`uncertaintyseg train` (it resumes) or restore the folder.")
+    try:
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+        weights = checkpoint["network_weights"] if "network_weights" in checkpoint else checkpoint
+        network.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                 for k, v in weights.items()})
+    except Exception as err:  # any unreadable/mismatched file: say which and what to do
+        raise InputError(f"Checkpoint {ckpt} is corrupt or does not match its plans.json "
+                         f"({type(err).__name__}: {str(err)[:200]}); re-run `uncertaintyseg "
+                         f"train` or restore the model folder.") from None
+    return RegionNetwork(network, order).to(device).eval(), divisor
+
+
+def available_models() -> list[str]:
+    """Names accepted by load_model: 'analytic' and the bundled model folders."""
+    bundled = sorted(p.name for p in MODELS_DIR.glob("*") if (p / MODEL_FILE).is_file())
+    return ["analytic", *bundled]
+
+
+def resolve_model_folder(name_or_path: str) -> Path:
+    """Bundled name -> Resources/Models/<name>; anything else is a folder path."""
+    bundled = MODELS_DIR / str(name_or_path)
+    if "/" not in str(name_or_path) and (bundled / MODEL_FILE).is_file():
+        return bundled
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir():
+        raise InputError(f"Model '{name_or_path}' not found: it is neither a bundled model "
+                         f"({', '.join(available_models())}) nor a folder. Give one of those "
+                         f"names or the folder written by `uncertaintyseg train`.")
+    return folder
+
+
+def load_model(name_or_path: str, device: str = "cpu") -> Model:
+    """Load 'analytic', a bundled model by name, or a model folder made by `train`."""
+    if name_or_path == "analytic":
+        model = analytic_model()
+        model.network_2d.to(device)
+        model.network_3d.to(device)
+        return model
+    folder = resolve_model_folder(name_or_path)
+    meta = _read_json(folder / MODEL_FILE, folder)
+    try:
+        nets = meta["networks"]
+        weights = np.asarray(meta["fusion_weights"], dtype=np.float32).reshape(3, 3)
+        kernel_mm = tuple(float(k) for k in meta.get("kernel_mm", DEFAULT_KERNEL_MM))
+        radius = meta.get("radius")
+        cfg_2d, cfg_3d = nets["2d"]["configuration"], nets["3d"]["configuration"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
+                         f"`uncertaintyseg train` or restore the model folder.") from None
+    net_2d, div_2d = load_network(folder / "2d", cfg_2d, device)
+    net_3d, div_3d = load_network(folder / "3d", cfg_3d, device)
+    plans = _read_json(folder / "2d" / "plans.json", folder)
+    dataset = _read_json(folder / "2d" / "dataset.json", folder)
+    return Model(
+        name=str(meta.get("name", folder.name)), version=str(meta.get("version", "0")),
+        network_2d=net_2d, network_3d=net_3d, fusion_weights=weights,
+        radius=None if radius is None else float(radius), divisor_2d=div_2d,
+        divisor_3d=div_3d, kernel_mm=kernel_mm, trained=bool(meta.get("trained", True)),
+        description=str(meta.get("description", "")), plans=plans, dataset=dataset,
+        configuration_2d=cfg_2d)
+
+
+def _nnunet_managers(model: Model):
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    if model.plans is None:
+        raise ValueError(f"model '{model.name}' has no nnU-Net plans (the analytic model); "
+                         f"use preprocess.normalize instead")
+    manager = PlansManager(model.plans)
+    return manager, manager.get_configuration(model.configuration_2d)
+
+
+def nnunet_preprocess(model: Model, image: np.ndarray, spacing_zyx) -> tuple[np.ndarray, dict]:
+    """nnU-Net's DefaultPreprocessor on one case, exactly as at training time.
+
+    image: (4, Z, Y, X) raw intensities (MODALITIES order), spacing (sz, sy, sx) mm.
+    Crops to the non-zero region, z-scores each channel inside it, resamples in-plane
+    to the plan's spacing. Returns (data (4, z, y, x) float32, properties); give the
+    properties to nnunet_export to bring maps back to the input grid.
+    """
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+
+    manager, config = _nnunet_managers(model)
+    properties = {"spacing": [float(s) for s in spacing_zyx]}
+    data, _, properties = DefaultPreprocessor(verbose=False).run_case_npy(
+        np.asarray(image, dtype=np.float32), None, properties, manager, config, model.dataset)
+    return data.astype(np.float32), properties
+
+
+def nnunet_export(model: Model, maps: np.ndarray, properties: dict) -> np.ndarray:
+    """nnU-Net's way back: (C, z, y, x) maps on the preprocessed grid -> (C, Z, Y, X) on the
+    input grid (probability resampling, cropping reverted with 0 outside, transpose).
+
+    Maps whose 'nothing' value is not 0 (P3D's -1) should be shifted before and after.
+    """
+    manager, config = _nnunet_managers(model)
+    labels = manager.get_label_manager(model.dataset)
+    spacing = [properties["spacing"][i] for i in manager.transpose_forward]
+    current = config.spacing if len(config.spacing) == 3 else [spacing[0], *config.spacing]
+    resampled = config.resampling_fn_probabilities(
+        np.asarray(maps, dtype=np.float32),
+        properties["shape_after_cropping_and_before_resampling"], current, spacing)
+    full = labels.revert_cropping_on_probabilities(
+        np.asarray(resampled, dtype=np.float32), properties["bbox_used_for_cropping"],
+        properties["shape_before_cropping"])
+    return np.ascontiguousarray(full.transpose([0, *[i + 1 for i in manager.transpose_backward]]))

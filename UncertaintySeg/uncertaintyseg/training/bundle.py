@@ -1,0 +1,156 @@
+"""The model folder `train` writes (layout in docs/TRAINING.md), its curves and its card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import REGIONS, __version__
+from ..fusion import normalized_weights
+from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE
+from .prepare import CONFIG_2D, CONFIG_3D
+
+
+def _copy_checkpoint(best: Path, target: Path, half: bool) -> None:
+    """best.pth (state dict) -> target, floats in fp16 when `half` (halves the size)."""
+    state = torch.load(best, map_location="cpu", weights_only=True)["network_weights"]
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"network_weights": state}, target)
+
+
+def _plans_for(plans: dict, configuration: str) -> dict:
+    """The plans with only `configuration` and the configurations it inherits from."""
+    keep, name = {}, configuration
+    while name is not None:
+        keep[name] = plans["configurations"][name]
+        name = keep[name].get("inherits_from")
+    return {**plans, "configurations": keep}
+
+
+def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Path:
+    """Assemble the model folder from a finished Chain; returns `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for sub, config in (("2d", CONFIG_2D), ("3d", CONFIG_3D)):
+        (out / sub).mkdir(exist_ok=True)
+        (out / sub / "plans.json").write_text(
+            json.dumps(_plans_for(chain.plans, config), indent=2) + "\n")
+        shutil.copyfile(chain.pre / "dataset.json", out / sub / "dataset.json")
+        _copy_checkpoint(chain.train_dir / sub / "best.pth", out / sub / CHECKPOINT_FILE, half)
+    weights = np.asarray(record["fusion"], dtype=np.float64)
+    w2d, w3d = normalized_weights(weights)
+    s = chain.settings
+    meta = {
+        "format_version": FORMAT_VERSION, "name": s.name, "version": s.version,
+        "trained": True, "software_version": __version__,
+        "description": f"{s.name}: 2D + 3D nnU-Net v2 region networks (ET, TC, WT) trained "
+                       f"by `uncertaintyseg train` on {len(chain.split['train'])} cases",
+        "radius": s.net2d.radius, "kernel_mm": list(s.kernel_mm),
+        "fusion_weights": weights.tolist(),
+        "fusion_weights_normalized": {r: [float(a), float(b)] for r, a, b in
+                                      zip(REGIONS, np.atleast_1d(w2d), np.atleast_1d(w3d))},
+        "networks": {"2d": {"configuration": CONFIG_2D}, "3d": {"configuration": CONFIG_3D}},
+        "split": chain.split, "settings": asdict(s),
+        "training": {"seconds": record["timings"],
+                     "iterations_2d": s.net2d.iterations, "iterations_3d": s.net3d.iterations,
+                     "best_val_2d": _best(record["history_2d"]),
+                     "best_val_3d": _best(record["history_3d"])},
+    }
+    if record.get("validation"):
+        meta["validation"] = record["validation"]
+    (out / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_curves(record["history_2d"], record["history_3d"], out / "curves.png")
+    return out
+
+
+def _best(history: list[dict]) -> dict:
+    return max(history, key=lambda h: h["mean_dice"]) if history else {}
+
+
+def write_curves(history_2d: list[dict], history_3d: list[dict], path: Path) -> None:
+    """Training/validation loss and validation Dice per region against iterations (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on a server / in tests
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for col, (title, history) in enumerate((("2D", history_2d), ("3D (cubes)", history_3d))):
+        it = [h["iteration"] for h in history]
+        axes[0, col].plot(it, [h["train_loss"] for h in history], label="train BCE")
+        axes[0, col].plot(it, [h["val_loss"] for h in history], label="validation BCE")
+        axes[0, col].set_title(f"{title}: loss")
+        for region in REGIONS:
+            axes[1, col].plot(it, [h[f"dice_{region}"] for h in history], label=region)
+        axes[1, col].set_title(f"{title}: validation Dice")
+        axes[1, col].set_ylim(0, 1)
+        for ax in axes[:, col]:
+            ax.set_xlabel("iteration")
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _metrics_table(mean: dict, cases: dict) -> list[str]:
+    lines = ["| case | " + " | ".join(f"{r} Dice | {r} HD95 (mm)" for r in REGIONS) + " |",
+             "|---|" + "---|---|" * len(REGIONS)]
+    for case_id, m in {**cases, "**mean**": mean}.items():
+        lines.append(f"| {case_id} | " + " | ".join(
+            f"{m[r]['dice']:.3f} | {m[r]['hd95']:.1f}" for r in REGIONS) + " |")
+    return lines
+
+
+def write_card(out: Path, command: str, notes: str = "") -> Path:
+    """MODEL_CARD.md from model.json: data, settings, time, validation, reproduction."""
+    meta = json.loads((Path(out) / MODEL_FILE).read_text())
+    s, t = meta["settings"], meta["training"]
+    size_mb = sum(p.stat().st_size for p in Path(out).rglob("*.pth")) / 1e6
+    lines = [f"# Model card: {meta['name']} (version {meta['version']})", "",
+             meta["description"] + ".", "",
+             "## Data", "",
+             f"- training cases ({len(meta['split']['train'])}): "
+             + ", ".join(meta["split"]["train"]),
+             f"- validation cases ({len(meta['split']['val'])}): "
+             + (", ".join(meta["split"]["val"]) or "none"), "",
+             "## Settings", "",
+             f"- 2D: nnU-Net `2d_small`, features {s['features_2d']}..{s['max_features_2d']}, "
+             f"batch {s['net2d']['batch_size']}, {s['net2d']['iterations']} iterations, Adam "
+             f"lr {s['net2d']['learning_rate']} (poly decay), BCE on WT/TC/ET, spherical "
+             f"projection augmentation p={s['net2d']['projection_probability']}",
+             f"- 3D: nnU-Net `3d_cube`, features {s['features_3d']}..{s['max_features_3d']}, "
+             f"batch {s['net3d']['batch_size']}, {s['net3d']['iterations']} iterations on the "
+             f"cubes selected with {s['net3d']['projections']} projections per slice",
+             f"- kernels (mm, ET/TC/WT): {meta['kernel_mm']}; fusion weights [w2d, w3d, b]: "
+             f"{[[round(v, 3) for v in row] for row in meta['fusion_weights']]}",
+             f"- checkpoints: {_size_text(size_mb)}", "",
+             "## Training time", "",
+             "Seconds per step (CPU, 1 thread): " + ", ".join(
+                 f"{k} {v:.0f}" for k, v in t["seconds"].items()), "",
+             f"Best patch-level validation Dice during training: 2D "
+             f"{t['best_val_2d'].get('mean_dice', float('nan')):.3f}, 3D "
+             f"{t['best_val_3d'].get('mean_dice', float('nan')):.3f} (curves.png).", ""]
+    validation = meta.get("validation")
+    if validation:
+        lines += ["## Validation (the real pipeline, `predict` with "
+                  f"--projections {validation['projections']})", "",
+                  *_metrics_table(validation["mean"], validation["cases"]), "",
+                  "2D only (P2D > 0.5, same post-processing):", "",
+                  *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
+    lines += ["## Reproduce", "", "```", command, "```", ""]
+    if notes:
+        lines += ["## Notes", "", notes, ""]
+    path = Path(out) / "MODEL_CARD.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _size_text(size_mb: float) -> str:
+    return f"{size_mb:.1f} MB"

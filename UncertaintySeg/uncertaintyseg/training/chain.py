@@ -1,0 +1,247 @@
+"""`uncertaintyseg train`: the whole training chain as one resumable command.
+
+convert -> nnU-Net plan -> nnU-Net preprocess -> train 2D -> projected uncertainty on
+the training cases -> kernel search -> cubes -> train 3D -> PSO fusion fit on the
+training cases -> model folder. Every step leaves its result in the work folder and is
+skipped when that result is there, so a killed run picks up where it stopped (the
+trainers resume from their last checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import REGIONS
+from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
+from ..fusion import fit_fusion
+from ..kernels import Box
+from ..models import RegionNetwork, build_network, region_order, stride_divisor
+from ..refine import refine
+from . import prepare
+from .trainer2d import Settings2D, train_2d
+from .trainer3d import (Settings3D, case_uncertainty, cubes_of_case, load_cubes,
+                        load_preprocessed, merge_cubes, region_targets, save_cubes,
+                        select_boxes, train_3d)
+
+
+@dataclass
+class ChainSettings:
+    """Everything `train` needs; stored in the model folder's model.json."""
+
+    name: str = "model"
+    version: str = "1"
+    dataset_id: int = 500
+    dataset_name: str = ""  # nnU-Net's DatasetXXX_<name>; empty: from `name`
+    n_val: int = 3
+    val_cases: list[str] = field(default_factory=list)
+    seed: int = 0
+    kernel_mm: tuple[float, float, float] = (32.0, 32.0, 64.0)
+    features_2d: int = 16
+    max_features_2d: int = 128
+    features_3d: int = 16
+    max_features_3d: int = 128
+    net2d: Settings2D = field(default_factory=Settings2D)
+    net3d: Settings3D = field(default_factory=Settings3D)
+    pso_particles: int = 20
+    pso_iterations: int = 50
+    threads: int = 1
+    check_integrity: bool = True  # nnU-Net's verify_dataset_integrity before planning
+
+    def nnunet_name(self) -> str:
+        return self.dataset_name or "".join(c for c in self.name if c.isalnum())
+
+    def plan_settings(self) -> dict:
+        return {"features_2d": self.features_2d, "max_features_2d": self.max_features_2d,
+                "batch_size_2d": self.net2d.batch_size, "features_3d": self.features_3d,
+                "max_features_3d": self.max_features_3d,
+                "batch_size_3d": self.net3d.batch_size, "kernel_mm": list(self.kernel_mm)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ChainSettings":
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["net2d"] = Settings2D(**data.get("net2d", {}))
+        values["net3d"] = Settings3D(**data.get("net3d", {}))
+        values["kernel_mm"] = tuple(values.get("kernel_mm", cls.kernel_mm))
+        return cls(**values)
+
+
+class Chain:
+    """The training chain in `work` for cases in `source`; see run()."""
+
+    def __init__(self, source: Path, work: Path, settings: ChainSettings, progress=None):
+        self.source, self.work, self.settings = Path(source), Path(work), settings
+        self.progress = progress or (lambda stage, done, total, message: None)
+        self.paths = prepare.set_nnunet_paths(self.work)
+        self.name = dataset_folder_name(settings.dataset_id, settings.nnunet_name())
+        self.pre = Path(self.paths["nnUNet_preprocessed"]) / self.name
+        self.train_dir = self.work / "train"
+        self.train_dir.mkdir(parents=True, exist_ok=True)
+        self.timings: dict[str, float] = self._load_json("timings.json", {})
+
+    # ------------------------------------------------------------------ helpers
+    def _load_json(self, name: str, default):
+        path = self.train_dir / name
+        return json.loads(path.read_text()) if path.is_file() else default
+
+    def _save_json(self, name: str, data) -> None:
+        (self.train_dir / name).write_text(json.dumps(data, indent=2) + "\n")
+
+    def _step(self, name: str, func) -> None:
+        started = time.time()
+        self.progress("chain", 0, 1, f"{name} ...")
+        func()
+        self.timings[name] = round(self.timings.get(name, 0) + time.time() - started, 1)
+        self._save_json("timings.json", self.timings)
+        self.progress("chain", 1, 1, f"{name} done ({self.timings[name]:.0f} s in all)")
+
+    @property
+    def plans(self) -> dict:
+        return json.loads((self.pre / f"{prepare.PLANS_NAME}.json").read_text())
+
+    @property
+    def dataset(self) -> dict:
+        return json.loads((self.pre / "dataset.json").read_text())
+
+    @property
+    def split(self) -> dict:
+        return json.loads((self.pre / SPLITS_FILE).read_text())[0]
+
+    @property
+    def data_folder(self) -> Path:
+        return self.pre / f"{prepare.PLANS_NAME}_2d"
+
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        """Spacing of the preprocessed data: the 2D plan's in-plane, the median z."""
+        plans = self.plans
+        inplane = plans["configurations"]["2d"]["spacing"]
+        z = plans["original_median_spacing_after_transp"][0]
+        return (float(z), float(inplane[0]), float(inplane[1]))
+
+    # ------------------------------------------------------------------ steps
+    def convert(self) -> None:
+        s = self.settings
+        raw = Path(self.paths["nnUNet_raw"])
+        folder = convert_dataset(self.source, raw, s.dataset_id, s.nnunet_name(), s.n_val,
+                                 s.seed, s.val_cases or None, self.progress)
+        self.pre.mkdir(parents=True, exist_ok=True)
+        (self.pre / SPLITS_FILE).write_text((folder / SPLITS_FILE).read_text())
+
+    def plan(self) -> None:
+        if not (self.pre / f"{prepare.PLANS_NAME}.json").is_file():
+            prepare.plan_dataset(self.settings.dataset_id, num_processes=2,
+                                 check_integrity=self.settings.check_integrity)
+        plans = prepare.add_configurations(self.pre / f"{prepare.PLANS_NAME}.json",
+                                           self.settings.plan_settings())
+        if plans.get("transpose_forward", [0, 1, 2]) != [0, 1, 2]:
+            raise ValueError("nnU-Net transposed the axes of this dataset (anisotropic "
+                             "spacing with a fine axis 0); the pipeline slices along axis 0, "
+                             "so resample the cases to near-isotropic spacing first")
+
+    def preprocess(self) -> None:
+        ids = self.split["train"] + self.split["val"]
+        if all(any(self.data_folder.glob(f"{i}.*")) for i in ids):
+            return
+        prepare.preprocess_dataset(self.settings.dataset_id, num_processes=2)
+
+    def train2d(self) -> None:
+        train_2d(self.data_folder, self.plans, self.dataset, self.split,
+                 self.train_dir / "2d", self.settings.net2d, self.progress)
+
+    def _best_network(self, sub: str, configuration: str) -> RegionNetwork:
+        """The best weights so far of `sub` ('2d' or '3d'), REGIONS-ordered, eval mode."""
+        net = build_network(self.plans, self.dataset, configuration)
+        state = torch.load(self.train_dir / sub / "best.pth", map_location="cpu",
+                           weights_only=True)["network_weights"]
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        return RegionNetwork(net, region_order(self.dataset)).eval()
+
+    def network_2d(self) -> RegionNetwork:
+        return self._best_network("2d", prepare.CONFIG_2D)
+
+    def network_3d(self) -> RegionNetwork:
+        return self._best_network("3d", prepare.CONFIG_3D)
+
+    def uncertainty(self) -> None:
+        """P2D, normalised entropy and the selected boxes of every case (one .npz each)."""
+        out = self.train_dir / "uncertainty"
+        out.mkdir(exist_ok=True)
+        net = self.network_2d()
+        divisor = stride_divisor(self.plans, prepare.CONFIG_2D)
+        ids = self.split["train"] + self.split["val"]
+        for done, case_id in enumerate(ids):
+            path = out / f"{case_id}.npz"
+            if not path.is_file():
+                image, seg = load_preprocessed(self.data_folder, case_id)
+                p2d, entropy = case_uncertainty(net, image, seg >= 0, self.settings.net3d,
+                                                self.settings.net2d.radius, divisor)
+                boxes = select_boxes(entropy, self.spacing_zyx(), self.settings.kernel_mm,
+                                     self.settings.net3d)
+                np.savez_compressed(path, p2d=p2d.astype(np.float16),
+                                    entropy=entropy.astype(np.float16),
+                                    boxes=json.dumps([asdict(b) for b in boxes]))
+            self.progress("uncertainty (training cases)", done + 1, len(ids), case_id)
+
+    def _boxes(self, case_id: str) -> list[Box]:
+        with np.load(self.train_dir / "uncertainty" / f"{case_id}.npz") as npz:
+            return [Box(b["region"], b["rank"], b["score"], tuple(b["start"]), tuple(b["size"]))
+                    for b in json.loads(str(npz["boxes"]))]
+
+    def cubes(self) -> None:
+        regions = [self.dataset["labels"][r] for r in self._output_names()]
+        divisor = stride_divisor(self.plans, prepare.CONFIG_3D)
+        for part in ("train", "val"):
+            path = self.train_dir / f"cubes_{part}.npz"
+            if path.is_file():
+                continue
+            per_case = []
+            for case_id in self.split[part]:
+                image, seg = load_preprocessed(self.data_folder, case_id)
+                per_case.append(cubes_of_case(image, region_targets(seg, regions),
+                                              self._boxes(case_id), divisor))
+            save_cubes(merge_cubes(per_case), path)
+
+    def _output_names(self) -> list[str]:
+        return [k for k, v in self.dataset["labels"].items() if k != "background" and v != 0]
+
+    def train3d(self) -> None:
+        train_3d(self.plans, self.dataset, load_cubes(self.train_dir / "cubes_train.npz"),
+                 load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
+                 self.settings.net3d, self.progress)
+
+    def fusion(self) -> None:
+        """PSO fit of (w2d, w3d, b) per region on the training cases (design 4.5)."""
+        if (self.train_dir / "fusion.json").is_file():
+            return
+        net3d = self.network_3d()
+        divisor = stride_divisor(self.plans, prepare.CONFIG_3D)
+        cases = []
+        for case_id in self.split["train"]:
+            image, seg = load_preprocessed(self.data_folder, case_id)
+            with np.load(self.train_dir / "uncertainty" / f"{case_id}.npz") as npz:
+                p2d = npz["p2d"].astype(np.float32)
+            p3d = refine(net3d, image, self._boxes(case_id), batch_size=2, divisor=divisor)
+            ref = region_targets(seg, [self.dataset["labels"][r] for r in REGIONS])
+            cases.append((p2d, p3d, ref))
+        s = self.settings
+        weights = fit_fusion(cases, seed=s.seed, particles=s.pso_particles,
+                             iterations=s.pso_iterations, progress=self.progress)
+        self._save_json("fusion.json", {"regions": list(REGIONS),
+                                        "weights": np.asarray(weights).tolist()})
+
+    def run(self) -> dict:
+        """Run every step (skipping finished ones); returns the training record."""
+        torch.set_num_threads(self.settings.threads)
+        for name in ("convert", "plan", "preprocess", "train2d", "uncertainty", "cubes",
+                     "train3d", "fusion"):
+            self._step(name, getattr(self, name))
+        return {"timings": self.timings,
+                "history_2d": self._load_json("2d/history.json", []),
+                "history_3d": self._load_json("3d/history.json", []),
+                "fusion": self._load_json("fusion.json", {})["weights"]}

@@ -1,0 +1,165 @@
+"""`uncertaintyseg convert` and `uncertaintyseg train` (registered by the main CLI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+# Named starting points; every value can still be overridden on the command line.
+PRESETS = {
+    "tiny": dict(features_2d=4, max_features_2d=16, features_3d=4, max_features_3d=16,
+                 net2d=dict(iterations=4, batch_size=2, validate_every=2, checkpoint_every=2,
+                            val_batches=1),
+                 net3d=dict(iterations=4, batch_size=2, validate_every=2, checkpoint_every=2,
+                            projections=2, max_boxes=2),
+                 pso_particles=4, pso_iterations=3),
+    "phantom": dict(features_2d=8, max_features_2d=64, features_3d=8, max_features_3d=64,
+                    net2d=dict(iterations=600, batch_size=8, validate_every=50,
+                               checkpoint_every=50, val_batches=2),
+                    net3d=dict(iterations=300, batch_size=2, validate_every=50,
+                               checkpoint_every=50, projections=8, max_boxes=4)),
+    "brats-mini": dict(features_2d=16, max_features_2d=128, features_3d=16,
+                       max_features_3d=128,
+                       net2d=dict(iterations=1600, batch_size=8, validate_every=100,
+                                  checkpoint_every=25, val_batches=4),
+                       net3d=dict(iterations=600, batch_size=2, validate_every=50,
+                                  checkpoint_every=25, projections=16, max_boxes=8)),
+}
+
+
+def _add_convert(subparsers) -> None:
+    p = subparsers.add_parser(
+        "convert", help="BraTS case folders -> nnU-Net v2 raw dataset (region labels)",
+        description="Convert a folder of BraTS cases (either naming convention) into an "
+                    "nnU-Net v2 raw dataset with WT/TC/ET region labels and a fixed, "
+                    "recorded train/validation split (splits_final.json).")
+    p.add_argument("source", type=Path, help="folder with one sub-folder per case")
+    p.add_argument("--out", type=Path, required=True, help="nnU-Net raw folder to write into")
+    p.add_argument("--dataset-id", type=int, default=500, help="nnU-Net dataset id (500)")
+    p.add_argument("--name", default="UncertaintySeg", help="dataset name (DatasetXXX_NAME)")
+    p.add_argument("--n-val", type=int, default=3, help="cases kept for validation (3)")
+    p.add_argument("--val-cases", nargs="*", default=None, help="explicit validation cases")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (0)")
+    p.set_defaults(handler=_cmd_convert)
+
+
+def _cmd_convert(args, reporter) -> int:
+    from ..convert import convert_dataset
+
+    out = convert_dataset(args.source, args.out, args.dataset_id, args.name, args.n_val,
+                          args.seed, args.val_cases, reporter)
+    reporter.finished(out)
+    print(f"nnU-Net raw dataset: {out}")
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train the 2D and 3D networks and fit the fusion (resumable)",
+        description="convert -> nnU-Net plan/preprocess -> 2D training -> uncertainty on the "
+                    "training cases -> kernel search -> 3D training on the selected cubes -> "
+                    "PSO fusion fit -> model folder (+ validation with the real pipeline). "
+                    "Re-running with the same --work resumes.")
+    p.add_argument("source", type=Path, nargs="?", help="folder of BraTS case folders")
+    p.add_argument("--phantoms", type=int, default=0,
+                   help="train on N generated phantom cases instead of SOURCE")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    p.add_argument("--work", type=Path, default=None,
+                   help="work folder (nnU-Net folders, checkpoints; default in the temp dir)")
+    p.add_argument("--name", default=None, help="model name (default: the --out folder name)")
+    p.add_argument("--version", default="1")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="brats-mini")
+    p.add_argument("--dataset-id", type=int, default=500)
+    p.add_argument("--dataset-name", default="", help="nnU-Net dataset name (default: name)")
+    p.add_argument("--n-val", type=int, default=3)
+    p.add_argument("--val-cases", nargs="*", default=[])
+    p.add_argument("--iterations-2d", type=int, default=None)
+    p.add_argument("--iterations-3d", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None, help="Adam's initial learning rate")
+    p.add_argument("--train-projections", type=int, default=None,
+                   help="projections per slice for the uncertainty of the training cases "
+                        "(the kernel search that picks the 3D training cubes)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-validate", action="store_true",
+                   help="skip the final validation with the pipeline")
+    p.add_argument("--validate-projections", default="preview")
+    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar")
+    p.set_defaults(handler=_cmd_train)
+
+
+def chain_settings(args):
+    """ChainSettings from the preset and the explicit options."""
+    from .chain import ChainSettings
+
+    values = json.loads(json.dumps(PRESETS[args.preset]))
+    values.update(name=args.name or args.out.name, version=args.version,
+                  dataset_id=args.dataset_id, dataset_name=args.dataset_name,
+                  n_val=args.n_val, val_cases=args.val_cases, seed=args.seed,
+                  threads=args.threads)
+    for key, net in (("iterations_2d", "net2d"), ("iterations_3d", "net3d")):
+        if getattr(args, key) is not None:
+            values[net]["iterations"] = getattr(args, key)
+    if args.train_projections is not None:
+        values["net3d"]["projections"] = args.train_projections
+    if args.lr is not None:
+        values["net2d"]["learning_rate"] = values["net3d"]["learning_rate"] = args.lr
+    return ChainSettings.from_dict(values)
+
+
+def _phantom_source(work: Path, count: int) -> Path:
+    from ..phantom import write_phantom_case
+
+    source = work / "phantoms"
+    for seed in range(count):
+        if not (source / f"Phantom_{seed:04d}").is_dir():
+            write_phantom_case(source, seed=seed)
+    return source
+
+
+def _cmd_train(args, reporter) -> int:
+    from .bundle import write_card, write_model_folder
+    from .chain import Chain
+    from .validate import validate_model
+
+    settings = chain_settings(args)
+    work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
+    work.mkdir(parents=True, exist_ok=True)
+    source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
+    if source is None:
+        raise SystemExit("train needs SOURCE (a folder of cases) or --phantoms N")
+    chain = Chain(source, work, settings, reporter)
+    record = chain.run()
+    write_model_folder(args.out, chain, record)
+    if settings.n_val and not args.no_validate:
+        record["validation"] = validate_model(args.out, source, chain.split["val"],
+                                              args.validate_projections, reporter)
+        write_model_folder(args.out, chain, record)
+    write_card(args.out, command=_reproduce_command(args, source))
+    reporter.finished(args.out)
+    print(f"model folder: {args.out}")
+    return 0
+
+
+def _reproduce_command(args, source) -> str:
+    data = f"--phantoms {args.phantoms}" if args.phantoms else str(source)
+    extra = "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in
+                    ("iterations_2d", "iterations_3d", "train_projections", "lr")
+                    if getattr(args, k) is not None)
+    return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
+            f"--name {args.name or args.out.name} --seed {args.seed} --n-val {args.n_val}"
+            + extra)
+
+
+def register(subparsers) -> None:
+    """Add `convert` and `train` to the main CLI's subcommands."""
+    _add_convert(subparsers)
+    _add_train(subparsers)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="uncertaintyseg")
+    register(parser.add_subparsers(dest="command"))
+    print("use `python -m uncertaintyseg convert|train ...`")

@@ -1,0 +1,141 @@
+"""The optimisation loop shared by the 2D and 3D trainers (paper 2.2.4).
+
+Binary cross-entropy on the three region channels (sigmoid outputs), Adam, nnU-Net's
+polynomial learning-rate decay, validation Dice every `validate_every` iterations with
+the best weights kept, and a resumable checkpoint (`latest.pth`: weights, optimiser,
+iteration, history) written every `checkpoint_every` iterations. Every file here is a
+plain state dict / list of numbers, so `torch.load(..., weights_only=True)` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import REGIONS
+from ..models import save_checkpoint
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 4, ...) float32, (B, 3, ...) float32 {0, 1}
+
+
+@dataclass
+class LoopSettings:
+    """Optimisation settings; `iterations` counts batches, `learning_rate` is Adam's initial."""
+
+    iterations: int = 2000
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    validate_every: int = 100
+    checkpoint_every: int = 50
+    seed: int = 0
+
+
+def dice_per_region(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """(intersection, predicted, reference) voxel counts per channel, summed over the batch."""
+    pred = logits > 0
+    ref = target > 0.5
+    dims = [0] + list(range(2, logits.ndim))
+    inter = (pred & ref).sum(dim=dims)
+    return np.stack([inter.numpy(), pred.sum(dim=dims).numpy(), ref.sum(dim=dims).numpy()])
+
+
+def evaluate(network: nn.Module, batches: Iterable[Batch], order: list[int]) -> dict:
+    """Validation BCE and Dice per region (REGIONS order) pooled over the batches."""
+    loss_fn = nn.BCEWithLogitsLoss()
+    counts, losses = 0, []
+    network.eval()
+    with torch.inference_mode():
+        for data, target in batches:
+            logits = network(data)
+            losses.append(float(loss_fn(logits, target)))
+            counts = counts + dice_per_region(logits, target)
+    network.train()
+    inter, pred, ref = counts
+    dice = np.where(pred + ref > 0, 2 * inter / np.maximum(pred + ref, 1), 1.0)
+    return {"val_loss": float(np.mean(losses)),
+            **{f"dice_{r}": float(dice[order[i]]) for i, r in enumerate(REGIONS)}}
+
+
+class Loop:
+    """Trains `network` (bare nnU-Net net, outputs in dataset label order) in `out_dir`."""
+
+    def __init__(self, network: nn.Module, out_dir: Path, settings: LoopSettings,
+                 order: list[int]):
+        from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
+
+        self.network, self.settings, self.order = network, settings, order
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.optimizer = torch.optim.Adam(network.parameters(), lr=settings.learning_rate,
+                                          weight_decay=settings.weight_decay)
+        self.scheduler = PolyLRScheduler(self.optimizer, settings.learning_rate,
+                                         settings.iterations)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+        self.iteration, self.best, self.history = 0, -1.0, []
+        self._resume()
+
+    def _resume(self) -> None:
+        path = self.out_dir / "latest.pth"
+        if not path.is_file():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.network.load_state_dict(state["network_weights"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        self.iteration, self.best = int(state["iteration"]), float(state["best"])
+        self.history = json.loads((self.out_dir / "history.json").read_text())
+
+    def _save(self) -> None:
+        tmp = self.out_dir / "latest.pth.tmp"
+        torch.save({"network_weights": self.network.state_dict(),
+                    "optimizer_state": self.optimizer.state_dict(),
+                    "iteration": self.iteration, "best": self.best}, tmp)
+        tmp.replace(self.out_dir / "latest.pth")
+        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def _validate(self, val_batches, train_losses: list[float], started: float) -> None:
+        record = {"iteration": self.iteration, "train_loss": float(np.mean(train_losses)),
+                  "lr": self.optimizer.param_groups[0]["lr"],
+                  "seconds": round(time.time() - started, 1)}
+        record.update(evaluate(self.network, val_batches, self.order))
+        score = float(np.mean([record[f"dice_{r}"] for r in REGIONS]))
+        record["mean_dice"] = score
+        self.history.append(record)
+        if score > self.best:
+            self.best = score
+            save_checkpoint(self.network, self.out_dir / "best.pth")
+
+    def run(self, sample: Callable[[], Batch], val_batches: list[Batch],
+            progress: Callable | None = None, stage: str = "train") -> list[dict]:
+        """Train until settings.iterations; returns the history (one record per validation)."""
+        torch.manual_seed(self.settings.seed + self.iteration)
+        self.network.train()
+        losses, started = [], time.time()
+        while self.iteration < self.settings.iterations:
+            data, target = sample()
+            self.scheduler.step(self.iteration)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss_fn(self.network(data), target)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+            self.iteration += 1
+            done = self.iteration == self.settings.iterations
+            if done or self.iteration % self.settings.validate_every == 0:
+                self._validate(val_batches, losses, started)
+                losses = []
+            if done or self.iteration % self.settings.checkpoint_every == 0:
+                self._save()
+            if progress is not None:
+                progress(stage, self.iteration, self.settings.iterations,
+                         f"loss {np.mean(losses[-20:]) if losses else 0:.4f} best {self.best:.3f}")
+        if not (self.out_dir / "best.pth").is_file():
+            save_checkpoint(self.network, self.out_dir / "best.pth")
+        return self.history

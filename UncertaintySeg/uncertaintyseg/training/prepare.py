@@ -1,0 +1,133 @@
+"""nnU-Net planning and preprocessing, and our two configurations added to its plans.
+
+nnU-Net's own fingerprint extraction, ExperimentPlanner and DefaultPreprocessor run
+unchanged (crop to the non-zero region, per-channel z-score inside it, resampling to the
+planned spacing). We then add two configurations to the plans, both inheriting from
+nnU-Net's planned "2d" so that they read the same preprocessed data (one preprocessing
+run serves both networks):
+
+- `2d_small`: nnU-Net's 2D topology (stages, strides, kernels, patch size) with fewer
+  features per stage, so the checkpoint stays small and a CPU can train it;
+- `3d_cube`: a 3D PlainConvUNet whose patch is the refinement cube (design 4.4), with
+  only as many stride-2 stages as keep the bottleneck of the smallest cube >= 4 voxels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+PLANS_NAME = "nnUNetPlans"
+CONFIG_2D = "2d_small"
+CONFIG_3D = "3d_cube"
+MIN_BOTTLENECK = 4  # voxels per axis at the deepest stage of the 3D network
+
+
+def set_nnunet_paths(work: Path) -> dict[str, str]:
+    """Point nnU-Net's three folders into `work` (never into the project) and return them.
+
+    nnunetv2 2.8 reads these variables when it uses them, so setting them here in the
+    process is enough; nnUNet_n_proc_DA=2 because the machines we target have few cores.
+    """
+    work = Path(work).resolve()
+    paths = {"nnUNet_raw": str(work / "nnUNet_raw"),
+             "nnUNet_preprocessed": str(work / "nnUNet_preprocessed"),
+             "nnUNet_results": str(work / "nnUNet_results")}
+    for key, value in paths.items():
+        Path(value).mkdir(parents=True, exist_ok=True)
+        os.environ[key] = value
+    os.environ.setdefault("nnUNet_n_proc_DA", "2")
+    return paths
+
+
+def plan_dataset(dataset_id: int, num_processes: int = 2, check_integrity: bool = True) -> Path:
+    """nnU-Net fingerprint + ExperimentPlanner (after its dataset integrity check, unless
+    `check_integrity` is False); returns the plans file."""
+    from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import \
+        DatasetFingerprintExtractor
+    from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import \
+        ExperimentPlanner
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprint_dataset, plan_experiment_dataset)
+    from nnunetv2.utilities.dataset_name_id_conversion import convert_id_to_dataset_name
+
+    # The class objects are passed directly: nnU-Net's lookup by class *name* walks its
+    # modules and may import torchvision, which does not import beside the CPU torch.
+    extract_fingerprint_dataset(dataset_id, DatasetFingerprintExtractor, num_processes,
+                                check_dataset_integrity=check_integrity, clean=False, verbose=False)
+    plan_experiment_dataset(dataset_id, ExperimentPlanner)
+    name = convert_id_to_dataset_name(dataset_id)
+    return Path(os.environ["nnUNet_preprocessed"]) / name / f"{PLANS_NAME}.json"
+
+
+def _features(n_stages: int, base: int, cap: int) -> list[int]:
+    return [int(min(base * 2 ** i, cap)) for i in range(n_stages)]
+
+
+def small_2d_configuration(plans: dict, base_features: int, max_features: int,
+                           batch_size: int) -> dict:
+    """nnU-Net's planned 2d topology with `base_features` doubling up to `max_features`."""
+    arch = json.loads(json.dumps(plans["configurations"]["2d"]["architecture"]))
+    n_stages = arch["arch_kwargs"]["n_stages"]
+    arch["arch_kwargs"]["features_per_stage"] = _features(n_stages, base_features, max_features)
+    return {"inherits_from": "2d", "batch_size": int(batch_size), "architecture": arch}
+
+
+def cube_3d_configuration(plans: dict, cube_voxels: int, base_features: int,
+                          max_features: int, batch_size: int) -> dict:
+    """A 3D PlainConvUNet with patch = the smallest cube (voxels per axis).
+
+    Stride-2 stages are added while the bottleneck stays >= MIN_BOTTLENECK voxels,
+    so a 32-voxel cube gets 4 stages (32, 16, 8, 4); larger cubes (WT's 64) run through
+    the same fully convolutional network.
+    """
+    n_down = int(max(0, np.floor(np.log2(cube_voxels / MIN_BOTTLENECK))))
+    n_stages = n_down + 1
+    arch2d = plans["configurations"]["2d"]["architecture"]["arch_kwargs"]
+    arch = {
+        "network_class_name": plans["configurations"]["2d"]["architecture"]["network_class_name"],
+        "arch_kwargs": {
+            "n_stages": n_stages,
+            "features_per_stage": _features(n_stages, base_features, max_features),
+            "conv_op": "torch.nn.modules.conv.Conv3d",
+            "kernel_sizes": [[3, 3, 3]] * n_stages,
+            "strides": [[1, 1, 1]] + [[2, 2, 2]] * n_down,
+            "n_conv_per_stage": [2] * n_stages,
+            "n_conv_per_stage_decoder": [2] * (n_stages - 1),
+            "conv_bias": True,
+            "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+            "norm_op_kwargs": arch2d.get("norm_op_kwargs", {"eps": 1e-5, "affine": True}),
+            "dropout_op": None, "dropout_op_kwargs": None,
+            "nonlin": "torch.nn.LeakyReLU", "nonlin_kwargs": {"inplace": True},
+        },
+        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+    }
+    return {"inherits_from": "2d", "batch_size": int(batch_size),
+            "patch_size": [int(cube_voxels)] * 3, "architecture": arch}
+
+
+def add_configurations(plans_file: Path, settings: dict) -> dict:
+    """Add CONFIG_2D and CONFIG_3D to the plans file (in place); returns the plans."""
+    plans = json.loads(Path(plans_file).read_text())
+    plans["configurations"][CONFIG_2D] = small_2d_configuration(
+        plans, settings["features_2d"], settings["max_features_2d"], settings["batch_size_2d"])
+    # cube voxels along the finest axis of the full-resolution grid
+    spacing = min(plans["configurations"].get("3d_fullres", {}).get(
+        "spacing", plans["original_median_spacing_after_transp"]))
+    cube = int(round(min(settings["kernel_mm"]) / spacing))
+    plans["configurations"][CONFIG_3D] = cube_3d_configuration(
+        plans, cube, settings["features_3d"], settings["max_features_3d"],
+        settings["batch_size_3d"])
+    Path(plans_file).write_text(json.dumps(plans, indent=2) + "\n")
+    return plans
+
+
+def preprocess_dataset(dataset_id: int, num_processes: int = 2) -> None:
+    """nnU-Net's DefaultPreprocessor for the planned 2d configuration (shared by ours)."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import preprocess_dataset as pp
+
+    pp(dataset_id, PLANS_NAME, ["2d"], [num_processes], verbose=False,
+       show_progress_bar=False)

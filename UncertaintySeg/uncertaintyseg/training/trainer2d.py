@@ -1,0 +1,141 @@
+"""The 2D trainer: nnU-Net's data pipeline + spherical projection as an augmentation.
+
+Batches come from nnU-Net's own `nnUNetDataLoader` over the preprocessed cases, with
+nnU-Net's training transforms (`nnUNetTrainer.get_training_transforms`: rotation/scale,
+noise, blur, brightness, contrast, low resolution, gamma, mirroring, and the conversion
+of labels to the WT/TC/ET region channels). Then each sample of the batch is warped by
+the spherical projection about a random origin inside its brain (with probability
+`projection_probability`), with the same `projection.sampling_grid` and the same
+`grid_sample` settings as inference, so the network learns the images it will see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models import build_network, region_order
+from ..projection import default_radius, sampling_grid
+from .loop import Loop, LoopSettings
+from .prepare import CONFIG_2D
+
+
+@dataclass
+class Settings2D(LoopSettings):
+    """2D settings: batch of `batch_size` patches, projection radius in px (None: default)."""
+
+    batch_size: int = 8
+    projection_probability: float = 0.8
+    radius: float | None = None
+    oversample_foreground: float = 0.33
+    val_batches: int = 4
+
+
+def random_origins(data: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """One random (row, col) per sample inside its brain (non-zero pixels), (B, 2) float32.
+
+    Samples with an empty brain get the patch centre.
+    """
+    brain = (data != 0).any(dim=1)
+    origins = []
+    for mask in brain:
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        if len(rows) == 0:
+            origins.append([(mask.shape[0] - 1) / 2, (mask.shape[1] - 1) / 2])
+            continue
+        k = int(rng.integers(len(rows)))
+        origins.append([float(rows[k]), float(cols[k])])
+    return torch.tensor(origins, dtype=torch.float32)
+
+
+def project_batch(data: torch.Tensor, target: torch.Tensor, radius: float | None,
+                  probability: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spherical projection of a random subset of the batch, each about its own origin.
+
+    data (B, C, H, W) bilinear like inference; target (B, 3, H, W) {0, 1} nearest, so the
+    regions stay binary. radius in px (None: projection.default_radius of the patch).
+    """
+    chosen = np.flatnonzero(rng.random(data.shape[0]) < probability)
+    if len(chosen) == 0:
+        return data, target
+    index = torch.as_tensor(chosen)
+    shape = tuple(data.shape[-2:])
+    grid = sampling_grid(random_origins(data[index], rng), shape,
+                         radius or default_radius(shape), inverse=True)
+    data, target = data.clone(), target.clone()
+    data[index] = F.grid_sample(data[index], grid, mode="bilinear", padding_mode="border",
+                                align_corners=True)
+    target[index] = F.grid_sample(target[index], grid, mode="nearest", padding_mode="border",
+                                  align_corners=True)
+    return data, target
+
+
+def make_loader(folder: Path, plans: dict, dataset: dict, identifiers: list[str],
+                batch_size: int, training: bool, oversample: float = 0.33):
+    """nnU-Net's nnUNetDataLoader (2D patches) with nnU-Net's transforms for training/val."""
+    from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
+    from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    manager = PlansManager(plans)
+    config = manager.get_configuration(CONFIG_2D)
+    labels = manager.get_label_manager(dataset)
+    patch = list(config.patch_size)
+    data = infer_dataset_class(str(folder))(str(folder), identifiers)
+    regions = labels.foreground_regions
+    if training:
+        # nnUNetTrainer's 2D choice: full rotation for near-square patches, else +-15 deg
+        angle = np.pi if max(patch) / min(patch) <= 1.5 else 15 / 180 * np.pi
+        rotation = (-angle, angle)
+        initial = get_patch_size(patch, rotation, rotation, rotation, (0.85, 1.25))
+        transforms = nnUNetTrainer.get_training_transforms(
+            patch, rotation, None, (0, 1), False, config.use_mask_for_norm,
+            regions=regions, ignore_label=labels.ignore_label)
+    else:
+        initial = patch
+        transforms = nnUNetTrainer.get_validation_transforms(
+            None, regions=regions, ignore_label=labels.ignore_label)
+    return nnUNetDataLoader(data, batch_size, initial, patch, labels, oversample,
+                            transforms=transforms)
+
+
+def fixed_batches(loader, count: int, seed: int) -> list:
+    """`count` batches drawn once with a fixed seed (the same validation set every time)."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    batches = [next(loader) for _ in range(count)]
+    np.random.set_state(state)
+    return [(b["data"].float(), b["target"].float()) for b in batches]
+
+
+def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
+             settings: Settings2D, progress=None) -> list[dict]:
+    """Train the 2D network on split['train'], validate on split['val'] patches.
+
+    folder: nnU-Net's preprocessed data folder (nnUNetPlans_2d). Writes latest.pth,
+    best.pth, history.json into out_dir; resumes from latest.pth. Returns the history.
+    """
+    network = build_network(plans, dataset, CONFIG_2D)
+    loop = Loop(network, out_dir, settings, region_order(dataset))
+    # nnU-Net's loader draws from numpy's global RNG; a resumed run continues with fresh
+    # draws instead of replaying the first batches.
+    np.random.seed(settings.seed + loop.iteration)
+    rng = np.random.default_rng(settings.seed + loop.iteration)
+    val_ids = split["val"] or split["train"][:1]
+    val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
+                                    False, 0.5), settings.val_batches, settings.seed)
+    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
+                         settings.oversample_foreground)
+
+    def sample():
+        batch = next(loader)
+        return project_batch(batch["data"].float(), batch["target"].float(), settings.radius,
+                             settings.projection_probability, rng)
+
+    return loop.run(sample, val, progress, "train 2D")

@@ -1,0 +1,49 @@
+"""Validation of a finished model folder with the real pipeline (`predict`'s code).
+
+This module stands at the CLI's level (it imports `pipeline`), above the trainers; the
+chain never imports it, `training.cli` passes it in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import REGIONS
+
+
+def _region_means(per_case: dict) -> dict:
+    return {r: {k: float(np.mean([c[r][k] for c in per_case.values()]))
+                for k in ("dice", "hd95")} for r in REGIONS}
+
+
+def validate_model(model_dir: Path, source: Path, case_ids: list[str],
+                   projections: str | int = "preview", progress=None) -> dict:
+    """Dice and HD95 per region of the fused result and of the 2D-only result (P2D > 0.5,
+    same post-processing) on `case_ids` (sub-folders of `source`), and their means."""
+    from ..io import load_case, load_labels, regions_to_labels
+    from ..metrics import case_metrics
+    from ..models import load_model
+    from ..pipeline import Settings, run_case
+    from ..postprocess import nest, remove_small_components
+
+    model = load_model(str(model_dir))
+    settings = Settings(projections=projections, device="cpu")
+    fused, only_2d = {}, {}
+    for done, case_id in enumerate(case_ids):
+        case = load_case(case_dir=Path(source) / case_id)
+        result = run_case(case, model, settings)
+        seg = next(p for p in (Path(source) / case_id).iterdir()
+                   if p.name.split(".")[0].endswith("seg"))
+        reference, _ = load_labels(seg, reference=case.reference)
+        fused[case_id] = case_metrics(reference, result.labels, case.spacing)
+        regions_2d = remove_small_components(nest(result.probabilities_2d > 0.5),
+                                             settings.min_component_fraction)
+        labels_2d = regions_to_labels(regions_2d, case.naming)
+        only_2d[case_id] = case_metrics(reference, labels_2d, case.spacing)
+        if progress is not None:
+            progress("validate", done + 1, len(case_ids),
+                     f"{case_id}: WT Dice {fused[case_id]['WT']['dice']:.3f}")
+    return {"projections": projections, "cases": fused, "mean": _region_means(fused),
+            "cases_2d_only": only_2d, "mean_2d_only": _region_means(only_2d)}
