@@ -9,6 +9,7 @@ pixels; `save_png` writes them.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,10 @@ THREED_MANAGERS = ("vtkMRMLCameraDisplayableManager", "vtkMRMLViewDisplayableMan
 def _render_window(width: int, height: int, layers: int = 1):
     from vtkmodules.vtkRenderingCore import vtkRenderer, vtkRenderWindow
 
+    # Without a display, VTK tries X first and logs "bad X server connection" before it
+    # falls back to EGL: ask for EGL directly (VTK >= 9.4 reads this variable).
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     # Importing the OpenGL module registers the EGL / OSMesa / X render window factories.
     importlib.import_module("vtkmodules.vtkRenderingOpenGL2")
 
