@@ -6,7 +6,7 @@ import SimpleITK as sitk
 import torch
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.io import Case, InputError, load_case, labels_to_regions
+from uncertaintyseg.io import Case, InputError, labels_to_regions, load_case, load_labels
 from uncertaintyseg.models import Model, load_model
 from uncertaintyseg.phantom import make_phantom, write_phantom_case
 from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize
@@ -156,3 +156,20 @@ def test_bad_settings_fail_before_any_work():
                          ({"batch_size_3d": 0}, "--batch-size-3d")]:
         with pytest.raises(InputError, match=flag):
             Settings(**kwargs)
+
+
+def test_nnunet_model_sees_its_training_spacing(tmp_path):
+    # The phantom model was trained at 1 mm; a 2 mm in-plane input is resampled by nnU-Net's
+    # preprocessing and exported back, so the outputs land on the input grid.
+    from uncertaintyseg.metrics import case_metrics
+
+    folder = write_phantom_case(tmp_path, seed=21, shape=(40, 64, 56), spacing=(2.0, 2.0, 2.0))
+    case = load_case(case_dir=folder)
+    reference, _ = load_labels(next(folder.glob("*_seg.nii.gz")))
+    result = run_case(case, load_model("phantom"), Settings(projections=4, max_boxes=2))
+    grid = result.report["working_grid"]
+    assert grid["resampled"] and grid["spacing_zyx"][1] == pytest.approx(1.0, rel=0.05)
+    assert result.labels.shape == reference.shape
+    assert case_metrics(reference, result.labels, case.spacing)["WT"]["dice"] > 0.85
+    for box in result.boxes:
+        assert all(0 <= s and s + n <= dim for s, n, dim in zip(box.start, box.size, reference.shape))

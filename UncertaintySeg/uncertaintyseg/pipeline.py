@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -18,11 +18,11 @@ from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .fusion import fuse, normalized_weights
 from .io import Case, InputError, regions_to_labels
-from .kernels import Box, search_regions
+from .kernels import search_regions
 from .postprocess import nest, remove_small_components
-from .preprocess import bounding_box, brain_mask, normalize
 from .projection import PRESETS, default_radius
 from .refine import refine
+from .working_grid import WorkingGrid, from_crop, from_nnunet
 from .uncertainty import predict_volume
 
 TRIAGE_THRESHOLD = 0.25
@@ -131,38 +131,13 @@ class StageTimer:
         return {**self.seconds, "total": round(time.perf_counter() - self._start, 3)}
 
 
-@dataclass
-class _Cropped:
-    """The normalised image and mask inside the brain's bounding box."""
-
-    image: np.ndarray
-    mask: np.ndarray
-    box: tuple[slice, slice, slice]
-    offset: tuple[int, int, int] = field(init=False)
-
-    def __post_init__(self):
-        self.offset = tuple(int(s.start or 0) for s in self.box)
-
-
-def _prepare(case: Case, settings: Settings) -> _Cropped:
-    mask = brain_mask(case.image)
-    if not mask.any():
-        raise ValueError(f"{case.case_id}: every modality is zero; nothing to segment")
-    image = normalize(case.image, mask)
-    box = bounding_box(mask, settings.crop_margin) if settings.crop_to_brain else \
-        tuple(slice(0, n) for n in mask.shape)
-    return _Cropped(np.ascontiguousarray(image[(slice(None), *box)]), mask[box], box)
-
-
-def _to_full(array: np.ndarray, crop: _Cropped, shape_zyx, fill: float) -> np.ndarray:
-    full = np.full((array.shape[0], *shape_zyx), fill, dtype=np.float32)
-    full[(slice(None), *crop.box)] = array
-    return full
-
-
-def _shift_boxes(boxes: list[Box], offset) -> list[Box]:
-    return [Box(b.region, b.rank, b.score, tuple(int(s + o) for s, o in zip(b.start, offset)),
-                tuple(b.size)) for b in boxes]
+def _prepare(case: Case, model, settings: Settings) -> WorkingGrid:
+    """nnU-Net's preprocessing for models trained with it, our crop otherwise."""
+    if not (case.image != 0).any():
+        raise InputError(f"{case.case_id}: every modality is zero; nothing to segment")
+    if getattr(model, "plans", None) is not None:
+        return from_nnunet(model, case.image, case.spacing)
+    return from_crop(case.image, case.spacing, settings.crop_margin, settings.crop_to_brain)
 
 
 def _segment(fused: np.ndarray, settings: Settings) -> np.ndarray:
@@ -184,39 +159,43 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
     autocast = resolve_precision(settings.precision, device)
     timer = StageTimer()
     with timer.stage("preprocess"):
-        crop = _prepare(case, settings)
-    radius = settings.radius or model.radius or default_radius(crop.mask.shape[1:])
+        grid = _prepare(case, model, settings)
+    radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
     with timer.stage("uncertainty"):
         projected = predict_volume(
-            model.network_2d, crop.image, crop.mask, settings.resolved_projections(),
+            model.network_2d, grid.image, grid.mask, settings.resolved_projections(),
             radius=radius, batch_size=settings.batch_size_2d, divisor=model.divisor_2d,
             device=device, autocast_dtype=autocast, progress=progress,
             stride=settings.stride)
-    boxes, p3d, fused, regions = _refine_and_fuse(case, model, settings, crop, projected,
-                                                  timer, device, autocast, progress)
-    result = _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes,
-                       timer, device)
+    boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer, device,
+                                         autocast, progress)
+    with timer.stage("export"):
+        result = _to_input_grid(case, settings, grid, projected, p3d, fused, boxes)
+    with timer.stage("postprocess"):
+        regions = _segment(result.probabilities, settings)
+        result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
+    result.report = build_report(case, model, settings, projected, result, timer, device)
     result.report["settings"]["radius_px"] = round(float(radius), 3)
+    result.report["working_grid"] = {"spacing_zyx": list(grid.spacing),
+                                     "shape_zyx": list(grid.mask.shape),
+                                     "resampled": grid.resampled}
     return result
 
 
-def _refine_and_fuse(case, model, settings, crop, projected, timer, device, autocast,
-                     progress):
-    """Kernel search, 3D refinement, fusion and post-processing on the cropped grid."""
+def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, progress):
+    """Kernel search, 3D refinement and fusion on the working grid."""
     with timer.stage("kernels"):
-        boxes = search_regions(projected.entropy_norm, case.spacing,
+        boxes = search_regions(projected.entropy_norm, grid.spacing,
                                settings.kernel_mm or model.kernel_mm, settings.max_overlap,
                                settings.min_score_fraction, settings.max_boxes)
         _notify(progress, "kernels", f"{len(boxes)} boxes")
     with timer.stage("refine"):
-        p3d = refine(model.network_3d, crop.image, boxes, batch_size=settings.batch_size_3d,
+        p3d = refine(model.network_3d, grid.image, boxes, batch_size=settings.batch_size_3d,
                      device=device, divisor=model.divisor_3d, autocast_dtype=autocast,
                      progress=progress)
     with timer.stage("fusion"):
         fused = fuse(projected.p2d, p3d, model.fusion_weights)
-    with timer.stage("postprocess"):
-        regions = _segment(fused, settings)
-    return boxes, p3d, fused, regions
+    return boxes, p3d, fused
 
 
 def _notify(progress, stage: str, message: str) -> None:
@@ -224,24 +203,17 @@ def _notify(progress, stage: str, message: str) -> None:
         progress(stage, 1, 1, message)
 
 
-def _assemble(case, model, settings, crop, projected, p3d, fused, regions, boxes, timer,
-              device) -> CaseResult:
-    shape = case.image.shape[1:]
-    convention = settings.label_convention or case.naming
-    labels = np.zeros(shape, dtype=np.uint8)
-    labels[crop.box] = regions_to_labels(regions, convention)
-    uncertainty = _to_full(projected.entropy_norm, crop, shape, 0.0)
-    result = CaseResult(
-        reference=case.reference, labels=labels,
-        probabilities=_to_full(fused, crop, shape, 0.0),
-        probabilities_2d=_to_full(projected.p2d, crop, shape, 0.0),
-        probabilities_3d=_to_full(p3d, crop, shape, -1.0),
-        uncertainty=uncertainty, boxes=_shift_boxes(boxes, crop.offset),
-        flair=case.image[0],
-        uncertainty_raw=_to_full(projected.entropy_raw, crop, shape, 0.0))
-    result.report = build_report(case, model, settings, projected, result, timer, device,
-                                 convention)
-    return result
+def _to_input_grid(case, settings, grid, projected, p3d, fused, boxes) -> CaseResult:
+    """Every map and box from the working grid back onto the input's grid (labels are
+    made afterwards, from the fused probabilities on the input grid)."""
+    return CaseResult(
+        reference=case.reference, labels=None,
+        probabilities=np.clip(grid.to_input(fused), 0.0, 1.0),
+        probabilities_2d=np.clip(grid.to_input(projected.p2d), 0.0, 1.0),
+        probabilities_3d=grid.to_input(p3d, fill=-1.0),
+        uncertainty=np.clip(grid.to_input(projected.entropy_norm), 0.0, 1.0),
+        uncertainty_raw=np.maximum(grid.to_input(projected.entropy_raw), 0.0),
+        boxes=[grid.box_to_input(b) for b in boxes], flair=case.image[0])
 
 
 def triage(uncertainty: np.ndarray, labels: np.ndarray) -> dict:
@@ -272,7 +244,7 @@ def _fusion_report(weights: np.ndarray) -> dict:
     return out
 
 
-def build_report(case, model, settings, projected, result, timer, device, convention) -> dict:
+def build_report(case, model, settings, projected, result, timer, device) -> dict:
     """The report.json record (docs/OUTPUT-CONTRACT.md)."""
     per_slice = projected.projections_per_slice
     used = per_slice[per_slice > 0]
@@ -281,7 +253,8 @@ def build_report(case, model, settings, projected, result, timer, device, conven
         "model": {"name": model.name, "version": model.version, "trained": model.trained,
                   "description": model.description},
         "input": {"case_id": case.case_id, "paths": {k: str(v) for k, v in case.paths.items()},
-                  "naming": case.naming, "label_convention": convention,
+                  "naming": case.naming,
+                  "label_convention": settings.label_convention or case.naming,
                   "shape_zyx": list(case.image.shape[1:]), "spacing_zyx": list(case.spacing)},
         "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
                      "projections_per_slice_asked": settings.resolved_projections()},

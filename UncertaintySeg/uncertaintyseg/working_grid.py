@@ -1,0 +1,95 @@
+"""The grid the networks work on, and the way back to the input's grid.
+
+Two ways in:
+- `from_nnunet`: a model trained with nnU-Net gets nnU-Net's own preprocessing (crop to
+  the non-zero region, z-score per channel, in-plane resampling to the plans' spacing)
+  and nnU-Net's export back (probability resampling, cropping reverted). Inputs at
+  another spacing than the training data reach the network at the scale it learned.
+- `from_crop`: a model without plans (the analytic model) gets our z-score over the
+  brain and a crop to the brain's bounding box plus a margin; no resampling.
+
+Boxes found on the working grid are mapped to input voxels through the crop offset and
+the spacing ratio; without resampling the mapping is an exact shift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .kernels import Box
+from .preprocess import bounding_box, brain_mask, normalize
+
+
+@dataclass
+class WorkingGrid:
+    """image (4, z, y, x) normalised float32 and mask (z, y, x) bool on the working grid;
+    spacing (sz, sy, sx) mm of that grid; `offset` (voxels) and `scale` (input voxels per
+    working voxel, per axis) map working indices to input indices; `_to_input` takes
+    (C, z, y, x) maps back to (C, Z, Y, X) on the input grid."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    spacing: tuple[float, float, float]
+    offset: tuple[int, int, int]
+    scale: tuple[float, float, float]
+    _to_input: Callable[[np.ndarray], np.ndarray]
+    resampled: bool
+    input_shape: tuple[int, int, int]
+
+    def to_input(self, maps: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        """(C, z, y, x) -> (C, Z, Y, X); voxels outside the working grid get `fill`."""
+        # The export fills with 0 outside the crop: shift maps whose "nothing" is not 0.
+        return (self._to_input(np.asarray(maps, np.float32) - fill) + fill).astype(np.float32)
+
+    def box_to_input(self, box: Box) -> Box:
+        """A box on the working grid as input voxels (start rounded, size scaled, kept
+        inside the input volume)."""
+        size = tuple(min(dim, max(1, int(round(n * k))))
+                     for n, k, dim in zip(box.size, self.scale, self.input_shape))
+        start = tuple(min(dim - n, max(0, int(round(o + s * k)))) for o, s, k, n, dim
+                      in zip(self.offset, box.start, self.scale, size, self.input_shape))
+        return Box(box.region, box.rank, box.score, start, size)
+
+
+def from_crop(image: np.ndarray, spacing_zyx, margin: int, crop: bool = True) -> WorkingGrid:
+    """Our own preparation: z-score over the brain, crop to its bounding box + margin."""
+    mask = brain_mask(image)
+    normalised = normalize(image, mask)
+    box = bounding_box(mask, margin) if crop else tuple(slice(0, n) for n in mask.shape)
+    shape = mask.shape
+
+    def to_input(maps: np.ndarray) -> np.ndarray:
+        full = np.zeros((maps.shape[0], *shape), dtype=np.float32)
+        full[(slice(None), *box)] = maps
+        return full
+
+    return WorkingGrid(image=np.ascontiguousarray(normalised[(slice(None), *box)]),
+                       mask=mask[box], spacing=tuple(float(v) for v in spacing_zyx), offset=tuple(int(s.start) for s in box),
+                       scale=(1.0, 1.0, 1.0), _to_input=to_input, resampled=False,
+                       input_shape=tuple(shape))
+
+
+def from_nnunet(model, image: np.ndarray, spacing_zyx) -> WorkingGrid:
+    """nnU-Net's preprocessing of the model's 2D configuration, and its export back."""
+    from .models import nnunet_export, nnunet_preprocess
+
+    data, properties = nnunet_preprocess(model, image, spacing_zyx)
+    transpose = model.plans.get("transpose_forward", [0, 1, 2])
+    if list(transpose) != [0, 1, 2]:
+        # Our slice axis is axis 0 of the input; a plan that reorders axes would make the
+        # 2D network see other planes than our kernel search and outputs assume.
+        raise ValueError(f"model '{model.name}': plans transpose the axes {transpose}; "
+                         "only plans without transposition are supported")
+    cropped = properties["shape_after_cropping_and_before_resampling"]
+    scale = tuple(float(c) / float(n) for c, n in zip(cropped, data.shape[1:]))
+    working_spacing = tuple(float(s) * k for s, k in zip(spacing_zyx, scale))
+    return WorkingGrid(image=np.ascontiguousarray(data, dtype=np.float32),
+                       mask=(data != 0).any(axis=0), spacing=working_spacing,
+                       offset=tuple(int(b[0]) for b in properties["bbox_used_for_cropping"]),
+                       scale=scale,
+                       _to_input=lambda maps: nnunet_export(model, maps, properties),
+                       resampled=any(abs(k - 1.0) > 1e-6 for k in scale),
+                       input_shape=tuple(int(n) for n in image.shape[1:]))
