@@ -14,7 +14,6 @@ Run:  PYTHONPATH=UncertaintySeg python benchmarks/bench_entropy.py [--stages 5]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
@@ -22,6 +21,7 @@ from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
 from uncertaintyseg.projection import back_project, default_radius, origin_grid, project
 from uncertaintyseg.uncertainty import StreamingStats
+from timing import best_time
 
 SHAPE = (240, 240)
 BINS = 100
@@ -36,17 +36,6 @@ def nnunet_like_2d(stages: int) -> torch.nn.Module:
         n_conv_per_stage=2, num_classes=3, n_conv_per_stage_decoder=2, conv_bias=True,
         norm_op=torch.nn.InstanceNorm2d, norm_op_kwargs={"eps": 1e-5, "affine": True},
         nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True}).eval()
-
-
-def best_time(function, repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls after one warm-up call (s)."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def flat_scatter(counts: torch.Tensor, probs: torch.Tensor) -> None:

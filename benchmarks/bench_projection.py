@@ -11,26 +11,15 @@ Run:  PYTHONPATH=UncertaintySeg python benchmarks/bench_projection.py [--threads
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
 from uncertaintyseg.projection import (back_project, default_radius, origin_grid, project,
                                        sampling_grid)
+from timing import best_time
 
 SHAPE = (240, 240)
-
-
-def best_time(function, repeats: int) -> float:
-    """Smallest wall time of ``repeats`` calls after one warm-up call (s)."""
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(batch: int, repeats: int) -> list[tuple[str, float, float]]:
