@@ -105,3 +105,18 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path), *SMALL]) == cli.EXIT_INPUT_ERROR
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     assert "not made by" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_runs_the_phantom_model_end_to_end(tmp_path):
+    # The README's first command, made cheap: few projections and boxes.
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--progress", "none", "--projections", "2",
+                     "--max-boxes", "1"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    report = json.loads((out / "result" / "report.json").read_text())
+    assert report["model"]["name"] == "phantom" and report["model"]["trained"] is True
+    assert metrics["WT"]["dice"] > 0.8
+    assert (out / "result" / "snapshot.png").stat().st_size > 10_000
+    pytest.importorskip("slicer")
+    assert (out / "demo.mrb").stat().st_size > 10_000
