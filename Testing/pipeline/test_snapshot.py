@@ -218,3 +218,13 @@ def test_bad_input_leaves_the_previous_file(tmp_path):
         snapshot.write_snapshot(path, flair, uncertainty[:2], labels, [], (1, 1, 1))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["s.png"]
+
+
+def test_only_top_ranked_boxes_are_drawn():
+    flair, uncertainty, labels = synthetic_case()
+    boxes = [FakeBox("WT", rank, 10.0 - rank, (1, 28, 8), (4, 24, 24)) for rank in (1, 2, 3, 4, 5)]
+    figure = snapshot.render_figure(flair, uncertainty, labels, boxes, (1.0, 1.0, 1.0))
+    heat = next(ax for ax in figure.axes if ax.get_label() == "uncertainty")
+    labels_drawn = sorted(text.get_text() for text in heat.texts if "#" in text.get_text())
+    assert labels_drawn == ["WT#1", "WT#2", "WT#3"]
+    assert "3 here, 5 in all" in heat.get_title()

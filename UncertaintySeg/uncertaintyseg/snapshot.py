@@ -46,6 +46,9 @@ CROP_MARGIN_VOX = 6
 _LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))   # (negative, positive) per LPS axis
 
 
+SHOWN_RANKS = 3
+
+
 def _box_centre_z(box, n_slices: int) -> int:
     return int(np.clip(int(box.start[0]) + int(box.size[0]) // 2, 0, n_slices - 1))
 
@@ -156,11 +159,15 @@ def _draw_outlines(ax, labels_slice: np.ndarray) -> None:
 
 
 def _draw_boxes(ax, boxes: Sequence, z: int, flips) -> int:
-    """Rectangles for the boxes whose z-range holds slice z; returns how many."""
+    """Rectangles for the top-ranked boxes whose z-range holds slice z; returns how many.
+
+    Only ranks up to SHOWN_RANKS per region are drawn: with 8 boxes per region the
+    overlapping outlines hide the heatmap they are meant to explain.
+    """
     drawn = 0
     for box in sorted(boxes, key=lambda b: (str(b.region), int(b.rank))):
         (z0, y0, x0), (kz, ky, kx) = box.start, box.size
-        if not z0 <= z < z0 + kz:
+        if not z0 <= z < z0 + kz or int(box.rank) > SHOWN_RANKS:
             continue
         colour = REGION_COLOURS.get(str(box.region), "white")
         # A black stroke under the dashed line keeps it visible on the bright heatmap.
@@ -211,8 +218,8 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     cax.tick_params(colors="white")
     cax.yaxis.label.set_color("white")
     anatomy.set_title("FLAIR + segmentation", color="white", fontsize=11)
-    heat_ax.set_title(f"uncertainty + refinement boxes ({n_boxes} of {len(boxes)} cut this slice)",
-                      color="white", fontsize=11)
+    heat_ax.set_title(f"uncertainty + top-{SHOWN_RANKS} boxes per region "
+                      f"({n_boxes} here, {len(boxes)} in all)", color="white", fontsize=11)
     fig.suptitle(_headline(title, z, flair.shape[0], boxes), color="white", fontsize=12, y=0.985)
     return fig
 
