@@ -23,7 +23,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import MODALITIES
-from .io import InputError, find_case_files, load_labels
+from .io import BRATS2023, InputError, find_case_files, load_labels
 
 # BraTS label (either convention, as io.load_labels reads it) -> nnU-Net consecutive label
 NNUNET_LABELS = {"ED": 1, "NCR": 2, "ET": 3}
@@ -70,7 +70,7 @@ def find_cases(source: Path) -> list[tuple[str, dict[str, Path], Path]]:
 
 def to_nnunet_labels(labels: np.ndarray, convention: str) -> np.ndarray:
     """BraTS labels (1 NCR, 2 ED, 4 or 3 ET) -> nnU-Net's (1 ED, 2 NCR, 3 ET), uint8."""
-    et = 4 if convention != "brats2023" else 3
+    et = 3 if convention == BRATS2023 else 4
     out = np.zeros(labels.shape, dtype=np.uint8)
     out[labels == 2] = NNUNET_LABELS["ED"]
     out[labels == 1] = NNUNET_LABELS["NCR"]

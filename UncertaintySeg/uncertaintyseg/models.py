@@ -190,12 +190,32 @@ def stride_divisor(plans: dict, configuration: str) -> int:
     return int(max(np.prod(np.array(strides), axis=0)))
 
 
+def compact_state(state: dict, half: bool = False) -> dict:
+    """Copy of a state dict on the CPU (floats fp16 when `half`), equal tensors stored once.
+
+    dynamic_network_architectures registers each conv twice (`conv` and
+    `all_modules.0`); the two names hold one tensor, which torch.save would otherwise
+    write twice once the names no longer share storage. Sharing any two equal tensors
+    in the file is safe: load_state_dict copies values into each parameter.
+    """
+    stored: dict[tuple, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    out = {}
+    for key, value in state.items():
+        value = value.detach().cpu()
+        group = stored.setdefault((value.dtype, tuple(value.shape)), [])
+        match = next((copy for original, copy in group if torch.equal(original, value)), None)
+        if match is None:
+            match = (value.half() if half and value.is_floating_point() else value).clone()
+            group.append((value, match))
+        out[key] = match
+    return out
+
+
 def save_checkpoint(network: nn.Module, path: Path, half: bool = False) -> None:
     """Write the state dict only (fp16 when `half`), as {'network_weights': ...}."""
     if isinstance(network, RegionNetwork):
         network = network.network
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
-             for k, v in network.state_dict().items()}
+    state = compact_state(network.state_dict(), half)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save({"network_weights": state}, tmp)

@@ -12,15 +12,14 @@ import torch
 
 from .. import REGIONS, __version__
 from ..fusion import normalized_weights
-from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE
+from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE, compact_state
 from .prepare import CONFIG_2D, CONFIG_3D
 
 
 def _copy_checkpoint(best: Path, target: Path, half: bool) -> None:
     """best.pth (state dict) -> target, floats in fp16 when `half` (halves the size)."""
     state = torch.load(best, map_location="cpu", weights_only=True)["network_weights"]
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    state = compact_state(state, half)
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"network_weights": state}, target)
 
@@ -153,4 +152,4 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
 
 
 def _size_text(size_mb: float) -> str:
-    return f"{size_mb:.1f} MB"
+    return f"{size_mb:.1f} MB (fp16)"
