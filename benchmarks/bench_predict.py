@@ -91,6 +91,8 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--slab", type=int, default=24, help="slices for part 2")
     parser.add_argument("--skip-predict", action="store_true")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the predict output folder here (default: discarded)")
     args = parser.parse_args()
     import torch
 
@@ -98,8 +100,9 @@ def main() -> None:
     results = {"case": args.case_dir.name, "model": args.model, "threads": args.threads}
     if not args.skip_predict:
         with tempfile.TemporaryDirectory() as tmp:
+            out = args.keep or Path(tmp) / "out"
             results["predict_preview"] = run_predict_child(args.case_dir, args.model,
-                                                           args.threads, Path(tmp) / "out")
+                                                           args.threads, out)
         print(json.dumps(results["predict_preview"], indent=2), flush=True)
     results["entropy_vs_count"] = entropy_by_count(args.case_dir, args.model, args.counts,
                                                    args.slab)
