@@ -107,17 +107,6 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
     def selection(parameters) -> VolumeSelection:
         return VolumeSelection({m: getattr(parameters, m) for m in MODALITIES})
 
-    @staticmethod
-    def options(parameters) -> RunOptions:
-        model = parameters.modelFolder or (None if parameters.modelName == "default"
-                                           else parameters.modelName)
-        return RunOptions(model=model, device=parameters.device, projections=parameters.projections,
-                          kernel_mm=(parameters.kernelEt, parameters.kernelTc, parameters.kernelWt),
-                          max_overlap=parameters.maxOverlap,
-                          min_score_fraction=parameters.minScoreFraction,
-                          max_boxes=parameters.maxBoxes, region=parameters.region,
-                          python=parameters.python or None)
-
     def ensureDependencies(self, parameters) -> bool:
         """Install torch (PyTorch extension) and the rest (pip) into Slicer's Python after
         the user confirms; skipped when the user runs the pipeline in their own Python."""
@@ -135,7 +124,7 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
 
     def start(self, parameters):
         self.loader.heatmap = HeatmapSettings(threshold=parameters.heatmapThreshold)
-        return self.runner.start(self.selection(parameters), self.options(parameters))
+        return self.runner.start(self.selection(parameters), RunOptions.from_parameters(parameters))
 
     def poll(self):
         return self.runner.poll()

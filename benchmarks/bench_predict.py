@@ -43,7 +43,8 @@ def run_predict_child(case_dir: Path, model: str, threads: int, out: Path) -> di
 
 def _slab(case, size: int):
     """The case cut to `size` slices around the tumour (reference if present)."""
-    from uncertaintyseg.io import Case, load_labels
+    from uncertaintyseg.io import Case
+    from uncertaintyseg.label_maps import load_labels
 
     seg = sorted(Path(case.paths["flair"]).parent.glob("*seg.nii*"))
     if seg:

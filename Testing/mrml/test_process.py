@@ -121,3 +121,21 @@ def test_predict_command_matches_the_cli_options(tmp_path):
     args = cli.build_parser().parse_args(command[3:])
     assert args.projections == "preview" and args.kernel_mm == [32.0, 32.0, 64.0]
     assert args.progress == "json" and args.max_boxes == 8
+
+
+def test_run_options_from_the_parameter_node():
+    from types import SimpleNamespace
+
+    from UncertaintySegLib.runner import RunOptions
+
+    parameters = SimpleNamespace(modelName="default", modelFolder="", device="cpu",
+                                 projections="preview", kernelEt=30.0, kernelTc=31.0,
+                                 kernelWt=60.0, maxOverlap=0.3, minScoreFraction=0.2,
+                                 maxBoxes=4, region="TC", python="")
+    options = RunOptions.from_parameters(parameters)
+    assert options.model is None and options.python is None
+    assert options.kernel_mm == (30.0, 31.0, 60.0) and options.max_boxes == 4
+    parameters.modelName, parameters.modelFolder = "phantom", "/models/mine"
+    assert RunOptions.from_parameters(parameters).model == "/models/mine"
+    parameters.modelFolder = ""
+    assert RunOptions.from_parameters(parameters).model == "phantom"

@@ -8,7 +8,8 @@ import SimpleITK as sitk
 
 from uncertaintyseg import MODALITIES
 from uncertaintyseg.convert import convert_dataset, make_split
-from uncertaintyseg.io import InputError, find_case_files, labels_to_regions, load_labels
+from uncertaintyseg.io import InputError, find_case_files
+from uncertaintyseg.label_maps import labels_to_regions, load_labels
 from uncertaintyseg.phantom import write_phantom_case
 
 SHAPE = (40, 48, 48)

@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from uncertaintyseg import MODALITIES
-from uncertaintyseg import io
+from uncertaintyseg import io, label_maps
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "brats2018"
 SHAPE = (6, 7, 8)  # (Z, Y, X)
@@ -200,7 +200,7 @@ def label_map(et_value):
 def test_load_labels_detects_convention(tmp_path, et_value, convention):
     make_case(tmp_path)
     path = write(tmp_path / "seg.nii.gz", label_map(et_value).astype(np.int16))
-    labels, found = io.load_labels(path, reference=io.load_case(tmp_path).reference)
+    labels, found = label_maps.load_labels(path, reference=io.load_case(tmp_path).reference)
     assert found == convention
     assert labels.dtype == np.uint8
     np.testing.assert_array_equal(labels, label_map(et_value))
@@ -209,7 +209,7 @@ def test_load_labels_detects_convention(tmp_path, et_value, convention):
 def test_labels_without_et_are_read_as_brats2018(tmp_path):
     labels = label_map(2)
     assert set(np.unique(labels)) == {0, 1, 2}
-    assert io.load_labels(write(tmp_path / "seg.nii.gz", labels))[1] == "brats2018"
+    assert label_maps.load_labels(write(tmp_path / "seg.nii.gz", labels))[1] == "brats2018"
 
 
 @pytest.mark.parametrize("bad_values", [[5], [7, -1], [3, 4]])
@@ -219,7 +219,7 @@ def test_unknown_label_values_are_named(tmp_path, bad_values):
         labels[0, 0, index] = value
     path = write(tmp_path / "seg.nii.gz", labels)
     with pytest.raises(io.InputError) as error:
-        io.load_labels(path)
+        label_maps.load_labels(path)
     assert "seg.nii.gz" in str(error.value)
     for value in bad_values:
         assert str(value) in str(error.value)
@@ -230,12 +230,12 @@ def test_labels_on_another_grid(tmp_path):
     reference = io.load_case(tmp_path).reference
     path = write(tmp_path / "seg.nii.gz", label_map(4), origin=(0.0, 0.0, 0.0))
     with pytest.raises(io.InputError, match="origin"):
-        io.load_labels(path, reference=reference)
+        label_maps.load_labels(path, reference=reference)
 
 
 def test_labels_to_regions_in_both_conventions():
     labels = np.array([[[0, 1, 2, 3, 4]]], np.uint8)
-    regions = io.labels_to_regions(labels)
+    regions = label_maps.labels_to_regions(labels)
     assert regions.shape == (3, 1, 1, 5) and regions.dtype == bool
     np.testing.assert_array_equal(regions[0, 0, 0], [0, 0, 0, 1, 1])  # ET
     np.testing.assert_array_equal(regions[1, 0, 0], [0, 1, 0, 1, 1])  # TC
@@ -250,22 +250,22 @@ def test_regions_to_labels_enforces_nesting():
     wt = [1, 1, 1, 0, 0, 0, 1, 0]
     regions = np.array([et, tc, wt], bool)[:, None, None, :]
     expected_2018 = [2, 1, 4, 0, 0, 0, 2, 0]
-    np.testing.assert_array_equal(io.regions_to_labels(regions, "brats2018")[0, 0],
+    np.testing.assert_array_equal(label_maps.regions_to_labels(regions, "brats2018")[0, 0],
                                   expected_2018)
     expected_2023 = [3 if v == 4 else v for v in expected_2018]
-    np.testing.assert_array_equal(io.regions_to_labels(regions, "brats2023")[0, 0],
+    np.testing.assert_array_equal(label_maps.regions_to_labels(regions, "brats2023")[0, 0],
                                   expected_2023)
     with pytest.raises(ValueError):
-        io.regions_to_labels(regions, "brats2020")
+        label_maps.regions_to_labels(regions, "brats2020")
 
 
 @pytest.mark.parametrize("et_value,convention", [(4, "brats2018"), (3, "brats2023")])
 def test_labels_regions_round_trip(et_value, convention):
     rng = np.random.default_rng(1)
     labels = rng.choice(np.array([0, 1, 2, et_value], np.uint8), size=(5, 9, 11))
-    regions = io.labels_to_regions(labels)
+    regions = label_maps.labels_to_regions(labels)
     assert np.all(regions[0] <= regions[1]) and np.all(regions[1] <= regions[2])
-    np.testing.assert_array_equal(io.regions_to_labels(regions, convention), labels)
+    np.testing.assert_array_equal(label_maps.regions_to_labels(regions, convention), labels)
 
 
 # ---- writing with geometry ---------------------------------------------------------
@@ -338,12 +338,12 @@ def test_real_brats2018_case():
     assert case.image.shape == (4, 155, 240, 240)
     assert case.naming == "brats2018" and case.spacing == (1.0, 1.0, 1.0)
     assert all(case.image[c].any() for c in range(4))
-    labels, convention = io.load_labels(case_dir / "Brats18_2013_11_1_seg.nii.gz",
+    labels, convention = label_maps.load_labels(case_dir / "Brats18_2013_11_1_seg.nii.gz",
                                         reference=case.reference)
     assert convention == "brats2018"
     assert set(np.unique(labels).tolist()) == {0, 1, 2, 4}
-    regions = io.labels_to_regions(labels)
-    np.testing.assert_array_equal(io.regions_to_labels(regions, convention), labels)
+    regions = label_maps.labels_to_regions(labels)
+    np.testing.assert_array_equal(label_maps.regions_to_labels(regions, convention), labels)
 
 
 def test_explicit_paths_refuse_one_file_for_two_modalities(tmp_path):

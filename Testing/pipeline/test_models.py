@@ -186,7 +186,8 @@ def test_bundled_model_is_small_documented_and_loads(name):
 
 
 def test_phantom_model_segments_a_new_phantom(tmp_path):
-    from uncertaintyseg.io import load_case, load_labels
+    from uncertaintyseg.io import load_case
+    from uncertaintyseg.label_maps import load_labels
     from uncertaintyseg.metrics import case_metrics
     from uncertaintyseg.phantom import write_phantom_case
     from uncertaintyseg.pipeline import Settings, run_case
@@ -204,7 +205,8 @@ def test_phantom_model_segments_a_new_phantom(tmp_path):
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no BraTS data at {SHARED} (the shared "
                     f"folder beside the checkout is absent)")
 def test_brats_mini_predicts_a_real_validation_case():
-    from uncertaintyseg.io import load_case, load_labels
+    from uncertaintyseg.io import load_case
+    from uncertaintyseg.label_maps import load_labels
     from uncertaintyseg.metrics import case_metrics
     from uncertaintyseg.pipeline import Settings, run_case
 

@@ -4,7 +4,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from uncertaintyseg import MODALITIES, io
+from uncertaintyseg import MODALITIES, io, label_maps
 from uncertaintyseg.phantom import Phantom, make_phantom, write_phantom_case
 
 # The default 80 x 128 x 112 mm field of view sampled at 2 mm: same anatomy, fast.
@@ -99,10 +99,10 @@ def test_brain_tissue_is_mid_grey(phantoms):
 def test_anisotropic_spacing_keeps_tumour_size_and_place():
     iso = make_phantom(shape=(54, 86, 75), spacing=(1.5, 1.5, 1.5), seed=5)
     aniso = make_phantom(shape=(27, 107, 80), spacing=(3.0, 1.2, 1.4), seed=5)
-    for region in io.labels_to_regions(iso.labels), io.labels_to_regions(aniso.labels):
+    for region in label_maps.labels_to_regions(iso.labels), label_maps.labels_to_regions(aniso.labels):
         assert region[0].any()
-    iso_regions = io.labels_to_regions(iso.labels)
-    aniso_regions = io.labels_to_regions(aniso.labels)
+    iso_regions = label_maps.labels_to_regions(iso.labels)
+    aniso_regions = label_maps.labels_to_regions(aniso.labels)
     for index in range(3):
         expected = volume_ml(iso_regions[index], iso.spacing)
         found = volume_ml(aniso_regions[index], aniso.spacing)
@@ -148,9 +148,9 @@ def test_written_case_round_trips(tmp_path, phantoms, naming, et_value):
     np.testing.assert_allclose(centre, 0.0, atol=1e-4)
     seg = [p for p in case_dir.iterdir() if "seg" in p.name]
     assert len(seg) == 1
-    labels, convention = io.load_labels(seg[0], reference=case.reference)
+    labels, convention = label_maps.load_labels(seg[0], reference=case.reference)
     assert convention == naming
     np.testing.assert_array_equal(labels == et_value, phantom.labels == 4)
-    np.testing.assert_array_equal(io.labels_to_regions(labels),
-                                  io.labels_to_regions(phantom.labels))
+    np.testing.assert_array_equal(label_maps.labels_to_regions(labels),
+                                  label_maps.labels_to_regions(phantom.labels))
     assert sitk.ReadImage(str(seg[0])).GetPixelID() == sitk.sitkUInt8

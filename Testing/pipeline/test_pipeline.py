@@ -6,7 +6,8 @@ import SimpleITK as sitk
 import torch
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.io import Case, InputError, labels_to_regions, load_case, load_labels
+from uncertaintyseg.io import Case, InputError, load_case
+from uncertaintyseg.label_maps import labels_to_regions, load_labels
 from uncertaintyseg.models import Model, load_model
 from uncertaintyseg.phantom import make_phantom, write_phantom_case
 from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize

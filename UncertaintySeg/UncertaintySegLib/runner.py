@@ -36,6 +36,19 @@ class RunOptions:
     region: str = "WT"          # uncertainty shown as the heatmap
     python: str | None = None   # interpreter; None: Slicer's own Python
 
+    @classmethod
+    def from_parameters(cls, parameters) -> "RunOptions":
+        """From the module's parameter node (a model folder wins over a bundled name;
+        "default" and empty strings mean the pipeline's own default)."""
+        model = parameters.modelFolder or (None if parameters.modelName == "default"
+                                           else parameters.modelName)
+        return cls(model=model, device=parameters.device, projections=parameters.projections,
+                   kernel_mm=(parameters.kernelEt, parameters.kernelTc, parameters.kernelWt),
+                   max_overlap=parameters.maxOverlap,
+                   min_score_fraction=parameters.minScoreFraction,
+                   max_boxes=parameters.maxBoxes, region=parameters.region,
+                   python=parameters.python or None)
+
 
 def case_id_from(name: str) -> str:
     """A file-system-safe case identifier from a volume name (BraTS suffix removed)."""

@@ -279,7 +279,7 @@ def _print_summary(report: dict, out_dir, stream) -> None:
 
 
 def _cmd_metrics(args, reporter) -> int:
-    from .io import load_labels
+    from .label_maps import load_labels
     from .metrics import CSV_FIELDS, case_metrics, format_table, to_csv_rows
 
     ref, _ = load_labels(args.ref)

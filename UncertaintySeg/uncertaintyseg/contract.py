@@ -18,7 +18,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import REGIONS
-from .io import InputError, labels_to_regions, to_image
+from .io import InputError, to_image
+from .label_maps import labels_to_regions
 
 IMAGE_FILES = {
     "probabilities": "probabilities.nii.gz",

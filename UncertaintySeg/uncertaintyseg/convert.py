@@ -23,9 +23,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import MODALITIES
-from .io import BRATS2023, InputError, find_case_files, load_labels
+from .io import BRATS2023, InputError, find_case_files
+from .label_maps import load_labels
 
-# BraTS label (either convention, as io.load_labels reads it) -> nnU-Net consecutive label
+# BraTS label (either convention, as load_labels reads it) -> nnU-Net consecutive label
 NNUNET_LABELS = {"ED": 1, "NCR": 2, "ET": 3}
 REGION_LABELS = {"background": 0, "WT": [1, 2, 3], "TC": [2, 3], "ET": [3]}
 REGIONS_CLASS_ORDER = [1, 2, 3]

@@ -54,7 +54,8 @@ def _claim_demo_folder(out: Path) -> None:
 def run_demo(args, reporter) -> int:
     """Run the demo into `args.out`: phantom_case/, result/, metrics.json, demo.mrb."""
     from .cli import run_predict
-    from .io import load_case, load_labels
+    from .io import load_case
+    from .label_maps import load_labels
     from .metrics import case_metrics, format_table
     from .phantom import write_phantom_case
 

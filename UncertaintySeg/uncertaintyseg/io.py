@@ -1,12 +1,12 @@
-"""Case input and validation, label <-> region conversion, writing images with geometry.
+"""Case input and validation, and writing images with the input's geometry.
 
 Arrays are numpy in SimpleITK order: a volume is (Z, Y, X), a multi-channel volume
 (C, Z, Y, X); spacing tuples are (sz, sy, sx) in mm. Channel order is
 ``MODALITIES`` (FLAIR, T1, T1ce, T2), region order ``REGIONS`` (ET, TC, WT).
 
-Label conventions: "brats2018" (BraTS 2017-2021: 1 NCR/NET, 2 ED, 4 ET) and
-"brats2023" (BraTS 2023+: 3 for ET). Every bad input raises ``InputError`` whose
-message names the file and the fix (design section 3).
+Naming conventions: "brats2018" (BraTS 2017-2021 file names, ET label 4) and
+"brats2023" (2023+ names, ET label 3); label maps live in ``label_maps``. Every bad
+input raises ``InputError`` whose message names the file and the fix (design section 3).
 """
 from __future__ import annotations
 
@@ -23,14 +23,11 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from . import MODALITIES, REGIONS
+from . import MODALITIES
 
 BRATS2018 = "brats2018"
 BRATS2023 = "brats2023"
 CONVENTIONS = (BRATS2018, BRATS2023)
-NCR_LABEL = 1
-ED_LABEL = 2
-ET_LABEL = {BRATS2018: 4, BRATS2023: 3}
 
 # File-name suffix of each modality in each naming convention.
 SUFFIXES = {
@@ -300,78 +297,6 @@ def load_case(case_dir=None, paths=None, naming: str | None = None) -> Case:
     spacing = tuple(float(s) for s in reversed(reference.GetSpacing()))
     return Case(image=image, reference=reference, spacing=spacing, paths=paths,
                 case_id=case_id, naming=naming)
-
-
-def _label_values(array: np.ndarray, path: Path) -> np.ndarray:
-    """Sorted distinct label values; InputError unless all lie in {0, 1, 2, 3, 4}."""
-    if array.dtype.kind == "f":
-        if not np.isfinite(array).all() or np.any(array != np.round(array)):
-            raise InputError(f"{path}: label map holds non-integer values. Save labels "
-                             f"as integers (0, 1, 2 and 4 or 3).")
-    if array.min() < 0 or array.max() > 4:
-        bad = np.unique(array[(array < 0) | (array > 4)])
-        raise InputError(f"{path}: unknown label values {bad.tolist()}. Expected BraTS "
-                         f"labels 0, 1 NCR, 2 ED, 4 ET (or 3 ET in BraTS 2023+).")
-    integers = array if array.dtype.kind in "iu" else array.astype(np.intp)
-    counts = np.bincount(integers.ravel(), minlength=5)
-    return np.flatnonzero(counts)
-
-
-def load_labels(path, reference: sitk.Image | None = None) -> tuple[np.ndarray, str]:
-    """Read a BraTS label map in either convention.
-
-    Returns (labels uint8 (Z, Y, X) with the file's own values, convention):
-    values {0,1,2,4} -> "brats2018", {0,1,2,3} -> "brats2023"; a map without
-    ET is ambiguous and reported as "brats2018". With ``reference`` the grid is
-    checked against it.
-    """
-    path = Path(path)
-    image = read_image(path)
-    if reference is not None:
-        check_same_grid(reference, "the case's images", image, path)
-    array = sitk.GetArrayFromImage(image)
-    values = _label_values(array, path)
-    if 3 in values and 4 in values:
-        raise InputError(f"{path}: holds both 3 and 4, ET in two conventions. Relabel "
-                         f"it to one convention (4 for BraTS 2017-2021, 3 for 2023+).")
-    convention = BRATS2023 if 3 in values else BRATS2018
-    return array.astype(np.uint8), convention
-
-
-def labels_to_regions(labels: np.ndarray) -> np.ndarray:
-    """Label map (Z, Y, X) in either convention -> bool (3, Z, Y, X) in REGIONS order.
-
-    ET = {3 or 4}, TC = {1} + ET, WT = {1, 2} + ET.
-    """
-    labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() > 4):
-        raise ValueError("labels_to_regions: label values must lie in {0, 1, 2, 3, 4}")
-    et = (labels == 3) | (labels == 4)
-    tc = et | (labels == NCR_LABEL)
-    wt = tc | (labels == ED_LABEL)
-    return np.stack([et, tc, wt])
-
-
-def regions_to_labels(regions: np.ndarray, convention: str) -> np.ndarray:
-    """bool (3, Z, Y, X) ET/TC/WT -> uint8 label map (Z, Y, X) in ``convention``.
-
-    Nesting is enforced by trimming the inner regions, never by growing the outer
-    ones: TC := TC and WT, ET := ET and TC (and WT). WT-only voxels become ED (2),
-    TC-only NCR (1), ET 4 ("brats2018") or 3 ("brats2023").
-    """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, not {convention!r}")
-    regions = np.asarray(regions, dtype=bool)
-    if regions.ndim < 1 or regions.shape[0] != len(REGIONS):
-        raise ValueError(f"regions must have shape (3, ...), got {regions.shape}")
-    wt = regions[2]
-    tc = regions[1] & wt
-    et = regions[0] & tc
-    labels = np.zeros(wt.shape, dtype=np.uint8)
-    labels[wt] = ED_LABEL
-    labels[tc] = NCR_LABEL
-    labels[et] = ET_LABEL[convention]
-    return labels
 
 
 def to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.io import labels_to_regions
+from uncertaintyseg.label_maps import labels_to_regions
 
 METRIC_NAMES = ("dice", "hd95", "sensitivity", "specificity", "accuracy")
 CSV_FIELDS = ("case", "region") + METRIC_NAMES

@@ -17,7 +17,8 @@ import torch
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .fusion import fuse, normalized_weights
-from .io import Case, InputError, regions_to_labels
+from .io import Case, InputError
+from .label_maps import regions_to_labels
 from .kernels import search_regions
 from .postprocess import nest, remove_small_components
 from .projection import PRESETS, default_radius

@@ -30,7 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from . import REGIONS
-from .io import labels_to_regions
+from .label_maps import labels_to_regions
 
 FIGSIZE_IN = (12.0, 6.0)
 DPI = 100

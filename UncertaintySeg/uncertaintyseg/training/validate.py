@@ -22,7 +22,8 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
                    projections: str | int = "preview", progress=None) -> dict:
     """Dice and HD95 per region of the fused result and of the 2D-only result (P2D > 0.5,
     same post-processing) on `case_ids` (sub-folders of `source`), and their means."""
-    from ..io import load_case, load_labels, regions_to_labels
+    from ..io import load_case
+    from ..label_maps import load_labels, regions_to_labels
     from ..metrics import case_metrics
     from ..models import load_model
     from ..pipeline import Settings, run_case
