@@ -18,7 +18,8 @@ import numpy as np
 
 from .context import SceneLogics, create_headless_logics
 from .inputs import LABELS, MODALITIES, guess_modality
-from .scene import LoadedRun, ResultLoader, place_in_folder, read_contract, show_in_slice_views
+from .scene import (HeatmapSettings, LoadedRun, ResultLoader, place_in_folder, read_contract,
+                    show_in_slice_views)
 from .volumes import ResultFolderError, read_scalar_volume
 
 
@@ -85,7 +86,7 @@ def set_up_views(bundle: SceneBundle, size=(640, 640)):
     red = OffscreenSliceView(bundle.logics, "Red", "Axial", size)
     others = add_slice_views(bundle.logics, (("Yellow", "Sagittal"), ("Green", "Coronal")))
     show_in_slice_views(bundle.logics.scene, _background(bundle), bundle.run.uncertainty,
-                        ResultLoader(bundle.logics).heatmap.opacity)
+                        HeatmapSettings().opacity)
     red.fit()
     for node in (red.node, *others):
         node.JumpSliceByOffsetting(*map(float, top_box_centre(bundle.run)))

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MODALITIES = ("flair", "t1", "t1ce", "t2")  # the pipeline's channel order
+from uncertaintyseg import MODALITIES  # the pipeline's channel order (imports nothing)
 LABELS = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
 
 _FLAIR = {"flair", "t2f", "t2flair", "fl", "tirm", "darkfluid"}

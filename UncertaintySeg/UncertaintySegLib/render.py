@@ -103,10 +103,6 @@ class OffscreenSliceView:
         """Fit the field of view to the background volume."""
         self.logic.FitSliceToBackground(*self.window.GetSize())
 
-    def jump_to(self, ras) -> None:
-        """Centre the view on a RAS point (mm) and move the slice through it."""
-        self.node.JumpSliceByCentering(*map(float, ras))
-
     def render(self) -> np.ndarray:
         self.image_actor.GetMapper().SetInputConnection(self.logic.GetImageDataConnection())
         self.managers.RequestRender()

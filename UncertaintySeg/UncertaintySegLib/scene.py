@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from uncertaintyseg import REGIONS
 
-from .segments import (REGION_COLOURS, REGIONS, SEGMENTS, convention_from_labels, label_values,
+from .segments import (REGION_COLOURS, SEGMENTS, convention_from_labels, label_values,
                        normalise_convention)
 from .volumes import (ResultFolderError, array_to_volume, heatmap_colour_table, read_channel,
                       read_scalar_volume, segment_colour_table, volume_array)
@@ -122,8 +123,7 @@ class ResultLoader:
 
     def _run_name(self, report: dict) -> str:
         case_id = report.get("input", {}).get("case_id") or "case"
-        runs = [item for item in _folder_items(self.scene) if _is_run_folder(self.scene, item)]
-        return f"{case_id} #{len(runs) + 1}"
+        return f"{case_id} #{len(run_folders(self.scene)) + 1}"
 
     def _create_folder(self, name: str, out_dir: Path, report: dict) -> int:
         sh = self.scene.GetSubjectHierarchyNode()

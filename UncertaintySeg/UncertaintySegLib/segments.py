@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONVENTIONS = ("brats2018", "brats2023")
 DEFAULT_CONVENTION = "brats2018"
 
 
@@ -62,8 +61,6 @@ SEGMENT_NAMES = tuple(spec.name for spec in SEGMENTS)
 # as the regions are nested ET in TC in WT.
 EXPORT_ORDER = ("ED", "NCR", "ET")
 
-# Regions of the pipeline (uncertainty channels) and the colours of their boxes.
-REGIONS = ("ET", "TC", "WT")
 # Box outlines: ET as its segment; TC and WT in colours the heatmap does not use.
 REGION_COLOURS = {"ET": _rgb(30, 120, 255), "TC": _rgb(230, 60, 230), "WT": _rgb(40, 200, 80)}
 

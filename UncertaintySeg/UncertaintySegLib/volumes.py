@@ -31,14 +31,6 @@ def read_scalar_volume(volumes_logic, path: Path, name: str, labelmap: bool = Fa
     return node
 
 
-def _ijk_to_ras(node) -> np.ndarray:
-    from vtkmodules.vtkCommonMath import vtkMatrix4x4
-
-    matrix = vtkMatrix4x4()
-    node.GetIJKToRASMatrix(matrix)
-    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
-
-
 def read_channel(path: Path, channel: int, reference_node) -> np.ndarray:
     """Channel `channel` of a 4D contract image as a (Z, Y, X) float32 array, checked
     against the grid of `reference_node` (voxel counts and spacing)."""

@@ -42,8 +42,9 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
-def _label_file(case_dir: Path, files: dict) -> Path:
-    if "seg" in files:
+def label_file(case_dir: Path, files: dict | None = None) -> Path:
+    """The reference label map of a case folder (`files` from find_case_files may name it)."""
+    if files and "seg" in files:
         return Path(files["seg"])
     found = sorted(p for p in case_dir.iterdir() if p.name.split(".")[0].endswith("seg"))
     if not found:
@@ -62,7 +63,7 @@ def find_cases(source: Path) -> list[tuple[str, dict[str, Path], Path]]:
     for case_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         files = find_case_files(case_dir)
         cases.append((case_dir.name, {m: Path(files[m]) for m in MODALITIES},
-                      _label_file(case_dir, files)))
+                      label_file(case_dir, files)))
     if not cases:
         raise InputError(f"{source} holds no case folders; put each BraTS case (four "
                          f"modalities + seg) in its own sub-folder.")

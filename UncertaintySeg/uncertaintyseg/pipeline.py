@@ -21,7 +21,7 @@ from .io import Case, InputError
 from .label_maps import regions_to_labels
 from .kernels import search_regions
 from .postprocess import nest, remove_small_components
-from .projection import PRESETS, default_radius
+from .projection import default_radius, resolve_count
 from .refine import refine
 from .working_grid import WorkingGrid, from_crop, from_nnunet
 from .uncertainty import predict_volume
@@ -79,15 +79,10 @@ class Settings:
 
     def resolved_projections(self) -> int | None:
         """The origin count per slice (None = every grid origin in the brain)."""
-        value = self.projections
-        if isinstance(value, str) and not value.isdigit():
-            if value not in PRESETS:
-                raise InputError(f"--projections {value}: use a number or one of "
-                                 f"{', '.join(PRESETS)}")
-            return PRESETS[value]
-        if int(value) < 1:
-            raise InputError(f"--projections {value}: must be 1 or more")
-        return int(value)
+        try:
+            return resolve_count(self.projections)
+        except ValueError as error:
+            raise InputError(f"--projections {self.projections}: {error}") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -141,8 +136,9 @@ def _prepare(case: Case, model, settings: Settings) -> WorkingGrid:
     return from_crop(case.image, case.spacing, settings.crop_margin, settings.crop_to_brain)
 
 
-def _segment(fused: np.ndarray, settings: Settings) -> np.ndarray:
-    regions = nest(fused > 0.5)
+def segment(probabilities: np.ndarray, settings: Settings) -> np.ndarray:
+    """Probabilities (3, Z, Y, X) -> nested bool regions, post-processed as `settings` say."""
+    regions = nest(probabilities > 0.5)
     if settings.postprocess:
         regions = remove_small_components(regions, settings.min_component_fraction)
     return regions
@@ -173,7 +169,7 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
     with timer.stage("export"):
         result = _to_input_grid(case, settings, grid, projected, p3d, fused, boxes)
     with timer.stage("postprocess"):
-        regions = _segment(result.probabilities, settings)
+        regions = segment(result.probabilities, settings)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
     result.report = build_report(case, model, settings, projected, result, timer, device)
     result.report["settings"]["radius_px"] = round(float(radius), 3)

@@ -112,10 +112,12 @@ def _lloyd_step(points: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return moved
 
 
-def _resolve_count(projections: int | str | None) -> int | None:
+def resolve_count(projections: int | str | None) -> int | None:
     """Number of origins asked for: an int, a preset name, or None (all)."""
     if projections is None:
         return None
+    if isinstance(projections, str) and projections.isdigit():
+        projections = int(projections)
     if isinstance(projections, str):
         if projections not in PRESETS:
             raise ValueError(
@@ -140,7 +142,7 @@ def select_origins(mask_hw: np.ndarray, projections: int | str | None,
     Returns:
         (M, 2) float32 (row, col).
     """
-    count = _resolve_count(projections)
+    count = resolve_count(projections)
     mask_hw = np.asarray(mask_hw, dtype=bool)
     origins = origin_grid(mask_hw, stride)
     if len(origins) == 0 and mask_hw.any():

@@ -39,10 +39,11 @@ def cut_cubes(image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
     return np.stack([image[(slice(None),) + box.slices] for box in boxes])
 
 
-def _pad_to_divisor(cubes: np.ndarray, divisor: int) -> np.ndarray:
+def pad_to_divisor(cubes: np.ndarray, divisor: int) -> np.ndarray:
     """Zero-pad the three spatial axes at their end up to a multiple of `divisor`.
 
-    Zero is the mean of the z-scored image, the same value nnU-Net pads with.
+    Zero is the mean of the z-scored image, the same value nnU-Net pads with (and
+    background for region targets, which the 3D trainer pads the same way).
     """
     pads = [(0, 0), (0, 0)] + [(0, -n % divisor) for n in cubes.shape[2:]]
     return np.pad(cubes, pads) if any(p[1] for p in pads) else cubes
@@ -57,7 +58,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
 def _predict(network3d: torch.nn.Module, cubes: np.ndarray, divisor: int,
              device: torch.device, autocast_dtype: torch.dtype | None) -> np.ndarray:
     """Sigmoid probabilities (B, 3, kz, ky, kx) float32 for a batch of cubes."""
-    padded = _pad_to_divisor(cubes.astype(np.float32, copy=False), divisor)
+    padded = pad_to_divisor(cubes.astype(np.float32, copy=False), divisor)
     batch = torch.from_numpy(np.ascontiguousarray(padded)).to(device)
     with torch.inference_mode(), _autocast(device, autocast_dtype):
         logits = network3d(batch)

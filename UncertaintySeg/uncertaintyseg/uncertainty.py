@@ -85,12 +85,13 @@ class StreamingStats:
         raw = -torch.special.xlogy(freq, freq).sum(dim=1)
         return raw.clamp_min(0.0).reshape((self.n_channels,) + self.shape_hw)
 
-    def normalized_entropy(self) -> torch.Tensor:
+    def normalized_entropy(self, raw: torch.Tensor | None = None) -> torch.Tensor:
         """Entropy divided by ln(min(N, bins)), its largest possible value: in [0, 1].
 
-        0 everywhere when N <= 1 (a single prediction has no spread).
+        0 everywhere when N <= 1 (a single prediction has no spread). Pass the result
+        of `entropy()` as `raw` when you have it: the entropy is the costly part.
         """
-        raw = self.entropy()
+        raw = self.entropy() if raw is None else raw
         ceiling = min(self.count, self.bins)
         if ceiling <= 1:
             return torch.zeros_like(raw)
@@ -170,8 +171,9 @@ def predict_slice(network: torch.nn.Module, slice_chw, origins, radius: float,
             if stats is None:
                 stats = StreamingStats(probs.shape[1], image.shape[-2:], device=device)
             stats.update(back_project(probs, chunk, radius))
+        raw = stats.entropy()
         return tuple(t.cpu().numpy().astype(np.float32, copy=False)
-                     for t in (stats.mean(), stats.entropy(), stats.normalized_entropy()))
+                     for t in (stats.mean(), raw, stats.normalized_entropy(raw)))
 
 
 def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray,

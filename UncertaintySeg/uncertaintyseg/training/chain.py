@@ -175,13 +175,14 @@ class Chain:
         net = self.network_2d()
         divisor = stride_divisor(self.plans, prepare.CONFIG_2D)
         ids = self.split["train"] + self.split["val"]
+        spacing = self.spacing_zyx()  # parses plans.json: once, not per case
         for done, case_id in enumerate(ids):
             path = out / f"{case_id}.npz"
             if not path.is_file():
                 image, seg = load_preprocessed(self.data_folder, case_id)
                 p2d, entropy = case_uncertainty(net, image, seg >= 0, self.settings.net3d,
                                                 self.settings.net2d.radius, divisor)
-                boxes = select_boxes(entropy, self.spacing_zyx(), self.settings.kernel_mm,
+                boxes = select_boxes(entropy, spacing, self.settings.kernel_mm,
                                      self.settings.net3d)
                 np.savez_compressed(path, p2d=p2d.astype(np.float16),
                                     entropy=entropy.astype(np.float16),

@@ -19,7 +19,7 @@ import torch
 
 from ..kernels import Box, search_regions
 from ..models import build_network, region_order
-from ..refine import cut_cubes
+from ..refine import cut_cubes, pad_to_divisor
 from ..uncertainty import predict_volume
 from .loop import Loop, LoopSettings
 from .prepare import CONFIG_3D
@@ -67,13 +67,6 @@ def select_boxes(entropy_norm: np.ndarray, spacing_zyx, kernel_mm, settings: Set
                           max_count=settings.max_boxes)
 
 
-def _pad(cubes: np.ndarray, divisor: int) -> np.ndarray:
-    # A cube clipped by a small volume may not divide by the network's stride: zero-pad
-    # it at the end (0 is the z-scored mean, and background for the targets).
-    pads = [(0, 0), (0, 0)] + [(0, -n % divisor) for n in cubes.shape[2:]]
-    return np.pad(cubes, pads) if any(p[1] for p in pads) else cubes
-
-
 def cubes_of_case(image: np.ndarray, targets: np.ndarray, boxes: list[Box],
                   divisor: int = 1) -> dict:
     """{cube size: (images (K, 4, k, k, k), targets (K, 3, k, k, k) bool)} of one case.
@@ -83,8 +76,8 @@ def cubes_of_case(image: np.ndarray, targets: np.ndarray, boxes: list[Box],
     groups = {}
     for box in boxes:
         groups.setdefault(tuple(box.size), []).append(box)
-    return merge_cubes([{tuple(g[0].size): (_pad(cut_cubes(image, g), divisor),
-                                             _pad(cut_cubes(targets, g), divisor))}
+    return merge_cubes([{tuple(g[0].size): (pad_to_divisor(cut_cubes(image, g), divisor),
+                                             pad_to_divisor(cut_cubes(targets, g), divisor))}
                         for g in groups.values()])
 
 

@@ -22,12 +22,12 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
                    projections: str | int = "preview", progress=None) -> dict:
     """Dice and HD95 per region of the fused result and of the 2D-only result (P2D > 0.5,
     same post-processing) on `case_ids` (sub-folders of `source`), and their means."""
+    from ..convert import label_file
     from ..io import load_case
     from ..label_maps import load_labels, regions_to_labels
     from ..metrics import case_metrics
     from ..models import load_model
-    from ..pipeline import Settings, run_case
-    from ..postprocess import nest, remove_small_components
+    from ..pipeline import Settings, run_case, segment
 
     model = load_model(str(model_dir))
     settings = Settings(projections=projections, device="cpu")
@@ -35,13 +35,10 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
     for done, case_id in enumerate(case_ids):
         case = load_case(case_dir=Path(source) / case_id)
         result = run_case(case, model, settings)
-        seg = next(p for p in (Path(source) / case_id).iterdir()
-                   if p.name.split(".")[0].endswith("seg"))
-        reference, _ = load_labels(seg, reference=case.reference)
+        reference, _ = load_labels(label_file(Path(source) / case_id),
+                                   reference=case.reference)
         fused[case_id] = case_metrics(reference, result.labels, case.spacing)
-        regions_2d = remove_small_components(nest(result.probabilities_2d > 0.5),
-                                             settings.min_component_fraction)
-        labels_2d = regions_to_labels(regions_2d, case.naming)
+        labels_2d = regions_to_labels(segment(result.probabilities_2d, settings), case.naming)
         only_2d[case_id] = case_metrics(reference, labels_2d, case.spacing)
         if progress is not None:
             progress("validate", done + 1, len(case_ids),
