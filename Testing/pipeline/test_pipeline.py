@@ -11,7 +11,7 @@ from uncertaintyseg.label_maps import labels_to_regions, load_labels
 from uncertaintyseg.models import Model, load_model
 from uncertaintyseg.phantom import make_phantom, write_phantom_case
 from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize
-from uncertaintyseg.pipeline import Settings, run_case, triage
+from uncertaintyseg.pipeline import Settings, component_fraction, run_case, segment, triage
 
 SHAPE = (24, 56, 48)
 
@@ -154,9 +154,24 @@ def test_bad_settings_fail_before_any_work():
                          ({"projections": -3}, "--projections"),
                          ({"max_overlap": 2.0}, "--max-overlap"),
                          ({"kernel_mm": (0.0, 1.0, 1.0)}, "--kernel-mm"),
-                         ({"batch_size_3d": 0}, "--batch-size-3d")]:
+                         ({"batch_size_3d": 0}, "--batch-size-3d"),
+                         ({"min_component_fraction": 1.5}, "--min-component-fraction")]:
         with pytest.raises(InputError, match=flag):
             Settings(**kwargs)
+
+
+def test_component_fraction_is_the_models_unless_asked():
+    model = load_model("analytic")
+    model.min_component_fraction = 1.0  # as a trained model.json may say
+    probabilities = np.zeros((3, 20, 20, 20), dtype=np.float32)
+    probabilities[:, 2:10, 2:10, 2:10] = 0.9    # 512 voxels
+    probabilities[:, 14:18, 14:18, 14:18] = 0.9  # 64 voxels: 12.5 % of the largest
+    assert component_fraction(Settings(), model) == 1.0
+    assert segment(probabilities, Settings(), model)[2].sum() == 512
+    asked = Settings(min_component_fraction=0.1)
+    assert component_fraction(asked, model) == 0.1
+    assert segment(probabilities, asked, model)[2].sum() == 576
+    assert segment(probabilities, Settings(postprocess=False), model)[2].sum() == 576
 
 
 def test_nnunet_model_sees_its_training_spacing(tmp_path):

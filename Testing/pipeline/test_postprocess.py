@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from uncertaintyseg.postprocess import nest, remove_small_components
+from uncertaintyseg.postprocess import (choose_component_fraction, nest,
+                                        remove_small_components)
 
 SHAPE = (30, 30, 30)
 
@@ -90,3 +91,34 @@ def test_nest():
     np.testing.assert_array_equal(out[0], et & tc & wt)
     assert not (out[0] & ~out[1]).any() and not (out[1] & ~out[2]).any()
     np.testing.assert_array_equal(nest(out), out)  # idempotent
+
+
+def _case(second_is_tumour: bool):
+    """A 1000-voxel tumour plus a 343-voxel second blob (34 % of it), either a real second
+    focus (in the reference) or a false positive; probabilities 0.9 on both blobs."""
+    wt = big_blob()
+    second = np.zeros(SHAPE, dtype=bool)
+    second[20:27, 20:27, 20:27] = True
+    probabilities = np.where(regions_from_wt(wt | second), 0.9, 0.05)
+    reference = regions_from_wt(wt | second if second_is_tumour else wt)
+    return probabilities, reference
+
+
+def test_component_fraction_removes_false_positive_blobs():
+    fraction, table = choose_component_fraction([_case(False)] * 2)
+    assert fraction == 1.0
+    assert table[1.0] == [1.0, 1.0, 1.0]
+    assert table[0.1][2] == pytest.approx(2000 / 2343)  # the blob costs Dice at 0.1
+
+
+def test_component_fraction_keeps_a_real_second_focus():
+    # One multifocal case outweighs a false positive elsewhere only when it costs more
+    # Dice than the blob does: here the loss from cutting the focus is larger.
+    fraction, table = choose_component_fraction([_case(True), _case(True), _case(False)])
+    assert fraction < 0.5  # 0.34 x the largest must survive
+    assert np.mean(table[fraction]) > np.mean(table[1.0])
+
+
+def test_component_fraction_needs_cases():
+    with pytest.raises(ValueError, match="at least one case"):
+        choose_component_fraction([])

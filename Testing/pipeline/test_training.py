@@ -92,6 +92,17 @@ def test_2d_trainer_trains_and_resumes(chain, tmp_path):
     assert (tmp_path / "best.pth").is_file()
 
 
+def test_bf16_training_keeps_fp32_weights(chain, tmp_path):
+    settings = Settings2D(iterations=3, batch_size=2, validate_every=3, checkpoint_every=3,
+                          val_batches=1, precision="bf16")
+    train_2d(chain.data_folder, chain.plans, chain.dataset, chain.split, tmp_path, settings)
+    state = _weights(tmp_path / "latest.pth")
+    # autocast runs the forward pass in bf16; the weights Adam updates stay fp32
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    with pytest.raises(ValueError, match="precision 'fp16'"):
+        Settings2D(precision="fp16")
+
+
 def test_3d_trainer_learns_on_selected_cubes(chain, tmp_path):
     image, seg = load_preprocessed(chain.data_folder, chain.split["train"][0])
     regions = [chain.dataset["labels"][r] for r in ("WT", "TC", "ET")]
@@ -123,13 +134,16 @@ def trained(chain, tmp_path_factory):
 
 def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
     record, out = trained
-    assert set(record["timings"]) >= {"train2d", "uncertainty", "cubes", "train3d", "fusion"}
+    assert set(record["timings"]) >= {"train2d", "uncertainty", "cubes", "train3d", "fusion",
+                                      "postprocess"}
     weights = np.asarray(record["fusion"])
     assert weights.shape == (3, 3) and np.all(weights[:, :2] >= 0)
     model = load_model(str(out))
     assert model.trained and model.name == "tiny"
     np.testing.assert_allclose(model.fusion_weights, weights, rtol=1e-6)
     assert model.kernel_mm == (16.0, 16.0, 24.0)
+    fraction = record["postprocess"]["min_component_fraction"]
+    assert fraction in (0.1, 0.25, 0.5, 1.0) and model.min_component_fraction == fraction
     x = torch.zeros(1, 4, 2 * model.divisor_2d, 3 * model.divisor_2d)
     assert model.network_2d(x).shape == (1, 3, *x.shape[2:])
     assert (out / "curves.png").stat().st_size > 1000

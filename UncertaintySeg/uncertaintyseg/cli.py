@@ -67,6 +67,10 @@ def _add_run_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-postprocess", action="store_true",
                         help="keep small tumour components (design 4.6), to measure the "
                              "method's own effect")
+    parser.add_argument("--min-component-fraction", type=float, default=None,
+                        help="drop whole-tumour components smaller than this fraction of "
+                             "the largest (design 4.6; default: the model's, chosen in "
+                             "training; 1 keeps only the largest)")
     parser.add_argument("--label-convention", choices=["brats2018", "brats2023"], default=None,
                         help="ET label written: 4 (brats2018) or 3 (brats2023); default: as "
                              "the input's file names")
@@ -205,7 +209,8 @@ def _settings_from_args(args, device_type: str):
         batch_size_3d=args.batch_size_3d, kernel_mm=tuple(args.kernel_mm) if args.kernel_mm else None,
         max_overlap=args.max_overlap, min_score_fraction=args.min_score_fraction,
         max_boxes=args.max_boxes, device=args.device, precision=args.precision,
-        postprocess=not args.no_postprocess, label_convention=args.label_convention)
+        postprocess=not args.no_postprocess, label_convention=args.label_convention,
+        min_component_fraction=args.min_component_fraction)
 
 
 def _case_from_args(args):

@@ -61,6 +61,8 @@ class Model:
     plans: dict | None = None
     dataset: dict | None = None
     configuration_2d: str | None = None
+    # Post-processing chosen by the training chain (postprocess.choose_component_fraction).
+    min_component_fraction: float = 0.1
 
 
 # --------------------------------------------------------------------------- analytic
@@ -296,6 +298,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         kernel_mm = tuple(float(k) for k in meta.get("kernel_mm", DEFAULT_KERNEL_MM))
         radius = meta.get("radius")
         cfg_2d, cfg_3d = nets["2d"]["configuration"], nets["3d"]["configuration"]
+        fraction = float(meta.get("postprocess", {}).get("min_component_fraction", 0.1))
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
                          f"`uncertaintyseg train` or restore the model folder.") from None
@@ -309,7 +312,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         radius=None if radius is None else float(radius), divisor_2d=div_2d,
         divisor_3d=div_3d, kernel_mm=kernel_mm, trained=bool(meta.get("trained", True)),
         description=str(meta.get("description", "")), plans=plans, dataset=dataset,
-        configuration_2d=cfg_2d)
+        configuration_2d=cfg_2d, min_component_fraction=fraction)
 
 
 def _nnunet_managers(model: Model):

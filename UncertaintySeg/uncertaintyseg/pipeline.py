@@ -52,7 +52,7 @@ class Settings:
     device: str = "auto"
     precision: str = "auto"
     postprocess: bool = True
-    min_component_fraction: float = 0.1
+    min_component_fraction: float | None = None  # None: the model's (model.json)
     crop_to_brain: bool = True
     crop_margin: int = 4
     label_convention: str | None = None
@@ -71,6 +71,9 @@ class Settings:
              (len(self.kernel_mm) == 3 and min(self.kernel_mm) > 0), "--kernel-mm",
              "three sides above 0 mm"),
             (self.stride, self.stride >= 1, "stride", "1 px or more"),
+            (self.min_component_fraction, self.min_component_fraction is None or
+             0.0 <= self.min_component_fraction <= 1.0, "--min-component-fraction",
+             "in [0, 1]"),
         ]
         for value, ok, flag, rule in checks:
             if not ok:
@@ -136,11 +139,19 @@ def _prepare(case: Case, model, settings: Settings) -> WorkingGrid:
     return from_crop(case.image, case.spacing, settings.crop_margin, settings.crop_to_brain)
 
 
-def segment(probabilities: np.ndarray, settings: Settings) -> np.ndarray:
-    """Probabilities (3, Z, Y, X) -> nested bool regions, post-processed as `settings` say."""
+def component_fraction(settings: Settings, model) -> float:
+    """The WT component fraction of a run: the user's, else the model's (default 0.1)."""
+    if settings.min_component_fraction is not None:
+        return settings.min_component_fraction
+    return float(getattr(model, "min_component_fraction", 0.1))
+
+
+def segment(probabilities: np.ndarray, settings: Settings, model) -> np.ndarray:
+    """Probabilities (3, Z, Y, X) -> nested bool regions, post-processed as `settings`
+    (and, for the component fraction, the model) say."""
     regions = nest(probabilities > 0.5)
     if settings.postprocess:
-        regions = remove_small_components(regions, settings.min_component_fraction)
+        regions = remove_small_components(regions, component_fraction(settings, model))
     return regions
 
 
@@ -169,7 +180,7 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
     with timer.stage("export"):
         result = _to_input_grid(case, settings, grid, projected, p3d, fused, boxes)
     with timer.stage("postprocess"):
-        regions = segment(result.probabilities, settings)
+        regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
     result.report = build_report(case, model, settings, projected, result, timer, device)
     result.report["settings"]["radius_px"] = round(float(radius), 3)
@@ -254,6 +265,7 @@ def build_report(case, model, settings, projected, result, timer, device) -> dic
                   "label_convention": settings.label_convention or case.naming,
                   "shape_zyx": list(case.image.shape[1:]), "spacing_zyx": list(case.spacing)},
         "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
+                     "min_component_fraction": component_fraction(settings, model),
                      "projections_per_slice_asked": settings.resolved_projections()},
         "device": {"name": str(device), "torch": torch.__version__,
                    "threads": torch.get_num_threads(), "machine": platform.machine()},

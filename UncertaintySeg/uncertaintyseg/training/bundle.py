@@ -56,6 +56,7 @@ def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Pat
         "fusion_weights_normalized": {r: [float(a), float(b)] for r, a, b in
                                       zip(REGIONS, np.atleast_1d(w2d), np.atleast_1d(w3d))},
         "networks": {"2d": {"configuration": CONFIG_2D}, "3d": {"configuration": CONFIG_3D}},
+        "postprocess": record.get("postprocess") or {"min_component_fraction": 0.1},
         "split": chain.split, "settings": asdict(s),
         "training": {"seconds": record["timings"],
                      "iterations_2d": s.net2d.iterations, "iterations_3d": s.net3d.iterations,
@@ -129,9 +130,13 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
              f"cubes selected with {s['net3d']['projections']} projections per slice",
              f"- kernels (mm, ET/TC/WT): {meta['kernel_mm']}; fusion weights [w2d, w3d, b]: "
              f"{[[round(v, 3) for v in row] for row in meta['fusion_weights']]}",
+             f"- post-processing: whole-tumour components below "
+             f"{meta['postprocess']['min_component_fraction']} x the largest are removed "
+             f"(chosen on the training cases, docs/DECISIONS.md #13)",
              f"- checkpoints: {_size_text(size_mb)}", "",
              "## Training time", "",
-             "Seconds per step (CPU, 1 thread): " + ", ".join(
+             f"Seconds per step (CPU, {s['threads']} thread(s), {s['net2d']['precision']}): "
+             + ", ".join(
                  f"{k} {v:.0f}" for k, v in t["seconds"].items()), "",
              f"Best patch-level validation Dice during training: 2D "
              f"{t['best_val_2d'].get('mean_dice', float('nan')):.3f}, 3D "

@@ -19,11 +19,13 @@ import torch
 
 from .. import REGIONS
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
-from ..fusion import fit_fusion
+from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, build_network, region_order, stride_divisor
+from ..postprocess import choose_component_fraction
 from ..refine import refine
 from . import prepare
+from .loop import PRECISIONS
 from .trainer2d import Settings2D, train_2d
 from .trainer3d import (Settings3D, case_uncertainty, cubes_of_case, load_cubes,
                         load_preprocessed, merge_cubes, region_targets, save_cubes,
@@ -216,33 +218,50 @@ class Chain:
                  load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
                  self.settings.net3d, self.progress)
 
-    def fusion(self) -> None:
-        """PSO fit of (w2d, w3d, b) per region on the training cases (design 4.5)."""
-        if (self.train_dir / "fusion.json").is_file():
-            return
+    def _training_predictions(self):
+        """(p2d, p3d, reference) per training case, (3, Z, Y, X) each, REGIONS order."""
         net3d = self.network_3d()
         divisor = stride_divisor(self.plans, prepare.CONFIG_3D)
-        cases = []
+        regions = [self.dataset["labels"][r] for r in REGIONS]
         for case_id in self.split["train"]:
             image, seg = load_preprocessed(self.data_folder, case_id)
             with np.load(self.train_dir / "uncertainty" / f"{case_id}.npz") as npz:
                 p2d = npz["p2d"].astype(np.float32)
-            p3d = refine(net3d, image, self._boxes(case_id), batch_size=2, divisor=divisor)
-            ref = region_targets(seg, [self.dataset["labels"][r] for r in REGIONS])
-            cases.append((p2d, p3d, ref))
+            p3d = refine(net3d, image, self._boxes(case_id), batch_size=2, divisor=divisor,
+                         autocast_dtype=PRECISIONS[self.settings.net3d.precision])
+            yield p2d, p3d, region_targets(seg, regions)
+
+    def fusion(self) -> None:
+        """PSO fit of (w2d, w3d, b) per region on the training cases (design 4.5)."""
+        if (self.train_dir / "fusion.json").is_file():
+            return
+        cases = list(self._training_predictions())
         s = self.settings
         weights = fit_fusion(cases, seed=s.seed, particles=s.pso_particles,
                              iterations=s.pso_iterations, progress=self.progress)
         self._save_json("fusion.json", {"regions": list(REGIONS),
                                         "weights": np.asarray(weights).tolist()})
 
+    def postprocess(self) -> None:
+        """The WT component fraction, chosen on the fused training cases (design 4.6)."""
+        if (self.train_dir / "postprocess.json").is_file():
+            return
+        weights = np.asarray(self._load_json("fusion.json", {})["weights"])
+        cases = [(fuse(p2d, p3d, weights), ref)
+                 for p2d, p3d, ref in self._training_predictions()]
+        fraction, table = choose_component_fraction(cases)
+        self._save_json("postprocess.json", {
+            "min_component_fraction": fraction,
+            "training_dice": {str(f): dict(zip(REGIONS, d)) for f, d in table.items()}})
+
     def run(self) -> dict:
         """Run every step (skipping finished ones); returns the training record."""
         torch.set_num_threads(self.settings.threads)
         for name in ("convert", "plan", "preprocess", "train2d", "uncertainty", "cubes",
-                     "train3d", "fusion"):
+                     "train3d", "fusion", "postprocess"):
             self._step(name, getattr(self, name))
         return {"timings": self.timings,
                 "history_2d": self._load_json("2d/history.json", []),
                 "history_3d": self._load_json("3d/history.json", []),
-                "fusion": self._load_json("fusion.json", {})["weights"]}
+                "fusion": self._load_json("fusion.json", {})["weights"],
+                "postprocess": self._load_json("postprocess.json", {})}

@@ -81,6 +81,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--train-projections", type=int, default=None,
                    help="projections per slice for the uncertainty of the training cases "
                         "(the kernel search that picks the 3D training cubes)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+                   help="training and training-case inference precision (preset's: fp32; "
+                        "bf16 is about 1.8x faster on CPUs with bf16 instructions)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-validate", action="store_true",
@@ -104,6 +107,8 @@ def chain_settings(args):
             values[net]["iterations"] = getattr(args, key)
     if args.train_projections is not None:
         values["net3d"]["projections"] = args.train_projections
+    if args.precision is not None:
+        values["net2d"]["precision"] = values["net3d"]["precision"] = args.precision
     if args.lr is not None:
         values["net2d"]["learning_rate"] = values["net3d"]["learning_rate"] = args.lr
     return ChainSettings.from_dict(values)
@@ -146,7 +151,7 @@ def _cmd_train(args, reporter) -> int:
 def _reproduce_command(args, source) -> str:
     data = f"--phantoms {args.phantoms}" if args.phantoms else str(source)
     extra = "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in
-                    ("iterations_2d", "iterations_3d", "train_projections", "lr")
+                    ("iterations_2d", "iterations_3d", "train_projections", "lr", "precision")
                     if getattr(args, k) is not None)
     return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
             f"--name {args.name or args.out.name} --seed {args.seed} --n-val {args.n_val}"

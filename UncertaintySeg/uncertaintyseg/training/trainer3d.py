@@ -21,7 +21,7 @@ from ..kernels import Box, search_regions
 from ..models import build_network, region_order
 from ..refine import cut_cubes, pad_to_divisor
 from ..uncertainty import predict_volume
-from .loop import Loop, LoopSettings
+from .loop import PRECISIONS, Loop, LoopSettings
 from .prepare import CONFIG_3D
 
 
@@ -54,7 +54,8 @@ def case_uncertainty(network2d: torch.nn.Module, image: np.ndarray, brain: np.nd
                      settings: Settings3D, radius: float | None, divisor: int) -> tuple:
     """(p2d, entropy_norm) (3, Z, Y, X) float32 from the projected 2D inference."""
     result = predict_volume(network2d, image, brain, settings.projections, radius=radius,
-                            batch_size=16, divisor=divisor, device="cpu")
+                            batch_size=16, divisor=divisor, device="cpu",
+                            autocast_dtype=PRECISIONS[settings.precision])
     return result.p2d, result.entropy_norm
 
 

@@ -38,7 +38,8 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
         reference, _ = load_labels(label_file(Path(source) / case_id),
                                    reference=case.reference)
         fused[case_id] = case_metrics(reference, result.labels, case.spacing)
-        labels_2d = regions_to_labels(segment(result.probabilities_2d, settings), case.naming)
+        labels_2d = regions_to_labels(segment(result.probabilities_2d, settings, model),
+                                      case.naming)
         only_2d[case_id] = case_metrics(reference, labels_2d, case.spacing)
         if progress is not None:
             progress("validate", done + 1, len(case_ids),
