@@ -11,7 +11,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uncertaintyseg import MODALITIES  # the pipeline's channel order (imports nothing)
+# the pipeline's channel order and BraTS file names (the package's __init__ imports nothing)
+from uncertaintyseg import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
+
 LABELS = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
 
 _FLAIR = {"flair", "t2f", "t2flair", "fl", "tirm", "darkfluid"}
@@ -20,7 +22,7 @@ _T1CE = {"t1ce", "t1c", "t1gd", "t1post", "t1wce", "t1+c", "t1+gd", "t1wc", "cet
 _CONTRAST = {"ce", "gd", "gad", "post", "contrast", "enhanced", "+c", "+gd", "km", "c"}
 _T1 = {"t1", "t1n", "t1w", "t1native", "t1pre", "mprage", "t1wpre"}
 _T2 = {"t2", "t2w", "t2tse", "t2wi"}
-_BRATS2023 = {"t1n", "t1c", "t2w", "t2f"}
+_BRATS2023 = set(BRATS_SUFFIXES["brats2023"].values())
 
 
 class GridMismatchError(ValueError):
@@ -151,10 +153,9 @@ def check_same_grid(named_nodes: dict, tolerance_mm: float = 1e-3) -> None:
 
 def input_file_names(case_id: str, naming: str) -> dict[str, str]:
     """File names for the four modalities in a naming convention the pipeline reads."""
-    if naming == "brats2023":
-        suffix = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
-        return {m: f"{case_id}-{suffix[m]}.nii.gz" for m in MODALITIES}
-    return {m: f"{case_id}_{m}.nii.gz" for m in MODALITIES}
+    naming = naming if naming in BRATS_SUFFIXES else "brats2018"
+    suffix, separator = BRATS_SUFFIXES[naming], BRATS_SEPARATORS[naming]
+    return {m: f"{case_id}{separator}{suffix[m]}.nii.gz" for m in MODALITIES}
 
 
 def write_inputs(selection: VolumeSelection, folder, case_id: str = "case") -> dict[str, Path]:

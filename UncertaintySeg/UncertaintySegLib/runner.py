@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from uncertaintyseg import BRATS_SUFFIXES
+
 from .inputs import VolumeSelection, write_inputs
 from .process import PipelineProcess, ProgressEvent, default_python, predict_command
 from .scene import LoadedRun, ResultLoader
@@ -50,10 +52,14 @@ class RunOptions:
                    python=parameters.python or None)
 
 
+# Every BraTS suffix (and "t2-flair"), longest first so that "t1ce" is not cut as "t1".
+_SUFFIX_PATTERN = "|".join(sorted({s for table in BRATS_SUFFIXES.values() for s in table.values()}
+                                  | {"t2-flair"}, key=len, reverse=True))
+
+
 def case_id_from(name: str) -> str:
     """A file-system-safe case identifier from a volume name (BraTS suffix removed)."""
-    stem = re.sub(r"[-_ ]?(flair|t2f|t2-flair|t1n|t1ce|t1c|t1|t2w|t2)$", "", name.strip(),
-                  flags=re.IGNORECASE)
+    stem = re.sub(rf"[-_ ]?({_SUFFIX_PATTERN})$", "", name.strip(), flags=re.IGNORECASE)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-") or "case"
 
 

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import numpy as np
 from uncertaintyseg import REGIONS
+from uncertaintyseg.contract_names import (BOXES_FILE, IMAGE_FILES, REPORT_FILE,
+                                           SEGMENTATION_FILE)
 
 from .segments import (REGION_COLOURS, SEGMENTS, convention_from_labels, label_values,
                        normalise_convention)
 from .volumes import (ResultFolderError, array_to_volume, heatmap_colour_table, read_channel,
                       read_scalar_volume, segment_colour_table, volume_array)
 
-REQUIRED_FILES = ("segmentation.nii.gz", "uncertainty.nii.gz", "refinement_boxes.json",
-                  "report.json")
+UNCERTAINTY_FILE = IMAGE_FILES["uncertainty"]
+REQUIRED_FILES = (SEGMENTATION_FILE, UNCERTAINTY_FILE, BOXES_FILE, REPORT_FILE)
 ATTR = "UncertaintySeg."  # prefix of every node / item attribute the module sets
 
 
@@ -65,8 +67,8 @@ def read_contract(out_dir) -> tuple[dict, list]:
                                 f"(missing {', '.join(missing)}); choose the folder that "
                                 "`uncertaintyseg predict --out` wrote, or run it again")
     try:
-        report = json.loads((out_dir / "report.json").read_text(encoding="utf-8"))
-        boxes = json.loads((out_dir / "refinement_boxes.json").read_text(encoding="utf-8"))
+        report = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
+        boxes = json.loads((out_dir / BOXES_FILE).read_text(encoding="utf-8"))
     except ValueError as error:
         raise ResultFolderError(f"{out_dir}: unreadable JSON ({error}); run the pipeline again")
     return report, list(boxes.get("boxes", []))
@@ -104,14 +106,14 @@ class ResultLoader:
 
     def _load_nodes(self, out_dir, report, boxes, name, folder, reference_volume, region):
         convention = normalise_convention(report.get("input", {}).get("label_convention"))
-        labelmap = read_scalar_volume(self.logics.volumes, out_dir / "segmentation.nii.gz",
+        labelmap = read_scalar_volume(self.logics.volumes, out_dir / SEGMENTATION_FILE,
                                       f"{name} labels", labelmap=True)
         try:
             convention = _checked_convention(volume_array(labelmap), convention, out_dir)
             segmentation = self._segmentation(labelmap, convention, name,
                                               reference_volume or labelmap)
             uncertainty = array_to_volume(
-                self.scene, read_channel(out_dir / "uncertainty.nii.gz", REGIONS.index(region),
+                self.scene, read_channel(out_dir / UNCERTAINTY_FILE, REGIONS.index(region),
                                          labelmap), labelmap, f"{name} uncertainty {region}")
         finally:
             self.scene.RemoveNode(labelmap)
@@ -143,7 +145,7 @@ class ResultLoader:
             node.CreateDefaultDisplayNodes()
             node.SetReferenceImageGeometryParameterFromVolumeNode(reference)
             if not self.logics.segmentations.ImportLabelmapToSegmentationNode(labelmap, node, ""):
-                raise ResultFolderError("segmentation.nii.gz could not be imported as segments")
+                raise ResultFolderError(f"{SEGMENTATION_FILE} could not be imported as segments")
         finally:
             self.scene.RemoveNode(table)
         self._style_segments(node)
@@ -184,7 +186,7 @@ class ResultLoader:
 
     def set_uncertainty_region(self, run: LoadedRun, region: str) -> None:
         """Show another region's uncertainty in the same heatmap volume."""
-        array = read_channel(run.output_dir / "uncertainty.nii.gz", REGIONS.index(region),
+        array = read_channel(run.output_dir / UNCERTAINTY_FILE, REGIONS.index(region),
                              run.uncertainty)
         array_to_volume(self.scene, array, run.uncertainty, "", node=run.uncertainty)
         run.uncertainty.SetName(run.uncertainty.GetName().rsplit(" ", 1)[0] + f" {region}")
@@ -253,7 +255,7 @@ def _checked_convention(labels, convention: str, out_dir: Path) -> str:
     for candidate in (convention, convention_from_labels(present)):
         if present <= {0, *label_values(candidate).values()}:
             return candidate
-    raise ResultFolderError(f"{out_dir / 'segmentation.nii.gz'}: label values {sorted(present)} "
+    raise ResultFolderError(f"{out_dir / SEGMENTATION_FILE}: label values {sorted(present)} "
                             "are not BraTS labels (0, 1, 2 and 4 or 3); is this a pipeline output?")
 
 

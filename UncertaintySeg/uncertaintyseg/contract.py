@@ -19,20 +19,10 @@ import SimpleITK as sitk
 
 from . import REGIONS
 from .io import InputError, to_image
+from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPORT_FILE,
+                             SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions
 
-IMAGE_FILES = {
-    "probabilities": "probabilities.nii.gz",
-    "probabilities_2d": "probabilities_2d.nii.gz",
-    "probabilities_3d": "probabilities_3d.nii.gz",
-    "uncertainty": "uncertainty.nii.gz",
-}
-# Written when the run has them; readers must not require them.
-OPTIONAL_IMAGE_FILES = {"uncertainty_raw": "uncertainty_raw.nii.gz"}
-SEGMENTATION_FILE = "segmentation.nii.gz"
-BOXES_FILE = "refinement_boxes.json"
-REPORT_FILE = "report.json"
-SNAPSHOT_FILE = "snapshot.png"
 FORMAT_VERSION = 1
 
 

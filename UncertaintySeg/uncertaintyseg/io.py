@@ -23,17 +23,13 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from . import MODALITIES
+from . import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
 
 BRATS2018 = "brats2018"
 BRATS2023 = "brats2023"
 CONVENTIONS = (BRATS2018, BRATS2023)
 
-# File-name suffix of each modality in each naming convention.
-SUFFIXES = {
-    BRATS2018: {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t2": "t2"},
-    BRATS2023: {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"},
-}
+SUFFIXES = BRATS_SUFFIXES  # modality -> file-name suffix, per naming convention
 _SUFFIX_TO_MODALITY = {
     suffix: (modality, naming)
     for naming, table in SUFFIXES.items() for modality, suffix in table.items()
@@ -69,8 +65,8 @@ class Case:
 
 
 def _expected_patterns(modality: str) -> str:
-    return " or ".join(f"*{sep}{SUFFIXES[n][modality]}.nii.gz"
-                       for n, sep in ((BRATS2018, "_"), (BRATS2023, "-")))
+    return " or ".join(f"*{BRATS_SEPARATORS[n]}{SUFFIXES[n][modality]}.nii.gz"
+                       for n in CONVENTIONS)
 
 
 def _match_name(path: Path) -> tuple[str, str, str] | None:

@@ -213,15 +213,19 @@ def compact_state(state: dict, half: bool = False) -> dict:
     return out
 
 
-def save_checkpoint(network: nn.Module, path: Path, half: bool = False) -> None:
-    """Write the state dict only (fp16 when `half`), as {'network_weights': ...}."""
-    if isinstance(network, RegionNetwork):
-        network = network.network
-    state = compact_state(network.state_dict(), half)
+def save_state(state: dict, path: Path, half: bool = False) -> None:
+    """Write a state dict as {'network_weights': ...} (fp16 when `half`), atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"network_weights": state}, tmp)
+    torch.save({"network_weights": compact_state(state, half)}, tmp)
     tmp.replace(path)
+
+
+def save_checkpoint(network: nn.Module, path: Path, half: bool = False) -> None:
+    """Write the network's state dict only (fp16 when `half`), see save_state."""
+    if isinstance(network, RegionNetwork):
+        network = network.network
+    save_state(network.state_dict(), path, half)
 
 
 def _read_json(path: Path, folder: Path) -> dict:

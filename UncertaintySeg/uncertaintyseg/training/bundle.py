@@ -12,16 +12,15 @@ import torch
 
 from .. import REGIONS, __version__
 from ..fusion import normalized_weights
-from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE, compact_state
+from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE, save_state
 from .prepare import CONFIG_2D, CONFIG_3D
 
 
 def _copy_checkpoint(best: Path, target: Path, half: bool) -> None:
     """best.pth (state dict) -> target, floats in fp16 when `half` (halves the size)."""
     state = torch.load(best, map_location="cpu", weights_only=True)["network_weights"]
-    state = compact_state(state, half)
     target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"network_weights": state}, target)
+    save_state(state, target, half)
 
 
 def _plans_for(plans: dict, configuration: str) -> dict:
