@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from uncertaintyseg.kernels import box_scores, kernel_voxels, search_kernels
+from timing import best_time
 
 SHAPE = (155, 240, 240)
 SPACING = (1.0, 1.0, 1.0)
@@ -37,15 +38,6 @@ def uncertainty_map(seed: int = 0) -> np.ndarray:
         u += rng.uniform(0.3, 1.0) * (profiles[0][:, None, None] * profiles[1][None, :, None]
                                       * profiles[2][None, None, :])
     return (u / u.max()).astype(np.float32)
-
-
-def best_of(fn, repeats: int = 2) -> tuple[float, object]:
-    best, result = math.inf, None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, result
 
 
 def brute_force_estimate(u: np.ndarray, size: tuple, n_positions: int, seed: int = 0):
@@ -74,8 +66,9 @@ def main() -> None:
     rows = []
     for size_mm, n_positions in ((32, 2000), (64, 300)):
         size = kernel_voxels(size_mm, SPACING, SHAPE)
-        t_scores, _ = best_of(lambda: box_scores(u, size))
-        t_search, boxes = best_of(lambda: search_kernels(u, size, "WT"))
+        t_scores = best_time(lambda: box_scores(u, size), repeats=2)
+        t_search = best_time(lambda: search_kernels(u, size, "WT"), repeats=2)
+        boxes = search_kernels(u, size, "WT")
         runs = [brute_force_estimate(u, size, n_positions, seed) for seed in (0, 1)]
         positions, error = runs[0][0], max(r[3] for r in runs)
         t_brute, t_sort = min(r[1] for r in runs), min(r[2] for r in runs)

@@ -17,9 +17,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import REGIONS
+from .preprocess import pad_to_multiple
 from .projection import back_project, default_radius, project, select_origins
 
 Progress = Callable[[str, int, int, str], None]
@@ -108,29 +108,14 @@ class Projected2D:
     projections_per_slice: np.ndarray  # (Z,) int, 0 for skipped slices
 
 
-def _pad_to_divisor(batch: torch.Tensor, divisor: int) -> tuple[torch.Tensor, tuple]:
-    """Zero-pad (B, C, H, W) so H and W are multiples of divisor; -> (padded, crop).
-
-    Split as nnU-Net does (half before, the rest after); zero is the background of a
-    z-scored image. crop is (top, left, H, W) for cutting the output back.
-    """
-    height, width = batch.shape[-2:]
-    extra_h = (-height) % divisor
-    extra_w = (-width) % divisor
-    top, left = extra_h // 2, extra_w // 2
-    if extra_h or extra_w:
-        batch = F.pad(batch, (left, extra_w - left, top, extra_h - top))
-    return batch, (top, left, height, width)
-
-
 def _network_probs(network: torch.nn.Module, batch: torch.Tensor, divisor: int,
                    autocast_dtype: torch.dtype | None) -> torch.Tensor:
     """Sigmoid of the network's logits for (B, C, H, W), padded and cropped back."""
-    padded, (top, left, height, width) = _pad_to_divisor(batch, max(int(divisor), 1))
+    padded, crop = pad_to_multiple(batch, max(int(divisor), 1))
     with torch.autocast(device_type=batch.device.type, dtype=autocast_dtype,
                         enabled=autocast_dtype is not None):
         logits = network(padded)
-    logits = logits[..., top:top + height, left:left + width]
+    logits = logits[crop]
     return torch.sigmoid(logits.float())
 
 
