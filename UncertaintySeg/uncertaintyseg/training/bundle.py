@@ -129,9 +129,8 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
              f"cubes selected with {s['net3d']['projections']} projections per slice",
              f"- kernels (mm, ET/TC/WT): {meta['kernel_mm']}; fusion weights [w2d, w3d, b]: "
              f"{[[round(v, 3) for v in row] for row in meta['fusion_weights']]}",
-             f"- post-processing: whole-tumour components below "
-             f"{meta['postprocess']['min_component_fraction']} x the largest are removed "
-             f"(chosen on the training cases, docs/DECISIONS.md #13)",
+             f"- post-processing: {_postprocess_text(meta['postprocess'])}; chosen on the "
+             f"training cases (docs/DECISIONS.md #13)",
              f"- checkpoints: {_size_text(size_mb)}", "",
              "## Training time", "",
              f"Seconds per step (CPU, {s['threads']} thread(s), {s['net2d']['precision']}): "
@@ -153,6 +152,13 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
     path = Path(out) / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _postprocess_text(postprocess: dict) -> str:
+    fraction = float(postprocess["min_component_fraction"])
+    if fraction >= 1.0:
+        return "only the largest whole-tumour component is kept (fraction 1.0)"
+    return f"whole-tumour components below {fraction} x the largest are removed"
 
 
 def _size_text(size_mb: float) -> str:
