@@ -27,7 +27,15 @@ from torch import nn
 from . import REGIONS
 from .io import InputError
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+
+def _models_dir() -> Path:
+    """Resources/Models of the source tree (checkout, editable install, Slicer extension);
+    in an installed wheel, the copy packaged as uncertaintyseg.bundled_models."""
+    source = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+    return source if source.is_dir() else Path(__file__).resolve().parent / "bundled_models"
+
+
+MODELS_DIR = _models_dir()
 MODEL_FILE = "model.json"
 CHECKPOINT_FILE = "checkpoint.pth"
 FORMAT_VERSION = 1
