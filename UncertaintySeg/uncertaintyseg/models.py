@@ -248,11 +248,16 @@ def _read_json(path: Path, folder: Path) -> dict:
                          f"restore the model folder.") from None
 
 
-def load_network(subdir: Path, configuration: str, device: str = "cpu") -> tuple[nn.Module, int]:
-    """Build the network of one model subfolder and load its checkpoint; -> (net, divisor)."""
+def load_network(subdir: Path, configuration: str, device: str = "cpu",
+                 plans: dict | None = None, dataset: dict | None = None
+                 ) -> tuple[nn.Module, int]:
+    """Build the network of one model subfolder and load its checkpoint; -> (net, divisor).
+
+    `plans` / `dataset`: the subfolder's plans.json / dataset.json when the caller has
+    read them already (otherwise they are read here)."""
     folder = subdir.parent
-    plans = _read_json(subdir / "plans.json", folder)
-    dataset = _read_json(subdir / "dataset.json", folder)
+    plans = plans if plans is not None else _read_json(subdir / "plans.json", folder)
+    dataset = dataset if dataset is not None else _read_json(subdir / "dataset.json", folder)
     ckpt = subdir / CHECKPOINT_FILE
     try:
         network = build_network(plans, dataset, configuration)
@@ -314,10 +319,10 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
                          f"`uncertaintyseg train` or restore the model folder.") from None
-    net_2d, div_2d = load_network(folder / "2d", cfg_2d, device)
-    net_3d, div_3d = load_network(folder / "3d", cfg_3d, device)
     plans = _read_json(folder / "2d" / "plans.json", folder)
     dataset = _read_json(folder / "2d" / "dataset.json", folder)
+    net_2d, div_2d = load_network(folder / "2d", cfg_2d, device, plans, dataset)
+    net_3d, div_3d = load_network(folder / "3d", cfg_3d, device)
     return Model(
         name=str(meta.get("name", folder.name)), version=str(meta.get("version", "0")),
         network_2d=net_2d, network_3d=net_3d, fusion_weights=weights,
