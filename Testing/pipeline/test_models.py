@@ -121,6 +121,19 @@ def test_fp16_checkpoint_loads_as_float32(tmp_path):
             torch.testing.assert_close(loaded[key], value.half().float())
 
 
+def test_component_fraction_comes_from_model_json(tmp_path):
+    folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
+    meta = json.loads((folder / MODEL_FILE).read_text())
+    assert load_model(str(folder)).min_component_fraction == 0.1  # no "postprocess": default
+    for postprocess, expected in (({"min_component_fraction": 1.0}, 1.0), (None, 0.1)):
+        (folder / MODEL_FILE).write_text(json.dumps({**meta, "postprocess": postprocess}))
+        assert load_model(str(folder)).min_component_fraction == expected
+    (folder / MODEL_FILE).write_text(json.dumps({**meta,
+                                                 "postprocess": {"min_component_fraction": 1.5}}))
+    with pytest.raises(InputError, match=r"model\.json is incomplete.*not in \[0, 1\]"):
+        load_model(str(folder))
+
+
 def test_corrupt_checkpoint_gives_clear_error(tmp_path):
     folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
     (folder / "3d" / "checkpoint.pth").write_bytes(b"not a checkpoint")

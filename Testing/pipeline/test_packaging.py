@@ -16,14 +16,13 @@ import pytest
 
 from uncertaintyseg.models import MODEL_FILE, MODELS_DIR
 
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "UncertaintySeg"
 BUNDLED = sorted(p.name for p in MODELS_DIR.glob("*") if (p / MODEL_FILE).is_file())
 
 
 def _setuptools() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 

@@ -122,3 +122,11 @@ def test_component_fraction_keeps_a_real_second_focus():
 def test_component_fraction_needs_cases():
     with pytest.raises(ValueError, match="at least one case"):
         choose_component_fraction([])
+
+
+def test_component_fraction_ties_go_to_the_stricter_filter():
+    # A single clean tumour: every fraction gives the same Dice, and 1.0 is chosen.
+    wt = big_blob()
+    case = (np.where(regions_from_wt(wt), 0.9, 0.05), regions_from_wt(wt))
+    fraction, table = choose_component_fraction([case])
+    assert fraction == 1.0 and len({tuple(v) for v in table.values()}) == 1

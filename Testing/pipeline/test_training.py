@@ -11,10 +11,12 @@ import pytest
 import torch
 
 from uncertaintyseg.kernels import search_kernels
-from uncertaintyseg.models import load_model
+from uncertaintyseg.models import build_network, load_model, stride_divisor
 from uncertaintyseg.phantom import write_phantom_case
 from uncertaintyseg.training.chain import Chain, ChainSettings
 from uncertaintyseg.training.cli import PRESETS
+from uncertaintyseg.training.loop import Loop, LoopSettings
+from uncertaintyseg.training.prepare import CONFIG_2D
 from uncertaintyseg.training.trainer2d import Settings2D, project_batch, train_2d
 from uncertaintyseg.training.trainer3d import (Settings3D, cubes_of_case, load_preprocessed,
                                                region_targets, train_3d)
@@ -92,7 +94,16 @@ def test_2d_trainer_trains_and_resumes(chain, tmp_path):
     assert (tmp_path / "best.pth").is_file()
 
 
-def test_bf16_training_keeps_fp32_weights(chain, tmp_path):
+def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_fp32_weights(chain, tmp_path):
+    network = build_network(chain.plans, chain.dataset, CONFIG_2D)
+    seen = []
+    network.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    side = 2 * stride_divisor(chain.plans, CONFIG_2D)
+    data, target = torch.randn(2, 4, side, side), (torch.rand(2, 3, side, side) > 0.5).float()
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        loop = Loop(network, tmp_path / precision, LoopSettings(precision=precision), [0, 1, 2])
+        loss = loop._loss(data, target)
+        assert seen[-1] == dtype and loss.dtype == torch.float32
     settings = Settings2D(iterations=3, batch_size=2, validate_every=3, checkpoint_every=3,
                           val_batches=1, precision="bf16")
     train_2d(chain.data_folder, chain.plans, chain.dataset, chain.split, tmp_path, settings)
@@ -165,3 +176,44 @@ def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
     back = nnunet_export(model, brain, properties)
     assert back.shape == (1, *case.image.shape[1:])
     np.testing.assert_array_equal(back[0] > 0.5, (case.image != 0).any(axis=0))
+
+
+def test_stamps_discard_results_of_other_checkpoints(tmp_path):
+    from uncertaintyseg.training.stamps import Stamps
+
+    for sub in ("2d", "3d"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "best.pth").write_bytes(sub.encode())
+    (tmp_path / "uncertainty").mkdir()
+    (tmp_path / "uncertainty" / "case.npz").write_bytes(b"x")
+    (tmp_path / "fusion.json").write_text("{}")
+    stamps = Stamps(tmp_path)
+    assert not stamps.discard_if_stale("fusion")  # nothing recorded: old work folders stay
+    stamps.record("uncertainty")
+    stamps.record("fusion")
+    (tmp_path / "3d" / "best.pth").write_bytes(b"3d, trained on")
+    reread = Stamps(tmp_path)  # what a resumed run sees
+    assert not reread.discard_if_stale("uncertainty")  # the 2D network did not change
+    assert (tmp_path / "uncertainty" / "case.npz").is_file()
+    assert reread.discard_if_stale("fusion") and not (tmp_path / "fusion.json").exists()
+    (tmp_path / "2d" / "best.pth").write_bytes(b"2d, trained on")
+    assert reread.discard_if_stale("uncertainty") and not (tmp_path / "uncertainty").exists()
+
+
+def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
+    # Runs last in this module: it changes the chain's 2D checkpoint.
+    from uncertaintyseg.models import save_checkpoint
+
+    npz = chain.train_dir / "uncertainty" / f"{chain.split['train'][0]}.npz"
+    before = npz.read_bytes()
+    net = chain.network_2d()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05)  # stands in for more 2D iterations
+    save_checkpoint(net, chain.train_dir / "2d" / "best.pth")
+    record = chain.run()
+    assert npz.read_bytes() != before  # recomputed with the new 2D network
+    stamps = json.loads((chain.train_dir / "stamps.json").read_text())
+    assert set(stamps) == {"uncertainty", "cubes", "fusion", "postprocess"}
+    assert len({s["2d"] for s in stamps.values()}) == 1  # all from the same checkpoint
+    assert record["postprocess"]["min_component_fraction"] in (0.1, 0.25, 0.5, 1.0)

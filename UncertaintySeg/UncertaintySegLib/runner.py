@@ -52,9 +52,9 @@ class RunOptions:
                    python=parameters.python or None)
 
 
-# Every BraTS suffix (and "t2-flair"), longest first so that "t1ce" is not cut as "t1".
-_SUFFIX_PATTERN = "|".join(sorted({s for table in BRATS_SUFFIXES.values() for s in table.values()}
-                                  | {"t2-flair"}, key=len, reverse=True))
+# Every BraTS suffix, and "t2-flair" as some exports name FLAIR.
+_SUFFIX_PATTERN = "|".join(re.escape(s) for s in sorted(
+    {s for table in BRATS_SUFFIXES.values() for s in table.values()} | {"t2-flair"}))
 
 
 def case_id_from(name: str) -> str:

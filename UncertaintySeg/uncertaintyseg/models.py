@@ -29,10 +29,12 @@ from .io import InputError
 
 
 def _models_dir() -> Path:
-    """Resources/Models of the source tree (checkout, editable install, Slicer extension);
-    in an installed wheel, the copy packaged as uncertaintyseg.bundled_models."""
+    """The copy an installed wheel carries (uncertaintyseg/bundled_models, data only: found
+    by path, never imported); else Resources/Models of the source tree (a checkout, an
+    editable install, the Slicer extension)."""
+    installed = Path(__file__).resolve().parent / "bundled_models"
     source = Path(__file__).resolve().parents[1] / "Resources" / "Models"
-    return source if source.is_dir() else Path(__file__).resolve().parent / "bundled_models"
+    return installed if installed.is_dir() else source
 
 
 MODELS_DIR = _models_dir()
@@ -315,8 +317,10 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         kernel_mm = tuple(float(k) for k in meta.get("kernel_mm", DEFAULT_KERNEL_MM))
         radius = meta.get("radius")
         cfg_2d, cfg_3d = nets["2d"]["configuration"], nets["3d"]["configuration"]
-        fraction = float(meta.get("postprocess", {}).get("min_component_fraction", 0.1))
-    except (KeyError, TypeError, ValueError) as err:
+        fraction = float((meta.get("postprocess") or {}).get("min_component_fraction", 0.1))
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"postprocess.min_component_fraction {fraction} is not in [0, 1]")
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
                          f"`uncertaintyseg train` or restore the model folder.") from None
     plans = _read_json(folder / "2d" / "plans.json", folder)

@@ -265,7 +265,8 @@ def build_report(case, model, settings, projected, result, timer, device) -> dic
                   "label_convention": settings.label_convention or case.naming,
                   "shape_zyx": list(case.image.shape[1:]), "spacing_zyx": list(case.spacing)},
         "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
-                     "min_component_fraction": component_fraction(settings, model),
+                     "min_component_fraction": (component_fraction(settings, model)
+                                                if settings.postprocess else None),
                      "projections_per_slice_asked": settings.resolved_projections()},
         "device": {"name": str(device), "torch": torch.__version__,
                    "threads": torch.get_num_threads(), "machine": platform.machine()},

@@ -115,7 +115,7 @@ def _network_probs(network: torch.nn.Module, batch: torch.Tensor, divisor: int,
     with torch.autocast(device_type=batch.device.type, dtype=autocast_dtype,
                         enabled=autocast_dtype is not None):
         logits = network(padded)
-    logits = logits[crop]
+    logits = logits[(..., *crop[-2:])]  # crop H, W only: the output has 3 channels, not C
     return torch.sigmoid(logits.float())
 
 

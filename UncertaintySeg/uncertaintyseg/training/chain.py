@@ -26,6 +26,7 @@ from ..postprocess import choose_component_fraction
 from ..refine import refine
 from . import prepare
 from .loop import PRECISIONS
+from .stamps import Stamps
 from .trainer2d import Settings2D, train_2d
 from .trainer3d import (Settings3D, case_uncertainty, cubes_of_case, load_cubes,
                         load_preprocessed, merge_cubes, region_targets, save_cubes,
@@ -86,6 +87,7 @@ class Chain:
         self.train_dir = self.work / "train"
         self.train_dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = self._load_json("timings.json", {})
+        self.stamps = Stamps(self.train_dir)
 
     # ------------------------------------------------------------------ helpers
     def _load_json(self, name: str, default):
@@ -97,8 +99,11 @@ class Chain:
 
     def _step(self, name: str, func) -> None:
         started = time.time()
+        if self.stamps.discard_if_stale(name):
+            self.progress("chain", 0, 1, f"{name}: the networks changed since it ran; redoing")
         self.progress("chain", 0, 1, f"{name} ...")
         func()
+        self.stamps.record(name)
         self.timings[name] = round(self.timings.get(name, 0) + time.time() - started, 1)
         self._save_json("timings.json", self.timings)
         self.progress("chain", 1, 1, f"{name} done ({self.timings[name]:.0f} s in all)")
@@ -183,7 +188,8 @@ class Chain:
             if not path.is_file():
                 image, seg = load_preprocessed(self.data_folder, case_id)
                 p2d, entropy = case_uncertainty(net, image, seg >= 0, self.settings.net3d,
-                                                self.settings.net2d.radius, divisor)
+                                                self.settings.net2d.radius, divisor,
+                                                self.settings.net2d.precision)
                 boxes = select_boxes(entropy, spacing, self.settings.kernel_mm,
                                      self.settings.net3d)
                 np.savez_compressed(path, p2d=p2d.astype(np.float16),

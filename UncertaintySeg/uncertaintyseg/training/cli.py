@@ -154,9 +154,10 @@ def _reproduce_command(args, source) -> str:
                     ("iterations_2d", "iterations_3d", "train_projections", "lr", "precision")
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
+    threads = f" --threads {args.threads}" if args.threads != 1 else ""
     return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
             f"--name {args.name or args.out.name}{version} --seed {args.seed} "
-            f"--n-val {args.n_val}" + extra)
+            f"--n-val {args.n_val}" + extra + threads)
 
 
 def register(subparsers) -> None:

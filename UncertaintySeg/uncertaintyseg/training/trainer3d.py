@@ -51,11 +51,15 @@ def region_targets(seg: np.ndarray, regions: Sequence[Sequence[int]]) -> np.ndar
 
 
 def case_uncertainty(network2d: torch.nn.Module, image: np.ndarray, brain: np.ndarray,
-                     settings: Settings3D, radius: float | None, divisor: int) -> tuple:
-    """(p2d, entropy_norm) (3, Z, Y, X) float32 from the projected 2D inference."""
+                     settings: Settings3D, radius: float | None, divisor: int,
+                     precision: str = "fp32") -> tuple:
+    """(p2d, entropy_norm) (3, Z, Y, X) float32 from the projected 2D inference.
+
+    `settings.projections` origins per slice; `precision` is the 2D network's ("fp32" or
+    "bf16", see loop.PRECISIONS)."""
     result = predict_volume(network2d, image, brain, settings.projections, radius=radius,
                             batch_size=16, divisor=divisor, device="cpu",
-                            autocast_dtype=PRECISIONS[settings.precision])
+                            autocast_dtype=PRECISIONS[precision])
     return result.p2d, result.entropy_norm
 
 
