@@ -188,7 +188,10 @@ def test_stamps_discard_results_of_other_checkpoints(tmp_path):
     (tmp_path / "uncertainty" / "case.npz").write_bytes(b"x")
     (tmp_path / "fusion.json").write_text("{}")
     stamps = Stamps(tmp_path)
-    assert not stamps.discard_if_stale("fusion")  # nothing recorded: old work folders stay
+    # No record (a work folder from before stamps.json): the results cannot be trusted.
+    assert stamps.discard_if_stale("fusion") and not (tmp_path / "fusion.json").exists()
+    assert not stamps.discard_if_stale("fusion")  # nothing left to remove
+    (tmp_path / "fusion.json").write_text("{}")  # as the step writes it again
     stamps.record("uncertainty")
     stamps.record("fusion")
     (tmp_path / "3d" / "best.pth").write_bytes(b"3d, trained on")

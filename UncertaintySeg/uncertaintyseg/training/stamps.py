@@ -4,8 +4,9 @@ The chain skips a step whose results exist. `uncertainty` and `cubes` come from 
 network, `fusion` and `postprocess` from both networks; when training is resumed with
 more iterations, `best.pth` changes and those results are stale. Each derived step
 records digests of the checkpoints it used (`train/stamps.json`); on the next run a step
-whose checkpoints differ has its results removed and is computed again. Work folders
-from before this record have no stamps: their results are kept as they are.
+whose checkpoints differ has its results removed and is computed again. Results with no
+record (a work folder from before stamps.json) cannot be trusted either: they are
+recomputed once, too.
 """
 
 from __future__ import annotations
@@ -39,17 +40,21 @@ class Stamps:
         return {sub: checkpoint_digest(self.train_dir, sub) for sub in DEPENDS_ON[step]}
 
     def discard_if_stale(self, step: str) -> bool:
-        """Remove the step's results if they came from other checkpoints; True if so."""
-        recorded = self.recorded.get(step)
-        if step not in DEPENDS_ON or recorded is None or recorded == self.current(step):
+        """Remove the step's results unless they are recorded as coming from the current
+        checkpoints; True if anything was removed."""
+        if step not in DEPENDS_ON or self.recorded.get(step) == self.current(step):
             return False
+        removed = False
         for name in RESULTS[step]:
             path = self.train_dir / name
             if path.is_dir():
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
-        return True
+            else:
+                continue
+            removed = True
+        return removed
 
     def record(self, step: str) -> None:
         if step not in DEPENDS_ON:
