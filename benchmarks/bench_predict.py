@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +44,18 @@ def run_predict_child(case_dir: Path, model: str, threads: int, out: Path) -> di
 
 def _slab(case, size: int):
     """The case cut to `size` slices around the tumour (reference if present)."""
-    from uncertaintyseg.io import Case
+    from uncertaintyseg.convert import label_file
+    from uncertaintyseg.io import InputError
     from uncertaintyseg.label_maps import load_labels
 
-    seg = sorted(Path(case.paths["flair"]).parent.glob("*seg.nii*"))
-    if seg:
-        labels, _ = load_labels(seg[0])
+    try:
+        labels, _ = load_labels(label_file(Path(case.paths["flair"]).parent))
         weight = (labels > 0).sum(axis=(1, 2))
-    else:
+    except InputError:  # no reference: the FLAIR's brightest slices
         weight = case.image[0].sum(axis=(1, 2))
     centre = int(np.argmax(weight))
     start = max(0, min(centre - size // 2, case.image.shape[1] - size))
-    return Case(image=case.image[:, start:start + size], reference=case.reference,
-                spacing=case.spacing, paths=case.paths, case_id=case.case_id,
-                naming=case.naming), (start, start + size)
+    return replace(case, image=case.image[:, start:start + size]), (start, start + size)
 
 
 def entropy_by_count(case_dir: Path, model_name: str, counts, slab: int) -> dict:

@@ -23,8 +23,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import MODALITIES
-from .io import BRATS2023, InputError, find_case_files
-from .label_maps import load_labels
+from .io import InputError, find_case_files, to_image, write_image_atomic
+from .label_maps import ED_LABEL, ET_LABEL, NCR_LABEL, load_labels
 
 # BraTS label (either convention, as load_labels reads it) -> nnU-Net consecutive label
 NNUNET_LABELS = {"ED": 1, "NCR": 2, "ET": 3}
@@ -42,10 +42,8 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     return f"Dataset{int(dataset_id):03d}_{name}"
 
 
-def label_file(case_dir: Path, files: dict | None = None) -> Path:
-    """The reference label map of a case folder (`files` from find_case_files may name it)."""
-    if files and "seg" in files:
-        return Path(files["seg"])
+def label_file(case_dir: Path) -> Path:
+    """The reference label map of a case folder (*seg.nii.gz)."""
     found = sorted(p for p in case_dir.iterdir() if p.name.split(".")[0].endswith("seg"))
     if not found:
         raise InputError(f"{case_dir} has no label map (*_seg.nii.gz or *-seg.nii.gz); "
@@ -62,8 +60,7 @@ def find_cases(source: Path) -> list[tuple[str, dict[str, Path], Path]]:
     cases = []
     for case_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         files = find_case_files(case_dir)
-        cases.append((case_dir.name, {m: Path(files[m]) for m in MODALITIES},
-                      label_file(case_dir, files)))
+        cases.append((case_dir.name, files, label_file(case_dir)))
     if not cases:
         raise InputError(f"{source} holds no case folders; put each BraTS case (four "
                          f"modalities + seg) in its own sub-folder.")
@@ -72,11 +69,10 @@ def find_cases(source: Path) -> list[tuple[str, dict[str, Path], Path]]:
 
 def to_nnunet_labels(labels: np.ndarray, convention: str) -> np.ndarray:
     """BraTS labels (1 NCR, 2 ED, 4 or 3 ET) -> nnU-Net's (1 ED, 2 NCR, 3 ET), uint8."""
-    et = 3 if convention == BRATS2023 else 4
     out = np.zeros(labels.shape, dtype=np.uint8)
-    out[labels == 2] = NNUNET_LABELS["ED"]
-    out[labels == 1] = NNUNET_LABELS["NCR"]
-    out[labels == et] = NNUNET_LABELS["ET"]
+    out[labels == ED_LABEL] = NNUNET_LABELS["ED"]
+    out[labels == NCR_LABEL] = NNUNET_LABELS["NCR"]
+    out[labels == ET_LABEL[convention]] = NNUNET_LABELS["ET"]
     return out
 
 
@@ -106,9 +102,9 @@ def _write_case(case_id: str, files: dict, label_path: Path, out: Path) -> None:
         else:  # other formats (e.g. .nii): rewrite, nnU-Net wants one file ending
             sitk.WriteImage(sitk.ReadImage(str(files[modality])), str(target))
     labels, convention = load_labels(label_path, reference=reference)
-    image = sitk.GetImageFromArray(to_nnunet_labels(labels, convention))
-    image.CopyInformation(reference)
-    sitk.WriteImage(image, str(out / "labelsTr" / f"{case_id}{FILE_ENDING}"), True)
+    # Atomic: the label file is what a resumed conversion takes as "case done".
+    write_image_atomic(to_image(to_nnunet_labels(labels, convention), reference),
+                       out / "labelsTr" / f"{case_id}{FILE_ENDING}")
 
 
 def write_dataset_json(out: Path, n_cases: int, source: str, split: dict) -> None:

@@ -26,6 +26,7 @@ from torch import nn
 
 from . import REGIONS
 from .io import InputError
+from .postprocess import DEFAULT_COMPONENT_FRACTION
 
 
 def _models_dir() -> Path:
@@ -72,7 +73,7 @@ class Model:
     dataset: dict | None = None
     configuration_2d: str | None = None
     # Post-processing chosen by the training chain (postprocess.choose_component_fraction).
-    min_component_fraction: float = 0.1
+    min_component_fraction: float = DEFAULT_COMPONENT_FRACTION
 
 
 # --------------------------------------------------------------------------- analytic
@@ -251,16 +252,17 @@ def _read_json(path: Path, folder: Path) -> dict:
 
 
 def load_network(subdir: Path, configuration: str, device: str = "cpu",
-                 plans: dict | None = None, dataset: dict | None = None
-                 ) -> tuple[nn.Module, int]:
+                 plans: dict | None = None, dataset: dict | None = None,
+                 checkpoint: str = CHECKPOINT_FILE) -> tuple[nn.Module, int]:
     """Build the network of one model subfolder and load its checkpoint; -> (net, divisor).
 
     `plans` / `dataset`: the subfolder's plans.json / dataset.json when the caller has
-    read them already (otherwise they are read here)."""
+    read them already (otherwise they are read here); `checkpoint`: the file name in
+    `subdir` (the training chain's work folder keeps `best.pth`)."""
     folder = subdir.parent
     plans = plans if plans is not None else _read_json(subdir / "plans.json", folder)
     dataset = dataset if dataset is not None else _read_json(subdir / "dataset.json", folder)
-    ckpt = subdir / CHECKPOINT_FILE
+    ckpt = subdir / checkpoint
     try:
         network = build_network(plans, dataset, configuration)
         order = region_order(dataset)
@@ -317,7 +319,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         kernel_mm = tuple(float(k) for k in meta.get("kernel_mm", DEFAULT_KERNEL_MM))
         radius = meta.get("radius")
         cfg_2d, cfg_3d = nets["2d"]["configuration"], nets["3d"]["configuration"]
-        fraction = float((meta.get("postprocess") or {}).get("min_component_fraction", 0.1))
+        fraction = float((meta.get("postprocess") or {}).get("min_component_fraction",
+                                                               DEFAULT_COMPONENT_FRACTION))
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"postprocess.min_component_fraction {fraction} is not in [0, 1]")
     except (KeyError, TypeError, ValueError, AttributeError) as err:

@@ -134,16 +134,16 @@ def _prepare(case: Case, model, settings: Settings) -> WorkingGrid:
     """nnU-Net's preprocessing for models trained with it, our crop otherwise."""
     if not (case.image != 0).any():
         raise InputError(f"{case.case_id}: every modality is zero; nothing to segment")
-    if getattr(model, "plans", None) is not None:
+    if model.plans is not None:
         return from_nnunet(model, case.image, case.spacing)
     return from_crop(case.image, case.spacing, settings.crop_margin, settings.crop_to_brain)
 
 
 def component_fraction(settings: Settings, model) -> float:
-    """The WT component fraction of a run: the user's, else the model's (default 0.1)."""
+    """The WT component fraction of a run: the user's, else the model's."""
     if settings.min_component_fraction is not None:
         return settings.min_component_fraction
-    return float(getattr(model, "min_component_fraction", 0.1))
+    return float(model.min_component_fraction)
 
 
 def segment(probabilities: np.ndarray, settings: Settings, model) -> np.ndarray:

@@ -15,6 +15,7 @@ from uncertaintyseg import REGIONS
 from uncertaintyseg.metrics import dice
 
 ET, TC, WT = (REGIONS.index(r) for r in ("ET", "TC", "WT"))
+DEFAULT_COMPONENT_FRACTION = 0.1  # design 4.6; a model.json may choose another
 
 
 def _check(regions: np.ndarray) -> np.ndarray:
@@ -33,7 +34,8 @@ def nest(regions: np.ndarray) -> np.ndarray:
     return out
 
 
-def remove_small_components(regions: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+def remove_small_components(regions: np.ndarray,
+                            fraction: float = DEFAULT_COMPONENT_FRACTION) -> np.ndarray:
     """Drop WT components smaller than `fraction` x the largest one; mask TC and ET.
 
     Components are 26-connected in 3D (full connectivity in any dimension: voxels that
@@ -59,7 +61,7 @@ def remove_small_components(regions: np.ndarray, fraction: float = 0.1) -> np.nd
 
 # Candidate WT component fractions tried by the training chain: the default (0.1), two
 # stricter ones, and 1.0 = keep only the largest whole-tumour component.
-COMPONENT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+COMPONENT_FRACTIONS = (DEFAULT_COMPONENT_FRACTION, 0.25, 0.5, 1.0)
 
 
 def choose_component_fraction(cases: Sequence[tuple[np.ndarray, np.ndarray]],

@@ -41,8 +41,11 @@ class WorkingGrid:
 
     def to_input(self, maps: np.ndarray, fill: float = 0.0) -> np.ndarray:
         """(C, z, y, x) -> (C, Z, Y, X); voxels outside the working grid get `fill`."""
+        maps = np.asarray(maps, np.float32)
+        if fill == 0:
+            return self._to_input(maps).astype(np.float32, copy=False)
         # The export fills with 0 outside the crop: shift maps whose "nothing" is not 0.
-        return (self._to_input(np.asarray(maps, np.float32) - fill) + fill).astype(np.float32)
+        return (self._to_input(maps - fill) + fill).astype(np.float32, copy=False)
 
     def box_to_input(self, box: Box) -> Box:
         """A box on the working grid as input voxels (start rounded, size scaled, kept
@@ -76,18 +79,19 @@ def from_nnunet(model, image: np.ndarray, spacing_zyx) -> WorkingGrid:
     """nnU-Net's preprocessing of the model's 2D configuration, and its export back."""
     from .models import nnunet_export, nnunet_preprocess
 
-    data, properties = nnunet_preprocess(model, image, spacing_zyx)
     transpose = model.plans.get("transpose_forward", [0, 1, 2])
     if list(transpose) != [0, 1, 2]:
         # Our slice axis is axis 0 of the input; a plan that reorders axes would make the
         # 2D network see other planes than our kernel search and outputs assume.
+        # Checked before nnU-Net's preprocessing, which costs seconds per case.
         raise ValueError(f"model '{model.name}': plans transpose the axes {transpose}; "
                          "only plans without transposition are supported")
+    data, properties = nnunet_preprocess(model, image, spacing_zyx)
     cropped = properties["shape_after_cropping_and_before_resampling"]
     scale = tuple(float(c) / float(n) for c, n in zip(cropped, data.shape[1:]))
     working_spacing = tuple(float(s) * k for s, k in zip(spacing_zyx, scale))
     return WorkingGrid(image=np.ascontiguousarray(data, dtype=np.float32),
-                       mask=(data != 0).any(axis=0), spacing=working_spacing,
+                       mask=brain_mask(data), spacing=working_spacing,
                        offset=tuple(int(b[0]) for b in properties["bbox_used_for_cropping"]),
                        scale=scale,
                        _to_input=lambda maps: nnunet_export(model, maps, properties),

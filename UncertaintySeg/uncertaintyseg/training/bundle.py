@@ -13,6 +13,7 @@ import torch
 from .. import REGIONS, __version__
 from ..fusion import normalized_weights
 from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE, save_state
+from ..postprocess import DEFAULT_COMPONENT_FRACTION
 from .prepare import CONFIG_2D, CONFIG_3D
 
 
@@ -55,7 +56,7 @@ def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Pat
         "fusion_weights_normalized": {r: [float(a), float(b)] for r, a, b in
                                       zip(REGIONS, np.atleast_1d(w2d), np.atleast_1d(w3d))},
         "networks": {"2d": {"configuration": CONFIG_2D}, "3d": {"configuration": CONFIG_3D}},
-        "postprocess": record.get("postprocess") or {"min_component_fraction": 0.1},
+        "postprocess": record.get("postprocess") or {"min_component_fraction": DEFAULT_COMPONENT_FRACTION},
         "split": chain.split, "settings": asdict(s),
         "training": {"seconds": record["timings"],
                      "iterations_2d": s.net2d.iterations, "iterations_3d": s.net3d.iterations,

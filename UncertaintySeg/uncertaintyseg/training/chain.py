@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .. import REGIONS
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..fusion import fit_fusion, fuse
 from ..kernels import Box
-from ..models import RegionNetwork, build_network, region_order, stride_divisor
+from ..models import RegionNetwork, load_network, stride_divisor
 from ..postprocess import choose_component_fraction
 from ..refine import refine
 from . import prepare
@@ -88,6 +89,7 @@ class Chain:
         self.train_dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = self._load_json("timings.json", {})
         self.stamps = Stamps(self.train_dir)
+        self._predictions = None  # (checkpoint digests, training-case predictions)
 
     # ------------------------------------------------------------------ helpers
     def _load_json(self, name: str, default):
@@ -108,17 +110,22 @@ class Chain:
         self._save_json("timings.json", self.timings)
         self.progress("chain", 1, 1, f"{name} done ({self.timings[name]:.0f} s in all)")
 
-    @property
+    # Read once: convert and plan, which write these files, drop the cached copies.
+    @cached_property
     def plans(self) -> dict:
         return json.loads((self.pre / f"{prepare.PLANS_NAME}.json").read_text())
 
-    @property
+    @cached_property
     def dataset(self) -> dict:
         return json.loads((self.pre / "dataset.json").read_text())
 
-    @property
+    @cached_property
     def split(self) -> dict:
         return json.loads((self.pre / SPLITS_FILE).read_text())[0]
+
+    def _forget_files(self) -> None:
+        for name in ("plans", "dataset", "split"):
+            self.__dict__.pop(name, None)
 
     @property
     def data_folder(self) -> Path:
@@ -139,6 +146,7 @@ class Chain:
                                  s.seed, s.val_cases or None, self.progress)
         self.pre.mkdir(parents=True, exist_ok=True)
         (self.pre / SPLITS_FILE).write_text((folder / SPLITS_FILE).read_text())
+        self._forget_files()
 
     def plan(self) -> None:
         if not (self.pre / f"{prepare.PLANS_NAME}.json").is_file():
@@ -146,6 +154,7 @@ class Chain:
                                  check_integrity=self.settings.check_integrity)
         plans = prepare.add_configurations(self.pre / f"{prepare.PLANS_NAME}.json",
                                            self.settings.plan_settings())
+        self._forget_files()
         if plans.get("transpose_forward", [0, 1, 2]) != [0, 1, 2]:
             raise ValueError("nnU-Net transposed the axes of this dataset (anisotropic "
                              "spacing with a fine axis 0); the pipeline slices along axis 0, "
@@ -163,11 +172,9 @@ class Chain:
 
     def _best_network(self, sub: str, configuration: str) -> RegionNetwork:
         """The best weights so far of `sub` ('2d' or '3d'), REGIONS-ordered, eval mode."""
-        net = build_network(self.plans, self.dataset, configuration)
-        state = torch.load(self.train_dir / sub / "best.pth", map_location="cpu",
-                           weights_only=True)["network_weights"]
-        net.load_state_dict({k: v.float() for k, v in state.items()})
-        return RegionNetwork(net, region_order(self.dataset)).eval()
+        network, _ = load_network(self.train_dir / sub, configuration, plans=self.plans,
+                                  dataset=self.dataset, checkpoint="best.pth")
+        return network
 
     def network_2d(self) -> RegionNetwork:
         return self._best_network("2d", prepare.CONFIG_2D)
@@ -182,7 +189,7 @@ class Chain:
         net = self.network_2d()
         divisor = stride_divisor(self.plans, prepare.CONFIG_2D)
         ids = self.split["train"] + self.split["val"]
-        spacing = self.spacing_zyx()  # parses plans.json: once, not per case
+        spacing = self.spacing_zyx()
         for done, case_id in enumerate(ids):
             path = out / f"{case_id}.npz"
             if not path.is_file():
@@ -224,8 +231,17 @@ class Chain:
                  load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
                  self.settings.net3d, self.progress)
 
-    def _training_predictions(self):
-        """(p2d, p3d, reference) per training case, (3, Z, Y, X) each, REGIONS order."""
+    def _training_predictions(self) -> list:
+        """(p2d, p3d, reference) per training case, (3, Z, Y, X) each, REGIONS order.
+
+        fusion and postprocess both need them: the 3D refinement of every training case
+        runs once per pair of checkpoints, not once per step."""
+        key = self.stamps.current("fusion")
+        if self._predictions is None or self._predictions[0] != key:
+            self._predictions = (key, list(self._predict_training_cases()))
+        return self._predictions[1]
+
+    def _predict_training_cases(self):
         net3d = self.network_3d()
         divisor = stride_divisor(self.plans, prepare.CONFIG_3D)
         regions = [self.dataset["labels"][r] for r in REGIONS]
@@ -241,7 +257,7 @@ class Chain:
         """PSO fit of (w2d, w3d, b) per region on the training cases (design 4.5)."""
         if (self.train_dir / "fusion.json").is_file():
             return
-        cases = list(self._training_predictions())
+        cases = self._training_predictions()
         s = self.settings
         weights = fit_fusion(cases, seed=s.seed, particles=s.pso_particles,
                              iterations=s.pso_iterations, progress=self.progress)
@@ -266,6 +282,7 @@ class Chain:
         for name in ("convert", "plan", "preprocess", "train2d", "uncertainty", "cubes",
                      "train3d", "fusion", "postprocess"):
             self._step(name, getattr(self, name))
+        self._predictions = None  # the training-case predictions are large; free them
         return {"timings": self.timings,
                 "history_2d": self._load_json("2d/history.json", []),
                 "history_3d": self._load_json("3d/history.json", []),
