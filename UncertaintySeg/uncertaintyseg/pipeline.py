@@ -16,6 +16,7 @@ import torch
 
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
+from .estimators import ESTIMATORS
 from .fusion import fuse, normalized_weights
 from .errors import InputError
 from .io import Case
@@ -42,6 +43,7 @@ class Settings:
     first score; `crop_margin`: voxels kept around the brain's bounding box.
     """
 
+    method: str = "hybrid"  # options.METHODS; estimators.ESTIMATORS says what each does
     projections: int | str = "preview"  # "auto" becomes preview or paper (auto_projections)
     radius: float | None = None
     stride: int = 8
@@ -173,14 +175,19 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
+    method = ESTIMATORS[settings.method]
     with timer.stage("uncertainty"):
         projected = predict_volume(
             model.network_2d, grid.image, grid.mask, settings.resolved_projections(),
             radius=radius, batch_size=settings.batch_size_2d, divisor=model.divisor_2d,
             device=device, autocast_dtype=autocast, progress=progress,
-            stride=settings.stride)
-    boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer, device,
-                                         autocast, progress)
+            stride=settings.stride, views=method.views(radius))
+    if method.refines:
+        boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer,
+                                             device, autocast, progress)
+    else:
+        boxes = _search(model, settings, grid, projected, timer, progress)
+        p3d, fused = np.full_like(projected.p2d, -1.0), projected.p2d
     with timer.stage("export"):
         result = _to_input_grid(case, settings, grid, projected, p3d, fused, boxes)
     with timer.stage("postprocess"):
@@ -196,11 +203,7 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
 
 def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, progress):
     """Kernel search, 3D refinement and fusion on the working grid."""
-    with timer.stage("kernels"):
-        boxes = search_regions(projected.entropy_norm, grid.spacing,
-                               settings.kernel_mm or model.kernel_mm, settings.max_overlap,
-                               settings.min_score_fraction, settings.max_boxes)
-        _notify(progress, "kernels", f"{len(boxes)} boxes")
+    boxes = _search(model, settings, grid, projected, timer, progress)
     with timer.stage("refine"):
         p3d = refine(model.network_3d, grid.image, boxes, batch_size=settings.batch_size_3d,
                      device=device, divisor=model.divisor_3d, autocast_dtype=autocast,
@@ -208,6 +211,16 @@ def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, 
     with timer.stage("fusion"):
         fused = fuse(projected.p2d, p3d, model.fusion_weights)
     return boxes, p3d, fused
+
+
+def _search(model, settings, grid, projected, timer, progress) -> list:
+    """The kernel search on the method's own normalised uncertainty (design 4.3)."""
+    with timer.stage("kernels"):
+        boxes = search_regions(projected.entropy_norm, grid.spacing,
+                               settings.kernel_mm or model.kernel_mm, settings.max_overlap,
+                               settings.min_score_fraction, settings.max_boxes)
+        _notify(progress, "kernels", f"{len(boxes)} boxes")
+    return boxes
 
 
 def _notify(progress, stage: str, message: str) -> None:
@@ -262,6 +275,7 @@ def build_report(case, model, settings, projected, result, timer, device) -> dic
     used = per_slice[per_slice > 0]
     return {
         "software": {"name": "uncertaintyseg", "version": __version__},
+        "method": settings.method,
         "model": {"name": model.name, "version": model.version, "trained": model.trained,
                   "description": model.description},
         "input": {"case_id": case.case_id, "paths": {k: str(v) for k, v in case.paths.items()},
