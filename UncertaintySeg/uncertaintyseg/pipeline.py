@@ -161,17 +161,19 @@ def segment(probabilities: np.ndarray, settings: Settings, model) -> np.ndarray:
     return regions
 
 
-def run_case(case: Case, model, settings: Settings | None = None, progress=None) -> CaseResult:
+def run_case(case: Case, model, settings: Settings | None = None, progress=None,
+             timer: StageTimer | None = None) -> CaseResult:
     """Segment one case and quantify its uncertainty (design section 4).
 
     `case` comes from `io.load_case`; `model` from `models.load_model`; `progress` is
-    called as progress(stage, done, total, message). Returns a CaseResult on the
-    input's full grid, ready for `contract.write_outputs`.
+    called as progress(stage, done, total, message); `timer` carries stages timed
+    before (loading the case), so report.json's timings are one record. Returns a
+    CaseResult on the input's full grid, ready for `contract.write_outputs`.
     """
     settings = settings or Settings()
     device = resolve_device(settings.device)
     autocast = resolve_precision(settings.precision, device)
-    timer = StageTimer()
+    timer = timer or StageTimer()
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
@@ -193,11 +195,8 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
     with timer.stage("postprocess"):
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
-    result.report = build_report(case, model, settings, projected, result, timer, device)
-    result.report["settings"]["radius_px"] = round(float(radius), 3)
-    result.report["working_grid"] = {"spacing_zyx": list(grid.spacing),
-                                     "shape_zyx": list(grid.mask.shape),
-                                     "resampled": grid.resampled}
+    result.report = build_report(case, model, settings, projected, result, timer, device,
+                                 radius, grid)
     return result
 
 
@@ -269,8 +268,10 @@ def _fusion_report(weights: np.ndarray) -> dict:
     return out
 
 
-def build_report(case, model, settings, projected, result, timer, device) -> dict:
-    """The report.json record (docs/OUTPUT-CONTRACT.md)."""
+def build_report(case, model, settings, projected, result, timer, device, radius,
+                 grid) -> dict:
+    """The report.json record (docs/OUTPUT-CONTRACT.md), in one place; `radius` is the
+    sphere radius used (px), `grid` the working grid."""
     per_slice = projected.projections_per_slice
     used = per_slice[per_slice > 0]
     return {
@@ -285,7 +286,10 @@ def build_report(case, model, settings, projected, result, timer, device) -> dic
         "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
                      "min_component_fraction": (component_fraction(settings, model)
                                                 if settings.postprocess else None),
-                     "projections_per_slice_asked": settings.resolved_projections()},
+                     "projections_per_slice_asked": settings.resolved_projections(),
+                     "radius_px": round(float(radius), 3)},
+        "working_grid": {"spacing_zyx": list(grid.spacing), "shape_zyx": list(grid.mask.shape),
+                         "resampled": grid.resampled},
         "device": {"name": str(device), "torch": torch.__version__,
                    "threads": torch.get_num_threads(), "machine": platform.machine()},
         "timings_s": timer.total(),
