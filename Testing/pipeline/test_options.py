@@ -68,6 +68,11 @@ def test_to_argv_sends_only_what_was_set_and_parses_back():
     assert options.parse_projections(parsed["projections"]) == 32
 
 
+def test_free_text_options_pass_through():
+    assert check("model", "phantom") == "phantom"
+    assert to_argv({"model": "/models/my model"}) == ["--model", "/models/my model"]
+
+
 def test_to_argv_refuses_an_out_of_range_value():
     with pytest.raises(InputError, match="--max-boxes"):
         to_argv({"max_boxes": 100})

@@ -147,6 +147,8 @@ def check(name: str, value):
         if value not in option.choices:
             raise InputError(f"{option.flag} {value}: must be {option.rule()}")
         return value
+    if option.low is None:  # free text (a model name or folder): checked where it is used
+        return value
     values = value if option.nargs else (value,)
     if option.nargs and len(values) != option.nargs:
         raise InputError(f"{option.flag}: give {option.nargs} values "
