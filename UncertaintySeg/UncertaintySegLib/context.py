@@ -65,3 +65,16 @@ def create_headless_logics(scene=None) -> SceneLogics:
     volumes = _register(slicer.vtkSlicerVolumesLogic(), "Volumes", scene, app_logic)
     slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, True)
     return SceneLogics(scene, app_logic, segmentations, markups, volumes, subject_hierarchy)
+
+
+def nodes_by_class(scene, class_name: str) -> list:
+    """The scene's nodes of a class, as a list.
+
+    vtkMRMLScene::GetNodesByClass returns a collection the caller owns ("You are
+    responsible for deleting the returned collection", vtkMRMLScene.h); Python's wrapper
+    adds its own reference, so one UnRegister releases it, as slicer.util.getNodesByClass
+    does (review #19). That helper cannot be used here: it ignores its scene argument.
+    """
+    collection = scene.GetNodesByClass(class_name)
+    collection.UnRegister(None)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]

@@ -35,7 +35,7 @@ class LabelExporter:
         """A new label map volume node (in the scene) on `reference_volume`'s grid.
 
         Segments are merged outer class first (ED, NCR, ET), so a voxel that an edit left
-        in two segments takes the inner class. The caller removes the node when done.
+        in two segments takes the inner class. The caller removes it with `remove_labelmap`.
         """
         import slicer
 
@@ -44,6 +44,12 @@ class LabelExporter:
         ids = self._segment_ids(segmentation)
         table = segment_colour_table(self.scene, convention, "UncertaintySeg export labels")
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "export labels")
+        # Slicer 5.10 adds a "<segmentation>_ColorTable" node to the scene when the label
+        # map's colour node is not of User type (vtkSlicerSegmentationsModuleLogic.cxx
+        # v5.10.0 ExportSegmentsToLabelmapNode); a new label map has the Labels table.
+        # Giving it our table first leaves no stray node behind (review #12).
+        labelmap.CreateDefaultDisplayNodes()
+        labelmap.GetDisplayNode().SetAndObserveColorNodeID(table.GetID())
         try:
             ok = self.segmentations.ExportSegmentsToLabelmapNode(
                 segmentation, ids, labelmap, reference_volume,
@@ -51,7 +57,7 @@ class LabelExporter:
             if not ok:
                 raise ExportError("Slicer could not export the segments as a label map")
         except Exception:
-            self.scene.RemoveNode(labelmap)
+            self.remove_labelmap(labelmap)
             raise
         finally:
             self.scene.RemoveNode(table)
@@ -102,5 +108,13 @@ class LabelExporter:
             if not writer.WriteData(labelmap):
                 raise ExportError(f"could not write {path}: check the folder's permissions")
         finally:
-            self.scene.RemoveNode(labelmap)
+            self.remove_labelmap(labelmap)
         return path
+
+    def remove_labelmap(self, labelmap) -> None:
+        """Remove a label map made by `to_labelmap_node` with its display node: the scene
+        does not remove a volume's display node with the volume."""
+        display = labelmap.GetDisplayNode()
+        self.scene.RemoveNode(labelmap)
+        if display is not None:
+            self.scene.RemoveNode(display)

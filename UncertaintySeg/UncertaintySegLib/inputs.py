@@ -95,6 +95,11 @@ class VolumeSelection:
     def missing(self) -> list[str]:
         return [LABELS[m] for m in MODALITIES if self.nodes.get(m) is None]
 
+    def alive(self) -> bool:
+        """Every chosen node is still in a scene: vtkMRMLScene::RemoveNode (e.g. on File >
+        Close Scene) sets a node's scene to null, and its references stop resolving."""
+        return all(n is not None and n.GetScene() is not None for n in self.nodes.values())
+
     def naming(self) -> str:
         return naming_from_names(n.GetName() for n in self.nodes.values() if n is not None)
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,18 +119,16 @@ class PipelineProcess:
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError("this process was started already; create a new PipelineProcess")
-        kwargs = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            kwargs["start_new_session"] = True
         env = dict(os.environ if self.env is None else self.env)
         # Line-buffered child output, so progress arrives as it happens.
         env["PYTHONUNBUFFERED"] = "1"
+        # A piped python-real on Windows writes in the ANSI code page otherwise; we read
+        # UTF-8 (review #24).
+        env["PYTHONIOENCODING"] = "utf-8"
         self._process = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=self.cwd, env=env, text=True, encoding="utf-8", errors="replace", bufsize=1,
-            **kwargs)
+            **_group_options())
         self._reader = threading.Thread(target=self._read, name="uncertaintyseg-reader",
                                         daemon=True)
         self._reader.start()
@@ -213,6 +212,16 @@ class PipelineProcess:
         return f"The pipeline stopped with exit code {code}. Last lines of its log:\n{tail}"
 
 
+def _group_options() -> dict:
+    """Popen options that give the child a process group of its own (so cancel reaches
+    its workers) and, on Windows, no console window: PythonSlicer.exe is always the
+    console launcher (Slicer's CMake/SlicerBlockInstallPython.cmake) and would open one,
+    whose closing kills the run; slicer.util.launchConsoleProcess hides it too (#10)."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
 def kill_tree(process: subprocess.Popen, grace_s: float = 3.0) -> None:
     """Terminate `process` and every process in its tree.
 
@@ -220,22 +229,43 @@ def kill_tree(process: subprocess.Popen, grace_s: float = 3.0) -> None:
     process group reaches grandchildren too. Windows: taskkill /T walks the tree.
     """
     if os.name == "nt":
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)],
-                       capture_output=True, check=False)
-        process.wait(timeout=grace_s)
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True,
+                       check=False, creationflags=subprocess.CREATE_NO_WINDOW)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:  # taskkill is asynchronous (review U4)
+            pass
         return
     # With start_new_session the group id is the leader's pid; it stays valid after the
     # leader exits, as long as any member of the group is alive.
     group = process.pid
     # SIGINT first: the CLI turns it into KeyboardInterrupt and removes its partial output.
     _signal_group(group, signal.SIGINT)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
+    # PythonSlicer is a CTK launcher that dies at once on SIGINT while python-real (its
+    # QProcess child, same group) still cleans up: wait for the whole group, not the
+    # leader, before SIGKILL (review #11).
+    deadline = time.monotonic() + grace_s
+    while _group_alive(group) and time.monotonic() < deadline:
+        _reap(process)
+        time.sleep(0.05)
     # Children may outlive the leader (or ignore SIGINT): SIGKILL the whole group.
     _signal_group(group, signal.SIGKILL)
     process.wait(timeout=grace_s)
+
+
+def _reap(process: subprocess.Popen) -> None:
+    # A dead leader stays a zombie (and keeps the group alive) until it is waited for.
+    process.poll()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(group: int, sig: int) -> None:
