@@ -224,6 +224,34 @@ def ensure_dependencies(installers: Installers, testing: bool = False,
     return True
 
 
+def _import_or_none(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def slicer_installers() -> Installers:
+    """The installers inside the Slicer application (imports slicer: call only there).
+
+    PyTorchUtils is the PyTorch extension (EXTENSION_DEPENDS); SlicerNNUNetLib the
+    optional NNUNet extension, which installs nnU-Net the way its maintainers test.
+    """
+    import slicer
+
+    def torch_logic():
+        module = _import_or_none("PyTorchUtils")
+        return module.PyTorchUtilsLogic() if module else None
+
+    def nnunet_installer():
+        module = _import_or_none("SlicerNNUNetLib")
+        return module.InstallLogic(doAskConfirmation=False) if module else None
+
+    return Installers(confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "UncertaintySeg"),
+                      pip_install=slicer.util.pip_install, torch_logic=torch_logic,
+                      nnunet_installer=nnunet_installer)
+
+
 def pipeline_ready(version=installed_version) -> bool:
     """Every requirement met (the self-test runs the real pipeline only then, #13)."""
     return plan_dependencies(version).empty

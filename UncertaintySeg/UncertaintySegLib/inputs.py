@@ -156,6 +156,15 @@ def check_same_grid(named_nodes: dict, tolerance_mm: float = 1e-3) -> None:
                 f"{first_label} first.")
 
 
+def candidate_volumes(scene) -> list:
+    """Scalar volumes that may be inputs: no label maps, no heatmaps of earlier runs."""
+    from .context import nodes_by_class
+
+    return [n for n in nodes_by_class(scene, "vtkMRMLScalarVolumeNode")
+            if not n.IsA("vtkMRMLLabelMapVolumeNode")
+            and n.GetAttribute("UncertaintySeg.Heatmap") != "1"]
+
+
 def input_file_names(case_id: str, naming: str) -> dict[str, str]:
     """File names for the four modalities in a naming convention the pipeline reads."""
     naming = naming if naming in BRATS_SUFFIXES else "brats2018"

@@ -75,25 +75,16 @@ def overall_fraction(event: ProgressEvent) -> float:
     return min(before + STAGE_WEIGHTS[event.stage] * event.fraction, 1.0)
 
 
-def predict_command(python: str, case_dir, out_dir, model: str | None = None,
-                    device: str = "auto", projections: str = "auto",
-                    kernel_mm: tuple[float, float, float] | None = None,
-                    max_overlap: float | None = None, min_score_fraction: float | None = None,
-                    max_boxes: int | None = None, label_convention: str | None = None) -> list[str]:
-    """The argument list of `python -m uncertaintyseg predict` for one case folder."""
-    command = [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
-               "--out", str(out_dir), "--progress", "json", "--device", device,
-               "--projections", str(projections)]
-    if model:
-        command += ["--model", str(model)]
-    if kernel_mm is not None:
-        command += ["--kernel-mm", *(f"{v:g}" for v in kernel_mm)]
-    options = {"--max-overlap": max_overlap, "--min-score-fraction": min_score_fraction,
-               "--max-boxes": max_boxes, "--label-convention": label_convention}
-    for flag, value in options.items():
-        if value is not None:
-            command += [flag, str(value)]
-    return command
+def predict_command(python: str, case_dir, out_dir, values=None) -> list[str]:
+    """The argument list of `python -m uncertaintyseg predict` for one case folder.
+
+    `values` are run options by uncertaintyseg.options name; only those set and not at
+    their default are passed (options.to_argv), so the model's own values apply.
+    """
+    from uncertaintyseg.options import to_argv
+
+    return [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
+            "--out", str(out_dir), "--progress", "json", *to_argv(values or {})]
 
 
 class PipelineProcess:

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from uncertaintyseg import BRATS_SUFFIXES
@@ -27,30 +27,29 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # holds uncertaintyseg/ and U
 
 @dataclass
 class RunOptions:
-    """Settings of one run, as the CLI takes them (None: the pipeline's default)."""
+    """Settings of one run: `values` by uncertaintyseg.options name (None or the
+    option's default: left to the pipeline and the model), the heatmap region and the
+    interpreter (None: Slicer's own Python)."""
 
-    model: str | None = None
-    device: str = "auto"
-    projections: str = "auto"
-    kernel_mm: tuple[float, float, float] | None = None
-    max_overlap: float | None = None
-    min_score_fraction: float | None = None
-    max_boxes: int | None = None
-    region: str = "WT"          # uncertainty shown as the heatmap
-    python: str | None = None   # interpreter; None: Slicer's own Python
+    values: dict = field(default_factory=dict)
+    region: str = "WT"
+    python: str | None = None
 
     @classmethod
     def from_parameters(cls, parameters) -> "RunOptions":
-        """From the module's parameter node (a model folder wins over a bundled name;
-        "default" and empty strings mean the pipeline's own default)."""
+        """From the module's parameter node: a model folder wins over a bundled name,
+        "default" means the pipeline's default model, and the cube sides are sent only
+        when the user unticked "use the model's box sides"."""
         model = parameters.modelFolder or (None if parameters.modelName == "default"
                                            else parameters.modelName)
-        return cls(model=model, device=parameters.device, projections=parameters.projections,
-                   kernel_mm=(parameters.kernelEt, parameters.kernelTc, parameters.kernelWt),
-                   max_overlap=parameters.maxOverlap,
-                   min_score_fraction=parameters.minScoreFraction,
-                   max_boxes=parameters.maxBoxes, region=parameters.region,
-                   python=parameters.python or None)
+        kernel = None if parameters.useModelKernels else (
+            parameters.kernelEt, parameters.kernelTc, parameters.kernelWt)
+        values = {"model": model, "device": parameters.device,
+                  "projections": parameters.projections, "kernel_mm": kernel,
+                  "max_overlap": parameters.maxOverlap,
+                  "min_score_fraction": parameters.minScoreFraction,
+                  "max_boxes": parameters.maxBoxes}
+        return cls(values, region=parameters.region, python=parameters.python or None)
 
 
 # Every BraTS suffix, and "t2-flair" as some exports name FLAIR.
@@ -116,7 +115,7 @@ class CaseRunner:
     def command(self, case_id: str) -> list[str]:
         o = self.options
         return predict_command(o.python or default_python(), self.run_dir / "input" / case_id,
-                               self.output_dir, o.argv_values())
+                               self.output_dir, o.values)
 
     @property
     def output_dir(self) -> Path:
@@ -151,6 +150,18 @@ class CaseRunner:
             except subprocess.TimeoutExpired:  # Windows taskkill can lag (review U4)
                 pass
         self._remove_run_dir()
+
+    def wait(self, timeout_s: float = 3600.0, process_events=lambda: None) -> None:
+        """Block until the run ends (for scripts and tests), calling `process_events`
+        (e.g. slicer.app.processEvents) meanwhile; cancels it after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while self.running():
+            self.poll()
+            if time.monotonic() > deadline:
+                self.cancel()
+                raise TimeoutError(f"UncertaintySeg: no result after {timeout_s:.0f} s; cancelled")
+            process_events()
+            time.sleep(0.1)
 
     def error_message(self) -> str | None:
         return self.process.error_message() if self.process else None
