@@ -14,73 +14,22 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .io import InputError
+from .errors import InputError
+from .options import add_arguments, from_namespace
 from .progress import ProgressReporter, human_stream
 
 EXIT_INPUT_ERROR = 2
 EXIT_CANCELLED = 130
 
 
-def _add_projection_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("2D projections (design 4.1-4.2)")
-    group.add_argument("--projections", default="auto",
-                       help="spherical projections (origins) per slice: a number, or preview "
-                            "(16), standard (128), paper (every 8-px grid origin in the brain, "
-                            "up to 1024 per 256x256 slice), auto (preview on CPU, paper on "
-                            "GPU). Default: auto")
-    group.add_argument("--radius", type=float, default=None,
-                       help="projection sphere radius in pixels (default: the model's, "
-                            "else half the slice's larger side)")
-    group.add_argument("--batch-size", type=int, default=16,
-                       help="projected slices per network call (default 16)")
-    group.add_argument("--batch-size-3d", type=int, default=2,
-                       help="cubes per 3D network call (default 2)")
-
-
-def _add_kernel_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("kernel search (design 4.3)")
-    group.add_argument("--kernel-mm", type=float, nargs=3, metavar=("ET", "TC", "WT"),
-                       default=None, help="cube side per region in mm (default: the "
-                                          "model's, 32 32 64 for BraTS)")
-    group.add_argument("--max-overlap", type=float, default=0.4,
-                       help="largest overlap of a new cube with a taken one, as a fraction "
-                            "of the cube's volume (default 0.4)")
-    group.add_argument("--min-score-fraction", type=float, default=0.1,
-                       help="stop when a cube's summed uncertainty falls under this "
-                            "fraction of the region's first cube (default 0.1)")
-    group.add_argument("--max-boxes", type=int, default=8,
-                       help="most cubes per region (default 8)")
-
-
-def _add_run_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=None,
-                        help="bundled model name (see --list-models) or a model folder made "
-                             "by `uncertaintyseg train` (default: brats-mini)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where the networks run (default auto: CUDA if present)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                        help="autocast precision (default auto: fp16 on CUDA, fp32 on CPU; "
-                             "bf16 is about 2x faster on CPUs with bf16 instructions)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice); size it to "
-                             "the free cores")
-    parser.add_argument("--no-postprocess", action="store_true",
-                        help="keep small tumour components (design 4.6), to measure the "
-                             "method's own effect")
-    parser.add_argument("--min-component-fraction", type=float, default=None,
-                        help="drop whole-tumour components smaller than this fraction of "
-                             "the largest (design 4.6; default: the model's, chosen in "
-                             "training; 1 keeps only the largest)")
-    parser.add_argument("--label-convention", choices=["brats2018", "brats2023"], default=None,
-                        help="ET label written: 4 (brats2018) or 3 (brats2023); default: as "
-                             "the input's file names")
+def _add_run_args(parser: argparse.ArgumentParser, help_texts=None) -> None:
+    # Every run parameter comes from options.OPTIONS (names, flags, ranges, help).
+    add_arguments(parser, help_texts=help_texts)
     parser.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                         help="tqdm bars on stderr, JSON lines on stdout, or nothing")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing, non-empty output folder")
     parser.add_argument("--no-snapshot", action="store_true", help="skip snapshot.png")
-    _add_projection_args(parser)
-    _add_kernel_args(parser)
 
 
 def _add_predict(subparsers) -> None:
@@ -129,7 +78,9 @@ def _add_demo(subparsers) -> None:
                    help="demo folder (default ./uncertaintyseg-demo)")
     # Seeds 0-11 trained the bundled phantom model: the demo shows an unseen phantom.
     p.add_argument("--seed", type=int, default=100, help="phantom seed (default 100)")
-    _add_run_args(p)
+    _add_run_args(p, help_texts={"model": "bundled model name or model folder (default: "
+                                           "the bundled phantom model, which the demo's "
+                                           "phantoms suit)"})
     p.set_defaults(handler=_cmd_demo, overwrite=True)
 
 
@@ -198,72 +149,29 @@ def _fail(reporter: ProgressReporter, message: str, debug: bool, code: int) -> i
     return code
 
 
-def _settings_from_args(args, device_type: str):
-    from .pipeline import Settings
-
-    projections = args.projections
-    if projections == "auto":
-        projections = "paper" if device_type == "cuda" else "preview"
-    return Settings(
-        projections=projections, radius=args.radius, batch_size_2d=args.batch_size,
-        batch_size_3d=args.batch_size_3d, kernel_mm=tuple(args.kernel_mm) if args.kernel_mm else None,
-        max_overlap=args.max_overlap, min_score_fraction=args.min_score_fraction,
-        max_boxes=args.max_boxes, device=args.device, precision=args.precision,
-        postprocess=not args.no_postprocess, label_convention=args.label_convention,
-        min_component_fraction=args.min_component_fraction)
-
-
 def _case_from_args(args):
-    from .io import load_case
-
+    """The case folder, or the four files by modality, as `predict` loads them."""
     explicit = {m: getattr(args, m) for m in ("flair", "t1", "t1ce", "t2")}
     given = [m for m, p in explicit.items() if p is not None]
     if args.case is not None and given:
         raise InputError("give either --case DIR or the four files --flair --t1 --t1ce --t2, not both")
     if args.case is not None:
-        return load_case(case_dir=args.case)
+        return args.case
     if len(given) != 4:
         missing = ", ".join(f"--{m}" for m in explicit if explicit[m] is None)
         raise InputError(f"missing input: give --case DIR, or all four files (missing {missing})")
-    return load_case(paths=explicit)
-
-
-def _load_model(args):
-    from .models import available_models, load_model
-    from .pipeline import resolve_device
-
-    name = args.model
-    if name is None:
-        name = "brats-mini" if "brats-mini" in available_models() else "analytic"
-    model = load_model(name, device=str(resolve_device(args.device)))
-    if not model.trained:
-        print(f"note: model '{model.name}' is untrained: {model.description}",
-              file=human_stream(args.progress))
-    return model
+    return explicit
 
 
 def run_predict(args, reporter, case=None):
     """Load (or take) a case, run it, write the contract; returns (out_dir, result)."""
-    import torch
+    from .predict import predict
 
-    from .contract import check_output_folder, write_outputs
-    from .pipeline import resolve_device, run_case
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    check_output_folder(args.out, args.overwrite)
-    start = time.perf_counter()
     case = case if case is not None else _case_from_args(args)
-    load_seconds = time.perf_counter() - start
-    model = _load_model(args)
-    settings = _settings_from_args(args, resolve_device(args.device).type)
-    result = run_case(case, model, settings, progress=reporter)
-    result.report["timings_s"]["load"] = round(load_seconds, 3)
-    reporter("write", 0, 1, str(args.out))
-    out_dir = write_outputs(result, args.out, overwrite=args.overwrite,
-                            snapshot=not args.no_snapshot)
+    out_dir, result = predict(case, args.out, from_namespace(args), overwrite=args.overwrite,
+                              snapshot=not args.no_snapshot, progress=reporter,
+                              note_stream=human_stream(args.progress))
     args.written = out_dir
-    reporter("write", 1, 1, str(out_dir))
     return out_dir, result
 
 

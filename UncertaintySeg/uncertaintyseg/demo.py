@@ -53,8 +53,9 @@ def _claim_demo_folder(out: Path) -> None:
 
 def run_demo(args, reporter) -> int:
     """Run the demo into `args.out`: phantom_case/, result/, metrics.json, demo.mrb."""
-    from .cli import run_predict
     from .io import load_case
+    from .options import from_namespace
+    from .predict import predict
     from .label_maps import load_labels
     from .metrics import case_metrics, format_table
     from .phantom import write_phantom_case
@@ -66,10 +67,12 @@ def run_demo(args, reporter) -> int:
     shutil.rmtree(case_root, ignore_errors=True)
     case_dir = Path(write_phantom_case(case_root, seed=args.seed))
     print(f"phantom case written to {case_dir}", file=stream)
-    args.model = _demo_model(args.model)
-    args.out = out / "result"
+    values = {**from_namespace(args), "model": _demo_model(args.model)}
     case = load_case(case_dir=case_dir)
-    result_dir, result = run_predict(args, reporter, case=case)
+    # The demo replaces its own earlier result (the folder is marked as the demo's).
+    result_dir, result = predict(case, out / "result", values, overwrite=True,
+                                 snapshot=not args.no_snapshot, progress=reporter,
+                                 note_stream=stream)
     reference, _ = load_labels(next(case_dir.glob("*seg.nii.gz")))
     table = case_metrics(reference, result.labels, case.spacing)
     (out / "metrics.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")

@@ -24,6 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
+from .errors import InputError  # noqa: F401 - re-exported: callers import it from io
 
 BRATS2018 = "brats2018"
 BRATS2023 = "brats2023"
@@ -40,10 +41,6 @@ _NAME_RE = re.compile(
     r"^(?P<case>.+)[_-](?P<suffix>" + "|".join(_SUFFIX_TO_MODALITY) + r")\.nii(\.gz)?$",
     re.IGNORECASE)
 GRID_TOLERANCE = 1e-4
-
-
-class InputError(ValueError):
-    """Bad input; the message names the file and says what to do."""
 
 
 @dataclass

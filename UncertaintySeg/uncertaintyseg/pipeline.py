@@ -17,9 +17,11 @@ import torch
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .fusion import fuse, normalized_weights
-from .io import Case, InputError
+from .errors import InputError
+from .io import Case
 from .label_maps import regions_to_labels
 from .kernels import search_regions
+from .options import AUTO, OPTIONS, check
 from .postprocess import nest, remove_small_components
 from .projection import default_radius, resolve_count
 from .refine import refine
@@ -40,7 +42,7 @@ class Settings:
     first score; `crop_margin`: voxels kept around the brain's bounding box.
     """
 
-    projections: int | str = "preview"
+    projections: int | str = "preview"  # "auto" becomes preview or paper (auto_projections)
     radius: float | None = None
     stride: int = 8
     kernel_mm: tuple[float, float, float] | None = None
@@ -58,26 +60,18 @@ class Settings:
     label_convention: str | None = None
 
     def __post_init__(self):
-        # Checked before any work: a bad value must not surface after hours of 2D inference.
-        checks = [
-            (self.max_overlap, 0.0 <= self.max_overlap <= 1.0, "--max-overlap", "in [0, 1]"),
-            (self.min_score_fraction, 0.0 <= self.min_score_fraction <= 1.0,
-             "--min-score-fraction", "in [0, 1]"),
-            (self.max_boxes, self.max_boxes >= 0, "--max-boxes", "0 or more"),
-            (self.batch_size_2d, self.batch_size_2d >= 1, "--batch-size", "1 or more"),
-            (self.batch_size_3d, self.batch_size_3d >= 1, "--batch-size-3d", "1 or more"),
-            (self.radius, self.radius is None or self.radius > 0, "--radius", "above 0 px"),
-            (self.kernel_mm, self.kernel_mm is None or
-             (len(self.kernel_mm) == 3 and min(self.kernel_mm) > 0), "--kernel-mm",
-             "three sides above 0 mm"),
-            (self.stride, self.stride >= 1, "stride", "1 px or more"),
-            (self.min_component_fraction, self.min_component_fraction is None or
-             0.0 <= self.min_component_fraction <= 1.0, "--min-component-fraction",
-             "in [0, 1]"),
-        ]
-        for value, ok, flag, rule in checks:
-            if not ok:
-                raise InputError(f"{flag} {value}: must be {rule}")
+        # Checked before any work: a bad value must not surface after hours of 2D
+        # inference. The ranges are the CLI's (options.OPTIONS), so a library caller and
+        # the Slicer module get the same message as the command line.
+        for name in OPTION_FIELDS:
+            check(name, getattr(self, name))
+        if self.stride < 1:
+            raise InputError(f"stride {self.stride}: must be 1 px or more")
+        if self.crop_margin < 0:
+            raise InputError(f"crop_margin {self.crop_margin}: must be 0 voxels or more")
+        if self.projections == AUTO:
+            # Resolved here, once: a library caller gets the CLI's meaning of "auto".
+            self.projections = auto_projections(resolve_device(self.device))
         self.resolved_projections()
 
     def resolved_projections(self) -> int | None:
@@ -88,14 +82,24 @@ class Settings:
             raise InputError(f"--projections {self.projections}: {error}") from None
 
 
+# The Settings fields that are user-facing options, checked against options.OPTIONS.
+OPTION_FIELDS = tuple(name for name in OPTIONS if name in Settings.__dataclass_fields__)
+
+
 def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is an error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; "
+        raise InputError("--device cuda was asked for but torch sees no CUDA GPU; "
                            "use --device cpu (or auto), or install a CUDA build of torch")
     return torch.device(name)
+
+
+def auto_projections(device: torch.device) -> str:
+    """What `--projections auto` means (DECISIONS #6): the paper's every-origin setting
+    on a GPU, the 16-origin preview on the CPU, where the paper's costs hours."""
+    return "paper" if device.type == "cuda" else "preview"
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:

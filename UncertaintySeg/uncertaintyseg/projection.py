@@ -25,8 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .options import PROJECTION_PRESETS
+
 #: Origins per slice for each named preset; None means every grid origin in the brain.
-PRESETS = {"preview": 16, "standard": 128, "paper": None}
+#: Defined once in `options`, beside the --projections flag that names them.
+PRESETS = PROJECTION_PRESETS
 
 # Floor (px, and for rho / B) that keeps the origin pixel (rho = 0) and an origin on the
 # border (no room on that side) free of 0 / 0: no NaN, whatever the origin.

@@ -27,14 +27,15 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
     from ..label_maps import load_labels, regions_to_labels
     from ..metrics import case_metrics
     from ..models import load_model
-    from ..pipeline import Settings, run_case, segment
+    from ..pipeline import segment
+    from ..predict import run
 
     model = load_model(str(model_dir))
-    settings = Settings(projections=projections, device="cpu")
+    values = {"projections": projections, "device": "cpu"}
     fused, only_2d = {}, {}
     for done, case_id in enumerate(case_ids):
         case = load_case(case_dir=Path(source) / case_id)
-        result = run_case(case, model, settings)
+        result, settings = run(case, values, model=model)
         reference, _ = load_labels(label_file(Path(source) / case_id),
                                    reference=case.reference)
         fused[case_id] = case_metrics(reference, result.labels, case.spacing)

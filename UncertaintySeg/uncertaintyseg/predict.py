@@ -1,0 +1,110 @@
+"""The one prediction entry point: `cli predict`, `demo` and training validation call it.
+
+`run` segments a loaded case with option values (`options.OPTIONS` names) and returns
+the CaseResult; `predict` also checks the output folder first and writes the output
+contract. The values are resolved once here (device, `auto` projections and precision
+inside `Settings`, the model), and only resolved values go down to the stages.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Mapping
+
+from .errors import InputError
+from .options import OPTIONS
+
+DEFAULT_MODEL = "brats-mini"
+
+
+def settings_from(values: Mapping[str, object]):
+    """`pipeline.Settings` from option values; None means "the default" and is left out.
+
+    Raises InputError, naming the flag, for a value out of its range: before any work.
+    """
+    from .pipeline import OPTION_FIELDS, Settings
+
+    unknown = set(values) - set(OPTIONS)
+    if unknown:
+        raise InputError(f"unknown run option(s): {', '.join(sorted(unknown))}")
+    fields = {name: values[name] for name in OPTION_FIELDS
+              if values.get(name) is not None}
+    return Settings(**fields)
+
+
+def default_model_name() -> str:
+    """brats-mini when it is bundled, else the untrained analytic model."""
+    from .models import available_models
+
+    return DEFAULT_MODEL if DEFAULT_MODEL in available_models() else "analytic"
+
+
+def load_run_model(name: str | None, device: str, note_stream=None):
+    """The model of a run, on the run's device; says so when it is untrained."""
+    from .models import load_model
+    from .pipeline import resolve_device
+
+    model = load_model(name or default_model_name(), device=str(resolve_device(device)))
+    if not model.trained:
+        print(f"note: model '{model.name}' is untrained: {model.description}",
+              file=note_stream or sys.stderr)
+    return model
+
+
+def load_case_from(case):
+    """A `Case` as it is; a case folder (Path/str) or a {modality: path} mapping loaded."""
+    from .io import Case, load_case
+
+    if isinstance(case, Case):
+        return case
+    if isinstance(case, Mapping):
+        return load_case(paths=case)
+    return load_case(case_dir=Path(case))
+
+
+def run(case, values: Mapping[str, object] | None = None, *, model=None, progress=None,
+        note_stream=None):
+    """Segment one case; returns (CaseResult, Settings). No file is written.
+
+    `case`: a Case, a case folder or a {modality: path} mapping; `values`: option values
+    by name (options.OPTIONS), e.g. {"projections": "preview", "max_boxes": 4};
+    `model`: a loaded model (else `values["model"]` is loaded).
+    """
+    import torch
+
+    from .pipeline import run_case
+
+    values = dict(values or {})
+    settings = settings_from(values)
+    if values.get("threads"):
+        torch.set_num_threads(int(values["threads"]))
+    start = time.perf_counter()
+    case = load_case_from(case)
+    load_seconds = time.perf_counter() - start
+    model = model or load_run_model(values.get("model"), settings.device, note_stream)
+    result = run_case(case, model, settings, progress=progress)
+    result.report["timings_s"]["load"] = round(load_seconds, 3)
+    return result, settings
+
+
+def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
+            overwrite: bool = False, snapshot: bool = True, progress=None, model=None,
+            note_stream=None):
+    """Segment one case and write the output contract into `out_dir`; returns
+    (written folder, CaseResult). The folder is checked before any work is done."""
+    from .contract import check_output_folder, write_outputs
+
+    settings_from(dict(values or {}))  # option values checked before the output folder
+    check_output_folder(out_dir, overwrite)
+    result, _ = run(case, values, model=model, progress=progress, note_stream=note_stream)
+    _notify(progress, "write", 0, str(out_dir))
+    written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot)
+    _notify(progress, "write", 1, str(written))
+    return written, result
+
+
+def _notify(progress, stage: str, done: int, message: str) -> None:
+    if progress is not None:
+        progress(stage, done, 1, message)
