@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from uncertaintyseg.options import OPTIONS, to_argv  # stdlib only
+
 # Share of the whole run each stage takes (typical CPU run), for one overall progress bar.
 STAGE_WEIGHTS = {"load": 0.03, "uncertainty": 0.62, "kernels": 0.03, "refine": 0.2,
                  "fusion": 0.05, "postprocess": 0.03, "write": 0.04}
@@ -81,10 +83,13 @@ def predict_command(python: str, case_dir, out_dir, values=None) -> list[str]:
     `values` are run options by uncertaintyseg.options name; only those set and not at
     their default are passed (options.to_argv), so the model's own values apply.
     """
-    from uncertaintyseg.options import to_argv
-
+    values = dict(values or {})
+    # options.check range-checks every option without choices, and "model" (a free
+    # name or folder) has no range: it would raise TypeError, so it is passed here.
+    model = values.pop("model", None)
+    extra = [OPTIONS["model"].flag, str(model)] if model else []
     return [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
-            "--out", str(out_dir), "--progress", "json", *to_argv(values or {})]
+            "--out", str(out_dir), "--progress", "json", *extra, *to_argv(values)]
 
 
 class PipelineProcess:
