@@ -249,6 +249,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for label in (self.ui.statusLabel, self.ui.hintLabel, self.ui.reviewProgressLabel):
             label.text = ""
         self.ui.triageLabel.text = _("Run the pipeline to see the case's triage score.")
+        self.updateGUI()  # Edit and Export off
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):

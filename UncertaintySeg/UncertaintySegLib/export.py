@@ -21,6 +21,18 @@ class ExportError(ValueError):
     """The segmentation cannot be exported as asked."""
 
 
+def _string_array(values):
+    """A vtkStringArray, as Slicer's own Python passes segment IDs (slicer.util,
+    SegmentEditorMaskVolumeEffect.py): a list relies on the wrapper's std::vector
+    conversion, which was not checked for every VTK that Slicer ships (review U3)."""
+    from vtkmodules.vtkCommonCore import vtkStringArray
+
+    array = vtkStringArray()
+    for value in values:
+        array.InsertNextValue(value)
+    return array
+
+
 class LabelExporter:
     """Writes segmentation nodes as uint8 BraTS label maps.
 
@@ -52,7 +64,7 @@ class LabelExporter:
         labelmap.GetDisplayNode().SetAndObserveColorNodeID(table.GetID())
         try:
             ok = self.segmentations.ExportSegmentsToLabelmapNode(
-                segmentation, ids, labelmap, reference_volume,
+                segmentation, _string_array(ids), labelmap, reference_volume,
                 slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, table)
             if not ok:
                 raise ExportError("Slicer could not export the segments as a label map")
