@@ -135,9 +135,6 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
         self.loader.heatmap = HeatmapSettings(threshold=parameters.heatmapThreshold)
         return self.runner.start(self.selection(parameters), RunOptions.from_parameters(parameters))
 
-    def cancel(self):  # kills the process tree; the scene is left as it was
-        self.runner.cancel()
-
     def finish(self):
         """Load the finished run into the scene and show it; raises with a readable
         message when the run failed. `lastEvents` holds the progress read last."""
@@ -226,7 +223,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer.stop()
         self.pickTimer.stop()
         if self.logic and self.logic.runner.running():
-            self.logic.cancel()
+            self.logic.runner.cancel()
         self.setParameterNode(None)
         self.removeObservers()
 
@@ -236,13 +233,17 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def exit(self):
         # Stop reacting while hidden; the GUI connectors stay (see setParameterNode).
         if self._parameterNode:
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
+            self.stopObserving(self._parameterNode)
+
+    def stopObserving(self, parameterNode):
+        if self.hasObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI):
+            self.removeObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
 
     def onSceneStartClose(self, caller, event):
         # The nodes of the run are about to go: forget them, stop a run (review #6, #16).
         self.timer.stop()
         if self.logic.runner.running():
-            self.logic.cancel()
+            self.logic.runner.cancel()
         self.run, self.rows = None, []
         self.ui.boxTable.setRowCount(0)
         self.ui.progressBar.value = 0
@@ -278,7 +279,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             old.disconnectGui(self._guiTag)
             self._guiTag = None
         if old:
-            self.removeObserver(old, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
+            self.stopObserving(old)
         self._parameterNode = parameterNode
         if parameterNode:
             if self._guiTag is None:
@@ -327,7 +328,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApply(self):
         if self.logic.runner.running():
             self.timer.stop()
-            self.logic.cancel()
+            self.logic.runner.cancel()
             self.ui.statusLabel.text = _("Cancelled; the scene was left as it was.")
             self.ui.progressBar.value = 0
             self.updateGUI()
