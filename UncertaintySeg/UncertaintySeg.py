@@ -26,13 +26,11 @@ from uncertaintyseg.options import OPTIONS  # stdlib only: importable before any
 from UncertaintySegLib.context import SceneLogics
 from UncertaintySegLib.deps import ensure_dependencies, slicer_installers
 from UncertaintySegLib.editing import configure_segment_editor
-from UncertaintySegLib.export import LabelExporter
 from UncertaintySegLib.inputs import MODALITIES, VolumeSelection, auto_pick, candidate_volumes
 from UncertaintySegLib.process import STAGE_LABELS, overall_fraction
-from UncertaintySegLib.review import (COLUMNS, box_rows, centre_views_on, review_progress,
-                                      set_reviewed, triage_summary)
-from UncertaintySegLib.runner import CaseRunner, RunOptions
-from UncertaintySegLib.scene import HeatmapSettings, ResultLoader, show_in_slice_views
+from UncertaintySegLib.review import COLUMNS, box_rows, review_progress, set_reviewed, triage_summary
+from UncertaintySegLib.runner import RunOptions
+from UncertaintySegLib.session import RunSession
 
 
 class UncertaintySeg(ScriptedLoadableModule):
@@ -99,8 +97,15 @@ class UncertaintySegParameterNode:
     heatmapThreshold: Annotated[float, WithinRange(0.0, 1.0)] = 0.2
 
 
+def _resetViews():
+    if slicer.app.layoutManager() is not None:
+        slicer.util.resetSliceViews()
+        slicer.app.layoutManager().threeDWidget(0).threeDView().resetFocalPoint()
+
+
 class UncertaintySegLogic(ScriptedLoadableModuleLogic):
     """Runs the pipeline on scene volumes and manages the loaded runs; no GUI needed.
+    The work is UncertaintySegLib.session.RunSession's (`self.session`).
 
     >>> logic = UncertaintySegLogic()
     >>> run = logic.process(logic.getParameterNode())  # blocks until loaded
@@ -108,12 +113,11 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.logics = SceneLogics.from_application()
-        self.runner = CaseRunner(self.logics, Path(slicer.app.temporaryPath) / "UncertaintySeg",
-                                 startup_environment=slicer.util.startupEnvironment)
-        self.loader = ResultLoader(self.logics)
-        self.runs = []
-        self.lastEvents = []
+        self.session = RunSession(SceneLogics.from_application(),
+                                  Path(slicer.app.temporaryPath) / "UncertaintySeg",
+                                  reset_views=_resetViews,
+                                  startup_environment=slicer.util.startupEnvironment)
+        self.runner = self.session.runner
 
     def getParameterNode(self):
         return UncertaintySegParameterNode(super().getParameterNode())
@@ -132,49 +136,22 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
                                    slicer_version=version)
 
     def start(self, parameters):
-        self.loader.heatmap = HeatmapSettings(threshold=parameters.heatmapThreshold)
-        return self.runner.start(self.selection(parameters), RunOptions.from_parameters(parameters))
-
-    def finish(self):
-        """Load the finished run into the scene and show it; raises with a readable
-        message when the run failed. `lastEvents` holds the progress read last."""
-        run, self.lastEvents = self.runner.load_result(self.loader)
-        self.show(run)
-        self.runs.append(run)
-        return run
+        return self.session.start(self.selection(parameters), RunOptions.from_parameters(parameters),
+                                  parameters.heatmapThreshold)
 
     def process(self, parameters, timeout_s: float = 3600.0):
         """Run and load, blocking (for scripts and tests)."""
-        self.start(parameters)
-        self.runner.wait(timeout_s, slicer.app.processEvents)
-        return self.finish()
+        return self.session.run_blocking(self.selection(parameters),
+                                         RunOptions.from_parameters(parameters),
+                                         parameters.heatmapThreshold, timeout_s,
+                                         slicer.app.processEvents)
 
     def loadOutputFolder(self, folder, referenceVolume=None, region="WT"):
         """Load an existing output folder (e.g. from the command line) and show it."""
-        run = self.loader.load(folder, reference_volume=referenceVolume, region=region)
-        self.show(run)
-        self.runs.append(run)
-        return run
-
-    def show(self, run):
-        show_in_slice_views(self.logics.scene, run.reference_volume, run.uncertainty,
-                            self.loader.heatmap.opacity)
-        if slicer.app.layoutManager() is not None:
-            slicer.util.resetSliceViews()
-            slicer.app.layoutManager().threeDWidget(0).threeDView().resetFocalPoint()
-
-    def setRegion(self, run, region):
-        self.loader.set_uncertainty_region(run, region)
-
-    def setThreshold(self, run, threshold):
-        display = run.uncertainty.GetDisplayNode()
-        display.SetThreshold(threshold, max(display.GetUpperThreshold(), 1.0))
-
-    def centreOn(self, row):
-        centre_views_on(self.logics.scene, row.center_ras)
+        return self.session.load_output_folder(folder, referenceVolume, region)
 
     def exportLabels(self, run, path):
-        return LabelExporter(self.logics).export(run.segmentation, run.reference_volume, path)
+        return self.session.export_labels(run, path)
 
 
 class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -321,9 +298,8 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         for spinBox in (self.ui.kernelEtSpinBox, self.ui.kernelTcSpinBox, self.ui.kernelWtSpinBox):
             spinBox.enabled = not p.useModelKernels
         if self.run is not None:
-            if p.region != self.run.uncertainty_region:
-                self.logic.setRegion(self.run, p.region)
-            self.logic.setThreshold(self.run, p.heatmapThreshold)
+            self.logic.session.set_region(self.run, p.region)
+            self.logic.session.set_threshold(self.run, p.heatmapThreshold)
 
     def onApply(self):
         if self.logic.runner.running():
@@ -356,13 +332,13 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.timer.stop()
         try:
-            self.run = self.logic.finish()
+            self.run = self.logic.session.finish()
         except Exception as error:  # the process's own readable message, or a load error
             self.ui.statusLabel.text = _("Failed.")
             process = self.logic.runner.process
             slicer.util.errorDisplay(str(error), detailedText="\n".join(process.log if process else []))
         else:
-            self.showProgress(self.logic.lastEvents)
+            self.showProgress(self.logic.session.last_events)
             self.ui.progressBar.value = 100
             self.ui.statusLabel.text = _("Done: {folder}").format(folder=self.run.output_dir)
             self.showRun(self.run)
@@ -389,7 +365,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onBoxClicked(self, rowIndex, column):
         if 0 <= rowIndex < len(self.rows):
-            self.logic.centreOn(self.rows[rowIndex])
+            self.logic.session.centre_on(self.rows[rowIndex])
 
     def onBoxItemChanged(self, item):
         if item.column() == 0 and item.row() < len(self.rows):
