@@ -6,6 +6,8 @@ versions, and they change it as pip, the PyTorch and the NNUNet extensions would
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 
 from UncertaintySegLib.deps import (REQUIREMENTS, DependencyError, Installers,
@@ -152,4 +154,8 @@ def test_still_missing_after_install_says_restart():
 def test_torch_requirement_combines_ours_with_nnunets():
     assert torch_requirement(lambda name: NNUNET_REQUIRES) == ">=2.3,>=2.1.2"
     assert torch_requirement(lambda name: None) == ">=2.3"
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    assert torch_requirement(not_installed) == ">=2.3"  # importlib.metadata.requires's way
     assert any(r.startswith("torch") for r in REQUIREMENTS)

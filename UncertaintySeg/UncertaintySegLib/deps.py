@@ -142,10 +142,18 @@ class Installers:
     version: object = installed_version
 
 
+def _requires(requires, name: str) -> list[str]:
+    """A package's requirement lines (importlib.metadata.requires); [] when absent."""
+    try:
+        return list(requires(name) or [])
+    except importlib.metadata.PackageNotFoundError:
+        return []
+
+
 def torch_requirement(requires) -> str:
     """Our torch floor combined with the one nnU-Net states, e.g. ">=2.3,>=2.1.2"."""
     specifiers = [str(_requirement(r).specifier) for r in REQUIREMENTS if r.startswith("torch")]
-    for line in requires("nnunetv2") or []:
+    for line in _requires(requires, "nnunetv2"):
         requirement = _requirement(line)
         if requirement.name.lower() == "torch" and requirement.marker is None:
             specifiers.append(str(requirement.specifier))
@@ -162,10 +170,10 @@ def _install_nnunet(installers: Installers, requirement: str) -> None:
     # nnunetv2 itself without dependencies, then its requirements except Slicer's own.
     installers.pip_install([requirement, "--no-deps"])
     wanted = []
-    for line in installers.requires("nnunetv2") or []:
+    for line in _requires(installers.requires, "nnunetv2"):
         dependency = _requirement(line)
-        if dependency.name.lower() in SHIPPED_BY_SLICER or dependency.marker is not None \
-                and not dependency.marker.evaluate():
+        skipped_marker = dependency.marker is not None and not dependency.marker.evaluate()
+        if dependency.name.lower() in SHIPPED_BY_SLICER or skipped_marker:
             continue
         wanted.append(f"{dependency.name}{dependency.specifier}")
     if wanted:
