@@ -159,6 +159,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = self._parameterNode = self._guiTag = self.run = None
+        self._guiConnected = False
         self.rows = []
 
     def setup(self):
@@ -252,15 +253,15 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         old = self._parameterNode
         if old and parameterNode and old.parameterNode is parameterNode.parameterNode:
             parameterNode = old
-        elif old:
-            old.disconnectGui(self._guiTag)
-            self._guiTag = None
+        elif old and self._guiConnected:
+            old.disconnectGui(self._guiTag)  # 5.6/5.8 return no tag: then a no-op
+            self._guiConnected = False
         if old:
             self.stopObserving(old)
         self._parameterNode = parameterNode
         if parameterNode:
-            if self._guiTag is None:
-                self._guiTag = parameterNode.connectGui(self.ui)
+            if not self._guiConnected:
+                self._guiTag, self._guiConnected = parameterNode.connectGui(self.ui), True
             self.addObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
             self.updateGUI()
 
