@@ -24,6 +24,8 @@ PROJECTION_PRESETS = {"preview": 16, "standard": 128, "paper": None}
 # "auto" is resolved once, from the device, by `predict.resolve_projections`.
 AUTO = "auto"
 MAX_PROJECTIONS = 4096
+# Estimators of `predict --method` (estimators.ESTIMATORS says what each does).
+METHODS = ("hybrid", "projection-2d", "tta-2d", "lsu-2d")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ _PROJECTIONS_HELP = (
     "slice), auto (preview on CPU, paper on GPU)")
 
 _OPTIONS = (
+    Option("method", "--method", str, "hybrid",
+           "uncertainty estimator: hybrid (the paper: spherical projections, 3D refinement "
+           "of the most uncertain cubes, fusion), projection-2d (its 2D stage alone), "
+           "lsu-2d (linear scaling instead of the spherical projection), tta-2d (nnU-Net's "
+           "flip test-time augmentation)", choices=METHODS),
     Option("model", "--model", str, None,
            "bundled model name (see --list-models) or a model folder made by "
            "`uncertaintyseg train` (default: brats-mini)"),

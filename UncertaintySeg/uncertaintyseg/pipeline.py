@@ -16,6 +16,7 @@ import torch
 
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
+from .estimators import ESTIMATORS
 from .fusion import fuse, normalized_weights
 from .errors import InputError
 from .io import Case
@@ -42,6 +43,7 @@ class Settings:
     first score; `crop_margin`: voxels kept around the brain's bounding box.
     """
 
+    method: str = "hybrid"  # options.METHODS; estimators.ESTIMATORS says what each does
     projections: int | str = "preview"  # "auto" becomes preview or paper (auto_projections)
     radius: float | None = None
     stride: int = 8
@@ -159,48 +161,48 @@ def segment(probabilities: np.ndarray, settings: Settings, model) -> np.ndarray:
     return regions
 
 
-def run_case(case: Case, model, settings: Settings | None = None, progress=None) -> CaseResult:
+def run_case(case: Case, model, settings: Settings | None = None, progress=None,
+             timer: StageTimer | None = None) -> CaseResult:
     """Segment one case and quantify its uncertainty (design section 4).
 
     `case` comes from `io.load_case`; `model` from `models.load_model`; `progress` is
-    called as progress(stage, done, total, message). Returns a CaseResult on the
-    input's full grid, ready for `contract.write_outputs`.
+    called as progress(stage, done, total, message); `timer` carries stages timed
+    before (loading the case), so report.json's timings are one record. Returns a
+    CaseResult on the input's full grid, ready for `contract.write_outputs`.
     """
     settings = settings or Settings()
     device = resolve_device(settings.device)
     autocast = resolve_precision(settings.precision, device)
-    timer = StageTimer()
+    timer = timer or StageTimer()
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
+    method = ESTIMATORS[settings.method]
     with timer.stage("uncertainty"):
         projected = predict_volume(
             model.network_2d, grid.image, grid.mask, settings.resolved_projections(),
             radius=radius, batch_size=settings.batch_size_2d, divisor=model.divisor_2d,
             device=device, autocast_dtype=autocast, progress=progress,
-            stride=settings.stride)
-    boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer, device,
-                                         autocast, progress)
+            stride=settings.stride, views=method.views(radius))
+    if method.refines:
+        boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer,
+                                             device, autocast, progress)
+    else:
+        boxes = _search(model, settings, grid, projected, timer, progress)
+        p3d, fused = np.full_like(projected.p2d, -1.0), projected.p2d
     with timer.stage("export"):
         result = _to_input_grid(case, settings, grid, projected, p3d, fused, boxes)
     with timer.stage("postprocess"):
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
-    result.report = build_report(case, model, settings, projected, result, timer, device)
-    result.report["settings"]["radius_px"] = round(float(radius), 3)
-    result.report["working_grid"] = {"spacing_zyx": list(grid.spacing),
-                                     "shape_zyx": list(grid.mask.shape),
-                                     "resampled": grid.resampled}
+    result.report = build_report(case, model, settings, projected, result, timer, device,
+                                 radius, grid)
     return result
 
 
 def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, progress):
     """Kernel search, 3D refinement and fusion on the working grid."""
-    with timer.stage("kernels"):
-        boxes = search_regions(projected.entropy_norm, grid.spacing,
-                               settings.kernel_mm or model.kernel_mm, settings.max_overlap,
-                               settings.min_score_fraction, settings.max_boxes)
-        _notify(progress, "kernels", f"{len(boxes)} boxes")
+    boxes = _search(model, settings, grid, projected, timer, progress)
     with timer.stage("refine"):
         p3d = refine(model.network_3d, grid.image, boxes, batch_size=settings.batch_size_3d,
                      device=device, divisor=model.divisor_3d, autocast_dtype=autocast,
@@ -208,6 +210,16 @@ def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, 
     with timer.stage("fusion"):
         fused = fuse(projected.p2d, p3d, model.fusion_weights)
     return boxes, p3d, fused
+
+
+def _search(model, settings, grid, projected, timer, progress) -> list:
+    """The kernel search on the method's own normalised uncertainty (design 4.3)."""
+    with timer.stage("kernels"):
+        boxes = search_regions(projected.entropy_norm, grid.spacing,
+                               settings.kernel_mm or model.kernel_mm, settings.max_overlap,
+                               settings.min_score_fraction, settings.max_boxes)
+        _notify(progress, "kernels", f"{len(boxes)} boxes")
+    return boxes
 
 
 def _notify(progress, stage: str, message: str) -> None:
@@ -256,12 +268,15 @@ def _fusion_report(weights: np.ndarray) -> dict:
     return out
 
 
-def build_report(case, model, settings, projected, result, timer, device) -> dict:
-    """The report.json record (docs/OUTPUT-CONTRACT.md)."""
+def build_report(case, model, settings, projected, result, timer, device, radius,
+                 grid) -> dict:
+    """The report.json record (docs/OUTPUT-CONTRACT.md), in one place; `radius` is the
+    sphere radius used (px), `grid` the working grid."""
     per_slice = projected.projections_per_slice
     used = per_slice[per_slice > 0]
     return {
         "software": {"name": "uncertaintyseg", "version": __version__},
+        "method": settings.method,
         "model": {"name": model.name, "version": model.version, "trained": model.trained,
                   "description": model.description},
         "input": {"case_id": case.case_id, "paths": {k: str(v) for k, v in case.paths.items()},
@@ -271,7 +286,10 @@ def build_report(case, model, settings, projected, result, timer, device) -> dic
         "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
                      "min_component_fraction": (component_fraction(settings, model)
                                                 if settings.postprocess else None),
-                     "projections_per_slice_asked": settings.resolved_projections()},
+                     "projections_per_slice_asked": settings.resolved_projections(),
+                     "radius_px": round(float(radius), 3)},
+        "working_grid": {"spacing_zyx": list(grid.spacing), "shape_zyx": list(grid.mask.shape),
+                         "resampled": grid.resampled},
         "device": {"name": str(device), "torch": torch.__version__,
                    "threads": torch.get_num_threads(), "machine": platform.machine()},
         "timings_s": timer.total(),

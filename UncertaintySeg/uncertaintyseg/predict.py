@@ -9,7 +9,6 @@ inside `Settings`, the model), and only resolved values go down to the stages.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Mapping
 
@@ -74,18 +73,17 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
     """
     import torch
 
-    from .pipeline import run_case
+    from .pipeline import StageTimer, run_case
 
     values = dict(values or {})
     settings = settings_from(values)
     if values.get("threads"):
         torch.set_num_threads(int(values["threads"]))
-    start = time.perf_counter()
-    case = load_case_from(case)
-    load_seconds = time.perf_counter() - start
+    timer = StageTimer()
+    with timer.stage("load"):
+        case = load_case_from(case)
     model = model or load_run_model(values.get("model"), settings.device, note_stream)
-    result = run_case(case, model, settings, progress=progress)
-    result.report["timings_s"]["load"] = round(load_seconds, 3)
+    result = run_case(case, model, settings, progress=progress, timer=timer)
     return result, settings
 
 

@@ -195,8 +195,36 @@ def _radial_scale(offset_r: torch.Tensor, offset_c: torch.Tensor, reach: torch.T
     return rho.div_(radius).atan_().div_(angle.mul_(ratio))
 
 
+def _linear_scale(offset_r: torch.Tensor, offset_c: torch.Tensor, reach: torch.Tensor,
+                  radius: float, inverse: bool) -> torch.Tensor:
+    """Factor s of the linear-scaling map (the LSU-Net baseline), as `_radial_scale`.
+
+    The neighbourhood of o is magnified by the spherical map's magnification at o,
+    m = x / atan(x) with x = B / R, but linearly: q = m * rho out to rho = k B, then a
+    second linear piece to the border, which stays fixed (k = min(1/2, 1/(2m)) keeps
+    both pieces increasing). So the lsu-2d estimator differs from the spherical one in
+    the shape of the map only, not in how much it magnifies.
+    """
+    rho = torch.hypot(offset_r, offset_c)
+    t = reach.clamp_(_EPS, 1.0)
+    x = (rho / t).clamp_min_(_EPS).div_(radius)
+    m = x / torch.atan(x)
+    k = torch.clamp(0.5 / m, max=0.5)
+    mk = m * k
+    if inverse:  # t is q / B here: the map keeps directions, so B is the same
+        outer = (k + (t - mk) * (1 - k) / (1 - mk)) / t
+        return torch.where(t <= mk, 1.0 / m, outer)
+    outer = (mk + (t - k) * (1 - mk) / (1 - k)) / t
+    return torch.where(t <= k, m, outer)
+
+
+#: Radial profiles of the projection: the paper's spherical one, and the linear
+#: scaling of the LSU-Net baseline (SPU-Net paper).
+PROFILES = {"spherical": _radial_scale, "linear": _linear_scale}
+
+
 def map_points(points: torch.Tensor, origins: torch.Tensor, shape_hw: tuple[int, int],
-               radius: float, inverse: bool) -> torch.Tensor:
+               radius: float, inverse: bool, profile: str = "spherical") -> torch.Tensor:
     """Apply the spherical map of each origin to points of the slice.
 
     Args:
@@ -205,6 +233,7 @@ def map_points(points: torch.Tensor, origins: torch.Tensor, shape_hw: tuple[int,
         shape_hw: slice size (H, W).
         radius: sphere radius R in pixels (> 0).
         inverse: False for the forward map (rho -> q), True for the inverse (q -> rho).
+        profile: "spherical" (design 4.1) or "linear" (`_linear_scale`).
     Returns:
         (N, P, 2) mapped pixel coordinates, float32.
     """
@@ -215,12 +244,12 @@ def map_points(points: torch.Tensor, origins: torch.Tensor, shape_hw: tuple[int,
     reach = torch.maximum(
         _axis_reach(offset[..., 0], origins[..., 0], int(shape_hw[0]) - 1),
         _axis_reach(offset[..., 1], origins[..., 1], int(shape_hw[1]) - 1))
-    scale = _radial_scale(offset[..., 0], offset[..., 1], reach, radius, inverse)
+    scale = PROFILES[profile](offset[..., 0], offset[..., 1], reach, radius, inverse)
     return origins + offset * scale.unsqueeze(-1)
 
 
 def sampling_grid(origins: torch.Tensor, shape_hw: tuple[int, int], radius: float,
-                  inverse: bool) -> torch.Tensor:
+                  inverse: bool, profile: str = "spherical") -> torch.Tensor:
     """Sampling grids for ``grid_sample(align_corners=True)``, one per origin.
 
     inverse=True: output pixel at distance q from o reads the input at distance rho
@@ -245,7 +274,7 @@ def sampling_grid(origins: torch.Tensor, shape_hw: tuple[int, int], radius: floa
                             device=origins.device).reshape(1, 1, -1) - origin_c
     reach = torch.maximum(_axis_reach(offset_r, origin_r, height - 1),
                           _axis_reach(offset_c, origin_c, width - 1))
-    scale = _radial_scale(offset_r, offset_c, reach, radius, inverse)
+    scale = PROFILES[profile](offset_r, offset_c, reach, radius, inverse)
     # Normalised x = (o + s * offset) * 2 / (W - 1) - 1, written straight into the
     # interleaved output (a stack would copy N * H * W * 2 floats once more).
     # max(.., 1): a slice one pixel wide has a single coordinate, mapped to -1.
@@ -262,7 +291,8 @@ def _warp(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
                          align_corners=True)
 
 
-def project(slice_chw: torch.Tensor, origins: torch.Tensor, radius: float) -> torch.Tensor:
+def project(slice_chw: torch.Tensor, origins: torch.Tensor, radius: float,
+            profile: str = "spherical") -> torch.Tensor:
     """Projected copies of one slice, one per origin.
 
     Args:
@@ -274,13 +304,13 @@ def project(slice_chw: torch.Tensor, origins: torch.Tensor, radius: float) -> to
     """
     slice_chw = torch.as_tensor(slice_chw, dtype=torch.float32)
     origins = torch.as_tensor(origins, dtype=torch.float32, device=slice_chw.device)
-    grid = sampling_grid(origins, slice_chw.shape[-2:], radius, inverse=True)
+    grid = sampling_grid(origins, slice_chw.shape[-2:], radius, inverse=True, profile=profile)
     images = slice_chw.unsqueeze(0).expand(grid.shape[0], -1, -1, -1)
     return _warp(images, grid)
 
 
-def back_project(maps_nchw: torch.Tensor, origins: torch.Tensor,
-                 radius: float) -> torch.Tensor:
+def back_project(maps_nchw: torch.Tensor, origins: torch.Tensor, radius: float,
+                 profile: str = "spherical") -> torch.Tensor:
     """Bring maps computed on projected slices back to the slice's own geometry.
 
     Args:
@@ -293,5 +323,5 @@ def back_project(maps_nchw: torch.Tensor, origins: torch.Tensor,
     origins = torch.as_tensor(origins, dtype=torch.float32, device=maps_nchw.device)
     if origins.shape[0] != maps_nchw.shape[0]:
         raise ValueError(f"{maps_nchw.shape[0]} maps but {origins.shape[0]} origins")
-    grid = sampling_grid(origins, maps_nchw.shape[-2:], radius, inverse=False)
+    grid = sampling_grid(origins, maps_nchw.shape[-2:], radius, inverse=False, profile=profile)
     return _warp(maps_nchw, grid)

@@ -20,7 +20,8 @@ import torch
 
 from . import REGIONS
 from .preprocess import pad_to_multiple
-from .projection import back_project, default_radius, project, select_origins
+from .projection import default_radius
+from .views import ProjectionViews
 
 Progress = Callable[[str, int, int, str], None]
 
@@ -122,9 +123,9 @@ def _network_probs(network: torch.nn.Module, batch: torch.Tensor, divisor: int,
 def predict_slice(network: torch.nn.Module, slice_chw, origins, radius: float,
                   batch_size: int = 16, divisor: int = 16,
                   device: str | torch.device = "cpu",
-                  autocast_dtype: torch.dtype | None = None
+                  autocast_dtype: torch.dtype | None = None, views=None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Projected inference on one slice.
+    """Projected inference on one slice (or any other family of test-time views).
 
     Args:
         network: maps (B, C, H', W') to region logits (B, R, H', W'), already on
@@ -136,9 +137,12 @@ def predict_slice(network: torch.nn.Module, slice_chw, origins, radius: float,
         divisor: H and W are zero-padded to a multiple of this (the network's total
             stride) and the output cropped back.
         autocast_dtype: e.g. torch.bfloat16 (CPU) or torch.float16 (CUDA); None = fp32.
+        views: a `views` family; None = spherical projections of radius `radius`, and
+            then `origins` are its parameters (for other families, their `params`).
     Returns:
         (mean, entropy_raw, entropy_norm), each (R, H, W) float32 numpy.
     """
+    views = views or ProjectionViews(radius)
     origins = np.asarray(origins, dtype=np.float32).reshape(-1, 2)
     if len(origins) == 0:
         raise ValueError("predict_slice needs at least one projection origin")
@@ -151,11 +155,11 @@ def predict_slice(network: torch.nn.Module, slice_chw, origins, radius: float,
         stats = None
         for start in range(0, len(origins), batch_size):
             chunk = origins_t[start:start + batch_size]
-            probs = _network_probs(network, project(image, chunk, radius), divisor,
+            probs = _network_probs(network, views.forward(image, chunk), divisor,
                                    autocast_dtype)
             if stats is None:
                 stats = StreamingStats(probs.shape[1], image.shape[-2:], device=device)
-            stats.update(back_project(probs, chunk, radius))
+            stats.update(views.back(probs, chunk))
         raw = stats.entropy()
         return tuple(t.cpu().numpy().astype(np.float32, copy=False)
                      for t in (stats.mean(), raw, stats.normalized_entropy(raw)))
@@ -166,7 +170,8 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
                    batch_size: int = 16, divisor: int = 16,
                    device: str | torch.device = "cpu",
                    autocast_dtype: torch.dtype | None = None,
-                   progress: Progress | None = None, stride: int = 8) -> Projected2D:
+                   progress: Progress | None = None, stride: int = 8,
+                   views=None) -> Projected2D:
     """Projected 2D inference slice by slice along axis 0 (Z).
 
     Args:
@@ -177,6 +182,8 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
         radius: sphere radius in px; None = ``default_radius((Y, X))``.
         progress: called as progress("uncertainty", done, total, message) per slice.
         stride: spacing of the origin grid in px (design 4.1: 8).
+        views: a `views` family (None: spherical projections of radius `radius`); its
+            `params` choose each slice's views, counted in `projections_per_slice`.
     Other arguments as in ``predict_slice``.
     """
     image = np.asarray(image)
@@ -186,15 +193,16 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
                          f"one grid, got {image.shape} and {mask.shape}")
     n_slices, shape_hw = mask.shape[0], mask.shape[1:]
     radius = default_radius(shape_hw) if radius is None else float(radius)
+    views = views or ProjectionViews(radius)
     maps = [np.zeros((len(REGIONS),) + mask.shape, dtype=np.float32) for _ in range(3)]
     used = np.zeros(n_slices, dtype=np.int64)
     for z in range(n_slices):
-        origins = select_origins(mask[z], projections, stride)
-        used[z] = len(origins)
+        params = views.params(mask[z], projections, stride)
+        used[z] = len(params)
         if used[z]:
             slice_chw = np.ascontiguousarray(image[:, z], dtype=np.float32)
-            results = predict_slice(network, slice_chw, origins, radius, batch_size,
-                                    divisor, device, autocast_dtype)
+            results = predict_slice(network, slice_chw, params, radius, batch_size,
+                                    divisor, device, autocast_dtype, views=views)
             for target, result in zip(maps, results):
                 target[:, z] = result
         if progress is not None:
