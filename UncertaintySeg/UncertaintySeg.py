@@ -1,36 +1,36 @@
-"""UncertaintySeg: uncertainty-guided glioma segmentation in 3D Slicer.
+"""UncertaintySeg: uncertainty-guided glioma segmentation in 3D Slicer (5.10 or newer).
 
 Thin on purpose: the Widget wires the GUI to a parameter node, the Logic delegates to
 UncertaintySegLib (which never imports torch and runs under the slicer-core wheel too),
 and the pipeline runs in a separate process (`python -m uncertaintyseg predict`).
+Testing/module/ checks this file and its .ui against Slicer's parameterNodeWrapper rules
+and the Slicer 5.10 API without the application.
 """
 
-import importlib.util
 import logging
-import time
 from pathlib import Path
+from typing import Annotated
 
-import numpy as np
 import qt
 import slicer
+import vtk
 from slicer import vtkMRMLScalarVolumeNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
+from uncertaintyseg.options import OPTIONS  # stdlib only: importable before any install
 from UncertaintySegLib.context import SceneLogics
-from UncertaintySegLib.deps import ensure_dependencies
+from UncertaintySegLib.deps import ensure_dependencies, slicer_installers
 from UncertaintySegLib.editing import configure_segment_editor
-from UncertaintySegLib.export import LabelExporter
-from UncertaintySegLib.inputs import MODALITIES, VolumeSelection, auto_pick
+from UncertaintySegLib.inputs import MODALITIES, VolumeSelection, auto_pick, candidate_volumes
 from UncertaintySegLib.process import STAGE_LABELS, overall_fraction
-from UncertaintySegLib.review import (COLUMNS, box_rows, centre_views_on, review_progress,
-                                      set_reviewed, triage_summary)
-from UncertaintySegLib.runner import CaseRunner, RunOptions
-from UncertaintySegLib.scene import HeatmapSettings, ResultLoader, show_in_slice_views
+from UncertaintySegLib.review import COLUMNS, box_rows, review_progress, set_reviewed, triage_summary
+from UncertaintySegLib.runner import RunOptions
+from UncertaintySegLib.session import RunSession
 
 
 class UncertaintySeg(ScriptedLoadableModule):
@@ -47,7 +47,7 @@ class UncertaintySeg(ScriptedLoadableModule):
             "re-segmented by a 3D nnU-Net and the two are fused.<br>Load the four volumes, check "
             "the selectors, press Apply; review the heatmap and the boxes (click a row to jump "
             "to it), correct the segments in the Segment Editor and export a BraTS label map."
-            "<br>Research software: not for clinical use.")
+            "<br>Needs 3D Slicer 5.10 or newer. Research software: not for clinical use.")
         self.parent.acknowledgementText = _(
             "Method: Yang Z., Yang C., Zhang R., Wang C., Chen M., Yin F.-F., A voxel-wise "
             "uncertainty-guided framework for glioma segmentation using spherical projection-"
@@ -58,47 +58,66 @@ class UncertaintySeg(ScriptedLoadableModule):
             "203-211 (2021).")
 
 
+def _range(name):
+    """The run option's bounds (uncertaintyseg/options.py), so that the panel allows what
+    the command line allows. Without a range the connectors overwrite the .ui limits."""
+    option = OPTIONS[name]
+    return WithinRange(option.kind(option.low), option.kind(option.high))
+
+
+def _choice(name):
+    return Choice(list(OPTIONS[name].choices))
+
+
+def _default(name):
+    return OPTIONS[name].default
+
+
+# Combo boxes need Choice, sliders a range: parameterNodeWrapper/guiConnectors.py raises in
+# connectGui otherwise (review #1, #2; Testing/module/test_parameter_node.py checks).
 @parameterNodeWrapper
 class UncertaintySegParameterNode:
     flair: vtkMRMLScalarVolumeNode
     t1: vtkMRMLScalarVolumeNode
     t1ce: vtkMRMLScalarVolumeNode
     t2: vtkMRMLScalarVolumeNode
-    modelName: str = "default"
+    modelName: Annotated[str, Choice(["default", "phantom", "analytic"])] = "default"
     modelFolder: str = ""
-    device: str = "auto"
-    projections: str = "auto"
-    kernelEt: float = 32.0
-    kernelTc: float = 32.0
-    kernelWt: float = 64.0
-    maxOverlap: float = 0.4
-    minScoreFraction: float = 0.1
-    maxBoxes: int = 8
+    device: Annotated[str, _choice("device")] = _default("device")
+    projections: Annotated[str, _choice("projections")] = _default("projections")
+    useModelKernels: bool = True
+    kernelEt: Annotated[float, _range("kernel_mm")] = 32.0
+    kernelTc: Annotated[float, _range("kernel_mm")] = 32.0
+    kernelWt: Annotated[float, _range("kernel_mm")] = 64.0
+    maxOverlap: Annotated[float, _range("max_overlap")] = _default("max_overlap")
+    minScoreFraction: Annotated[float, _range("min_score_fraction")] = _default("min_score_fraction")
+    maxBoxes: Annotated[int, _range("max_boxes")] = _default("max_boxes")
     python: str = ""
-    region: str = "WT"
-    heatmapThreshold: float = 0.2
+    region: Annotated[str, Choice(["WT", "TC", "ET"])] = "WT"
+    heatmapThreshold: Annotated[float, WithinRange(0.0, 1.0)] = 0.2
 
 
-def applicationLogics(scene=None) -> SceneLogics:
-    """The application's scene and module logics, as the Lib expects them."""
-    return SceneLogics(scene or slicer.mrmlScene, slicer.app.applicationLogic(),
-                       slicer.modules.segmentations.logic(), slicer.modules.markups.logic(),
-                       slicer.modules.volumes.logic(), slicer.modules.subjecthierarchy.logic())
+def _resetViews():
+    if slicer.app.layoutManager() is not None:
+        slicer.util.resetSliceViews()
+        slicer.app.layoutManager().threeDWidget(0).threeDView().resetFocalPoint()
 
 
 class UncertaintySegLogic(ScriptedLoadableModuleLogic):
     """Runs the pipeline on scene volumes and manages the loaded runs; no GUI needed.
+    The work is UncertaintySegLib.session.RunSession's (`self.session`).
 
     >>> logic = UncertaintySegLogic()
     >>> run = logic.process(logic.getParameterNode())  # blocks until loaded
     """
 
-    def __init__(self, scene=None):
+    def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
-        self.logics = applicationLogics(scene)
-        self.runner = CaseRunner(self.logics, Path(slicer.app.temporaryPath) / "UncertaintySeg")
-        self.loader = ResultLoader(self.logics)
-        self.runs = []
+        self.session = RunSession(SceneLogics.from_application(),
+                                  Path(slicer.app.temporaryPath) / "UncertaintySeg",
+                                  reset_views=_resetViews,
+                                  startup_environment=slicer.util.startupEnvironment)
+        self.runner = self.session.runner
 
     def getParameterNode(self):
         return UncertaintySegParameterNode(super().getParameterNode())
@@ -108,87 +127,39 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
         return VolumeSelection({m: getattr(parameters, m) for m in MODALITIES})
 
     def ensureDependencies(self, parameters) -> bool:
-        """Install torch (PyTorch extension) and the rest (pip) into Slicer's Python after
-        the user confirms; skipped when the user runs the pipeline in their own Python."""
+        """Check the Slicer version, then install what the pipeline lacks (after the user
+        confirms); skipped when the user runs the pipeline in their own Python."""
         if parameters.python:
             return True
-
-        def installTorch():
-            import PyTorchUtils  # the PyTorch extension (EXTENSION_DEPENDS)
-
-            return PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is not None
-
-        return ensure_dependencies(
-            lambda text: slicer.util.confirmOkCancelDisplay(text, "UncertaintySeg"), installTorch,
-            slicer.util.pip_install, testing=slicer.app.testingEnabled())
+        version = f"{slicer.app.majorVersion}.{slicer.app.minorVersion}"
+        return ensure_dependencies(slicer_installers(), testing=slicer.app.testingEnabled(),
+                                   slicer_version=version)
 
     def start(self, parameters):
-        self.loader.heatmap = HeatmapSettings(threshold=parameters.heatmapThreshold)
-        return self.runner.start(self.selection(parameters), RunOptions.from_parameters(parameters))
-
-    def poll(self):
-        return self.runner.poll()
-
-    def running(self) -> bool:
-        return self.runner.running()
-
-    def cancel(self):  # kills the process tree; the scene is left as it was
-        self.runner.cancel()
-
-    def finish(self):
-        """Load the finished run into the scene and show it; raises with a readable
-        message when the run failed."""
-        run = self.runner.load_result(self.loader)
-        self.show(run)
-        self.runs.append(run)
-        return run
+        return self.session.start(self.selection(parameters), RunOptions.from_parameters(parameters),
+                                  parameters.heatmapThreshold)
 
     def process(self, parameters, timeout_s: float = 3600.0):
         """Run and load, blocking (for scripts and tests)."""
-        self.start(parameters)
-        deadline = time.monotonic() + timeout_s
-        while self.running():
-            self.poll()
-            if time.monotonic() > deadline:
-                self.cancel()
-                raise TimeoutError(f"UncertaintySeg: no result after {timeout_s:.0f} s; cancelled")
-            slicer.app.processEvents()
-            time.sleep(0.1)
-        return self.finish()
+        return self.session.run_blocking(self.selection(parameters),
+                                         RunOptions.from_parameters(parameters),
+                                         parameters.heatmapThreshold, timeout_s,
+                                         slicer.app.processEvents)
 
     def loadOutputFolder(self, folder, referenceVolume=None, region="WT"):
         """Load an existing output folder (e.g. from the command line) and show it."""
-        run = self.loader.load(folder, reference_volume=referenceVolume, region=region)
-        self.show(run)
-        self.runs.append(run)
-        return run
-
-    def show(self, run):
-        show_in_slice_views(self.logics.scene, run.reference_volume, run.uncertainty,
-                            self.loader.heatmap.opacity)
-        if slicer.app.layoutManager() is not None:
-            slicer.util.resetSliceViews()
-            slicer.app.layoutManager().threeDWidget(0).threeDView().resetFocalPoint()
-
-    def setRegion(self, run, region):
-        self.loader.set_uncertainty_region(run, region)
-
-    def setThreshold(self, run, threshold):
-        display = run.uncertainty.GetDisplayNode()
-        display.SetThreshold(threshold, max(display.GetUpperThreshold(), 1.0))
-
-    def centreOn(self, row):
-        centre_views_on(self.logics.scene, row.center_ras)
+        return self.session.load_output_folder(folder, referenceVolume, region)
 
     def exportLabels(self, run, path):
-        return LabelExporter(self.logics).export(run.segmentation, run.reference_volume, path)
+        return self.session.export_labels(run, path)
 
 
 class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def __init__(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
-        self.logic = self._parameterNode = self._guiObserver = self.run = None
+        self.logic = self._parameterNode = self._guiTag = self.run = None
+        self._guiConnected = False
         self.rows = []
 
     def setup(self):
@@ -201,6 +172,11 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.timer = qt.QTimer()
         self.timer.setInterval(200)
         self.timer.timeout.connect(self.onTimer)
+        # One deferred pick however many nodes a scene load adds (review #21).
+        self.pickTimer = qt.QTimer()
+        self.pickTimer.setSingleShot(True)
+        self.pickTimer.setInterval(0)
+        self.pickTimer.timeout.connect(self.autoPick)
         self.ui.boxTable.setColumnCount(len(COLUMNS))
         self.ui.boxTable.setHorizontalHeaderLabels(list(COLUMNS))
         self.ui.applyButton.clicked.connect(self.onApply)
@@ -210,10 +186,12 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.boxTable.itemChanged.connect(self.onBoxItemChanged)
         self.ui.editButton.clicked.connect(self.onEdit)
         self.ui.exportButton.clicked.connect(self.onExport)
+        # str parameters: the path connector takes only pathlib types (guiConnectors.py
+        # ctkPathLineEditToPathConnector), so these two are synced by hand (review #9).
         self.ui.modelFolderPathLineEdit.currentPathChanged.connect(
-            lambda path: setattr(self._parameterNode, "modelFolder", path))
+            lambda path: self.setParameter("modelFolder", path))
         self.ui.pythonPathLineEdit.currentPathChanged.connect(
-            lambda path: setattr(self._parameterNode, "python", path))
+            lambda path: self.setParameter("python", path))
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
@@ -221,14 +199,36 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.timer.stop()
-        if self.logic and self.logic.running():
-            self.logic.cancel()
+        self.pickTimer.stop()
+        if self.logic and self.logic.runner.running():
+            self.logic.runner.cancel()
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self):
         self.initializeParameterNode()
 
+    def exit(self):
+        # Stop reacting while hidden; the GUI connectors stay (see setParameterNode).
+        if self._parameterNode:
+            self.stopObserving(self._parameterNode)
+
+    def stopObserving(self, parameterNode):
+        if self.hasObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI):
+            self.removeObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
+
     def onSceneStartClose(self, caller, event):
+        # The nodes of the run are about to go: forget them, stop a run (review #6, #16).
+        self.timer.stop()
+        if self.logic.runner.running():
+            self.logic.runner.cancel()
+        self.run, self.rows = None, []
+        self.ui.boxTable.setRowCount(0)
+        self.ui.progressBar.value = 0
+        for label in (self.ui.statusLabel, self.ui.hintLabel, self.ui.reviewProgressLabel):
+            label.text = ""
+        self.ui.triageLabel.text = _("Run the pipeline to see the case's triage score.")
+        self.updateGUI()  # Edit and Export off
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
@@ -237,77 +237,110 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onNodeAdded(self, caller, event):
         # Names are set after the node is added: pick on the next turn of the event loop.
-        qt.QTimer.singleShot(0, self.autoPick)
+        self.pickTimer.start()
 
     def initializeParameterNode(self):
         self.setParameterNode(self.logic.getParameterNode())
         self.autoPick()
 
     def setParameterNode(self, parameterNode):
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._guiObserver)
-            self.removeObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self.updateGUI)
+        """Observe a parameter node; connect the GUI only when the MRML node changes.
+
+        getParameterNode() makes a new wrapper each time and each connectGui adds a
+        ModifiedEvent observer that disconnectGui never removes (wrapper.py
+        _connectParametersToGui), so connecting on every enter() stacks work (review #8).
+        """
+        old = self._parameterNode
+        if old and parameterNode and old.parameterNode is parameterNode.parameterNode:
+            parameterNode = old
+        elif old and self._guiConnected:
+            old.disconnectGui(self._guiTag)  # 5.6/5.8 return no tag: then a no-op
+            self._guiConnected = False
+        if old:
+            self.stopObserving(old)
         self._parameterNode = parameterNode
-        if self._parameterNode:
-            self._guiObserver = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, slicer.vtkCommand.ModifiedEvent, self.updateGUI)
+        if parameterNode:
+            if not self._guiConnected:
+                self._guiTag, self._guiConnected = parameterNode.connectGui(self.ui), True
+            self.addObserver(parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGUI)
             self.updateGUI()
+
+    def setParameter(self, name, value):
+        if self._parameterNode:
+            setattr(self._parameterNode, name, value)
 
     def autoPick(self, overwrite=False):
         """Fill empty selectors (all with `overwrite`) from the volume names."""
         if not self._parameterNode:
             return
-        nodes = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode")
-                 if not n.IsA("vtkMRMLLabelMapVolumeNode")
-                 and n.GetAttribute("UncertaintySeg.Heatmap") != "1"]
+        nodes = candidate_volumes(slicer.mrmlScene)
         for modality, index in auto_pick([n.GetName() for n in nodes]).items():
             if index is not None and (overwrite or getattr(self._parameterNode, modality) is None):
                 setattr(self._parameterNode, modality, nodes[index])
 
     def updateGUI(self, caller=None, event=None):
         p = self._parameterNode
-        running = self.logic.running()
-        ready = p is not None and not VolumeSelection({m: getattr(p, m) for m in MODALITIES}).missing()
+        running = self.logic.runner.running()
+        ready = p is not None and not self.logic.selection(p).missing()
         self.ui.applyButton.enabled = running or ready
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
+        if self.run is not None and self.run.uncertainty.GetScene() is None:
+            self.run = None  # its nodes were deleted
         hasRun = self.run is not None and not running
         self.ui.editButton.enabled = self.ui.exportButton.enabled = hasRun
-        if self.run is not None and p is not None:
-            if p.region != self.run.uncertainty_region:
-                self.logic.setRegion(self.run, p.region)
-            self.logic.setThreshold(self.run, p.heatmapThreshold)
+        if p is None:
+            return
+        for widget, value in ((self.ui.modelFolderPathLineEdit, p.modelFolder),
+                              (self.ui.pythonPathLineEdit, p.python)):
+            if widget.currentPath != value:
+                wasBlocked = widget.blockSignals(True)
+                widget.currentPath = value
+                widget.blockSignals(wasBlocked)
+        for spinBox in (self.ui.kernelEtSpinBox, self.ui.kernelTcSpinBox, self.ui.kernelWtSpinBox):
+            spinBox.enabled = not p.useModelKernels
+        if self.run is not None:
+            self.logic.session.set_region(self.run, p.region)
+            self.logic.session.set_threshold(self.run, p.heatmapThreshold)
 
     def onApply(self):
-        if self.logic.running():
+        if self.logic.runner.running():
             self.timer.stop()
-            self.logic.cancel()
+            self.logic.runner.cancel()
             self.ui.statusLabel.text = _("Cancelled; the scene was left as it was.")
             self.ui.progressBar.value = 0
             self.updateGUI()
             return
-        with slicer.util.tryWithErrorDisplay(_("UncertaintySeg could not start."), waitCursor=True):
+        # Outside the wait cursor: this may ask a question and run pip (review #25).
+        with slicer.util.tryWithErrorDisplay(_("UncertaintySeg could not start.")):
             if not self.logic.ensureDependencies(self._parameterNode):
                 return
+        with slicer.util.tryWithErrorDisplay(_("UncertaintySeg could not start."), waitCursor=True):
             self.logic.start(self._parameterNode)
             self.ui.statusLabel.text = _("Starting...")
             self.ui.logButton.enabled = True
             self.timer.start()
         self.updateGUI()
 
-    def onTimer(self):
-        for event in self.logic.poll():
+    def showProgress(self, events):
+        for event in events:
             self.ui.progressBar.value = int(100 * overall_fraction(event))
             label = STAGE_LABELS.get(event.stage, event.stage)
             self.ui.statusLabel.text = f"{label}: {event.message}" if event.message else label
-        if self.logic.running():
+
+    def onTimer(self):
+        self.showProgress(self.logic.runner.poll())
+        if self.logic.runner.running():
             return
         self.timer.stop()
         try:
-            self.run = self.logic.finish()
+            self.run = self.logic.session.finish()
         except Exception as error:  # the process's own readable message, or a load error
             self.ui.statusLabel.text = _("Failed.")
-            slicer.util.errorDisplay(str(error), detailedText="\n".join(self.logic.runner.process.log))
+            process = self.logic.runner.process
+            slicer.util.errorDisplay(str(error), detailedText="\n".join(process.log if process else []))
         else:
+            self.showProgress(self.logic.session.last_events)
+            self.ui.progressBar.value = 100
             self.ui.statusLabel.text = _("Done: {folder}").format(folder=self.run.output_dir)
             self.showRun(self.run)
         self.updateGUI()
@@ -333,7 +366,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onBoxClicked(self, rowIndex, column):
         if 0 <= rowIndex < len(self.rows):
-            self.logic.centreOn(self.rows[rowIndex])
+            self.logic.session.centre_on(self.rows[rowIndex])
 
     def onBoxItemChanged(self, item):
         if item.column() == 0 and item.row() < len(self.rows):
@@ -364,9 +397,10 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class UncertaintySegTest(ScriptedLoadableModuleTest):
-    """Builds a phantom case, runs the Logic with the bundled demo model (or, without
-    torch, loads a synthetic output folder) and checks the nodes, the boxes and export.
-    The case-building helpers live in Testing/Python/self_test_cases.py."""
+    """Runs the Logic on a phantom case with the bundled demo model when every pipeline
+    requirement is installed in Slicer's Python (deps.pipeline_ready), else loads a
+    synthetic output folder; checks the nodes, the boxes and export. The cases and the
+    checks live in Testing/Python/self_test_cases.py."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
@@ -375,35 +409,19 @@ class UncertaintySegTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_UncertaintySeg_phantom_case()
 
-    @staticmethod
-    def _cases():
-        path = Path(__file__).parent / "Testing" / "Python" / "self_test_cases.py"
-        spec = importlib.util.spec_from_file_location("uncertaintyseg_self_test_cases", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
     def test_UncertaintySeg_phantom_case(self):
         self.delayDisplay("Starting the UncertaintySeg test")
-        cases = self._cases()
-        folder = cases.work_dir()
-        logic = UncertaintySegLogic()
-        withTorch = importlib.util.find_spec("torch") is not None
-        run = (cases.pipeline_run(logic, folder) if withTorch
-               else cases.stored_run(logic, folder))
-        segments = run.segmentation.GetSegmentation()
-        names = sorted(segments.GetNthSegment(i).GetName()
-                       for i in range(segments.GetNumberOfSegments()))
-        self.assertEqual(names, ["ED", "ET", "NCR"])
-        self.assertTrue(segments.ContainsRepresentation("Closed surface"))
-        self.assertEqual(len(run.rois), len(run.boxes))
-        red = slicer.app.layoutManager().sliceWidget("Red").sliceLogic().GetSliceCompositeNode()
-        self.assertEqual(red.GetForegroundVolumeID(), run.uncertainty.GetID())
-        exported = logic.exportLabels(run, folder / "exported.nii.gz")
-        labels = slicer.util.loadLabelVolume(str(exported))
-        original = slicer.util.loadLabelVolume(str(run.output_dir / "segmentation.nii.gz"))
-        np.testing.assert_array_equal(slicer.util.arrayFromVolume(labels),
-                                      slicer.util.arrayFromVolume(original))
-        logging.info("UncertaintySeg: %d boxes, %s", len(run.boxes), triage_summary(run.report)[0])
-        self.delayDisplay("UncertaintySeg test passed (%s)"
-                          % ("pipeline run" if withTorch else "stored output"))
+        cases, logic = _selfTestCases(), UncertaintySegLogic()
+        run, how = cases.run_case(logic)
+        logging.info("UncertaintySeg self-test: %s", cases.check_run(self, logic, run))
+        self.delayDisplay(f"UncertaintySeg test passed ({how})")
+
+
+def _selfTestCases():
+    import importlib.util
+
+    path = Path(__file__).parent / "Testing" / "Python" / "self_test_cases.py"
+    spec = importlib.util.spec_from_file_location("uncertaintyseg_self_test_cases", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,64 +1,161 @@
-"""Dependency installation decisions (no package is installed by these tests)."""
+"""Dependency decisions inside Slicer: versions, the order of installers, what is skipped.
+
+No package is installed: the installers are recorders over an in-memory set of installed
+versions, and they change it as pip, the PyTorch and the NNUNet extensions would.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 
 import pytest
 
-from UncertaintySegLib.deps import DependencyError, ensure_dependencies, plan_dependencies
+from UncertaintySegLib.deps import (REQUIREMENTS, DependencyError, Installers,
+                                    UnsupportedSlicerError, check_slicer_python,
+                                    ensure_dependencies, plan_dependencies, torch_requirement)
+
+# What nnunetv2 2.8.1's metadata lists (importlib.metadata.requires), abridged.
+NNUNET_REQUIRES = ["torch>=2.1.2", "acvl-utils<0.3,>=0.2.3", "SimpleITK>=2.2.1", "requests",
+                   "batchgenerators>=0.25.1", "dynamic-network-architectures<0.5,>=0.4.1",
+                   "pytest; extra == \"dev\""]
+EVERYTHING = {"torch": "2.5.1+cu121", "nnunetv2": "2.6.2", "pyswarms": "1.3.0",
+              "numpy": "2.0.2", "scipy": "1.14.1", "SimpleITK": "2.5.2", "nibabel": "5.3.2",
+              "tqdm": "4.67.1", "matplotlib": "3.9.2"}
+PY312 = (3, 12, 10)
 
 
-class Environment:
-    """An interpreter's installed packages, as importlib's find_spec sees them; the
-    installers add to it as pip and the PyTorch extension would."""
+class Slicer:
+    """Installed versions and the installers, recording calls in order."""
 
-    def __init__(self, installed):
-        self.installed = set(installed)
-        self.calls = []
+    def __init__(self, installed, torch_extension=True, nnunet_extension=False, answer=True):
+        self.installed = dict(installed)
+        self.calls, self.questions = [], []
+        self.torch_extension, self.nnunet_extension, self.answer = (
+            torch_extension, nnunet_extension, answer)
 
-    def find_spec(self, name):
-        return object() if name in self.installed else None
+    def installers(self) -> Installers:
+        return Installers(confirm=self.confirm, pip_install=self.pip, torch_logic=self.torch_logic,
+                          nnunet_installer=self.nnunet, requires=self.requires,
+                          version=self.installed.get)
 
-    def install_torch(self):
-        self.calls.append("torch")
-        self.installed.add("torch")
-        return True
+    def confirm(self, text):
+        self.questions.append(text)
+        return self.answer
 
-    def pip_install(self, requirements):
-        self.calls.append(("pip", tuple(requirements)))
-        self.installed.update(r.split(">")[0].split("=")[0] for r in requirements)
+    def requires(self, name):
+        return NNUNET_REQUIRES if name == "nnunetv2" and name in self.installed else None
+
+    def pip(self, args):
+        self.calls.append(("pip", tuple(args)))
+        for arg in args:
+            if not arg.startswith("-"):
+                name = arg.split(">")[0].split("<")[0].split("=")[0]
+                self.installed[name] = {"nnunetv2": "2.8.1"}.get(name, "99.0")
+
+    def torch_logic(self):
+        if not self.torch_extension:
+            return None
+        outer = self
+
+        class Logic:
+            def installTorch(self, askConfirmation=False, torchVersionRequirement=None):
+                outer.calls.append(("installTorch", askConfirmation, torchVersionRequirement))
+                outer.installed["torch"] = "2.6.0+cpu"
+                return object()
+        return Logic()
+
+    def nnunet(self):
+        if not self.nnunet_extension:
+            return None
+        outer = self
+
+        class InstallLogic:
+            def setupPythonRequirements(self, requirement):
+                outer.calls.append(("SlicerNNUNet", requirement))
+                outer.installed["nnunetv2"] = "2.8.1"
+                return True
+        return InstallLogic()
 
 
-def test_plan_uses_the_real_interpreter_without_importing():
-    plan = plan_dependencies()
-    assert "scipy>=1.11" not in plan.pip  # installed here
-    assert plan.torch == (importlib.util.find_spec("torch") is None)
+def test_versions_are_checked_not_only_presence():
+    plan = plan_dependencies({**EVERYTHING, "SimpleITK": "2.2.1", "nnunetv2": None}.get)
+    assert [u.describe() for u in plan.unmet] == ["nnunetv2>=2.5 (not installed)",
+                                                 "SimpleITK>=2.3 (2.2.1 installed)"]
+    assert plan_dependencies(EVERYTHING.get).empty  # a local "+cu121" build still counts
+
+
+def test_old_python_says_which_slicer_is_needed():
+    check_slicer_python(PY312)
+    with pytest.raises(UnsupportedSlicerError, match=r"needs 3D Slicer 5\.10 or newer.*"
+                       r"Slicer 5\.8\.1 runs Python 3\.9"):
+        check_slicer_python((3, 9, 10), "5.8.1")
+    slicer = Slicer({}, torch_extension=True)
+    with pytest.raises(UnsupportedSlicerError, match="5.10"):
+        ensure_dependencies(slicer.installers(), version_info=(3, 9, 10))
+    assert slicer.questions == [] and slicer.calls == []
 
 
 def test_nothing_missing_means_no_question():
-    env = Environment({"torch", "nnunetv2", "pyswarms", "SimpleITK", "nibabel", "scipy",
-                       "tqdm", "matplotlib"})
-    asked = []
-    assert ensure_dependencies(asked.append, env.install_torch, env.pip_install,
-                               find_spec=env.find_spec)
-    assert asked == [] and env.calls == []
+    slicer = Slicer(EVERYTHING)
+    assert ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert slicer.questions == [] and slicer.calls == []
 
 
-def test_torch_first_then_pip_after_confirmation():
-    env = Environment({"SimpleITK", "scipy", "tqdm", "matplotlib", "nibabel"})
-    questions = []
-    assert ensure_dependencies(lambda text: questions.append(text) or True, env.install_torch,
-                               env.pip_install, find_spec=env.find_spec)
-    assert "PyTorch extension" in questions[0] and "nnunetv2>=2.5" in questions[0]
-    assert env.calls == ["torch", ("pip", ("nnunetv2>=2.5", "pyswarms>=1.3"))]
+def test_pip_path_skips_what_slicer_ships_and_passes_nnunets_torch_requirement():
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k not in ("torch", "nnunetv2",
+                                                                        "pyswarms")})
+    assert ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert "PyTorch extension" in slicer.questions[0] and "nnunetv2>=2.5" in slicer.questions[0]
+    nnunet, deps, torch, rest = slicer.calls
+    assert nnunet == ("pip", ("nnunetv2>=2.5", "--no-deps"))
+    # nnU-Net's own requirements, without torch, SimpleITK, requests or dev extras.
+    assert deps == ("pip", ("acvl-utils<0.3,>=0.2.3", "batchgenerators>=0.25.1",
+                            "dynamic-network-architectures<0.5,>=0.4.1"))
+    assert torch == ("installTorch", False, ">=2.3,>=2.1.2")
+    assert rest == ("pip", ("pyswarms>=1.3",))
+
+
+def test_nnunet_extension_installer_is_used_when_present():
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k != "nnunetv2"},
+                    nnunet_extension=True)
+    assert ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert slicer.calls == [("SlicerNNUNet", "nnunetv2>=2.5")]
+
+
+def test_missing_pytorch_extension_is_named_before_any_question():
+    slicer = Slicer({}, torch_extension=False)
+    with pytest.raises(DependencyError, match="requires the PyTorch extension.*Extensions Manager"):
+        ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert slicer.questions == [] and slicer.calls == []
+
+
+def test_too_old_simpleitk_of_slicer_is_not_replaced_by_pip():
+    slicer = Slicer({**EVERYTHING, "SimpleITK": "2.2.1"})
+    with pytest.raises(UnsupportedSlicerError, match=r"SimpleITK>=2\.3 \(2\.2\.1 installed\)"):
+        ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert slicer.calls == []
 
 
 def test_declining_or_testing_mode_installs_nothing():
-    env = Environment(set())
-    assert not ensure_dependencies(lambda text: False, env.install_torch, env.pip_install,
-                                   find_spec=env.find_spec)
+    slicer = Slicer({}, answer=False)
+    assert not ensure_dependencies(slicer.installers(), version_info=PY312)
     with pytest.raises(DependencyError, match="testing mode"):
-        ensure_dependencies(lambda text: True, env.install_torch, env.pip_install,
-                            testing=True, find_spec=env.find_spec)
-    assert env.calls == []
+        ensure_dependencies(slicer.installers(), testing=True, version_info=PY312)
+    assert slicer.calls == []
+
+
+def test_still_missing_after_install_says_restart():
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k != "pyswarms"})
+    slicer.pip = lambda args: slicer.calls.append(("pip", tuple(args)))  # pip did nothing
+    with pytest.raises(DependencyError, match="still missing.*pyswarms.*restart Slicer"):
+        ensure_dependencies(slicer.installers(), version_info=PY312)
+
+
+def test_torch_requirement_combines_ours_with_nnunets():
+    assert torch_requirement(lambda name: NNUNET_REQUIRES) == ">=2.3,>=2.1.2"
+    assert torch_requirement(lambda name: None) == ">=2.3"
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+    assert torch_requirement(not_installed) == ">=2.3"  # importlib.metadata.requires's way
+    assert any(r.startswith("torch") for r in REQUIREMENTS)

@@ -37,6 +37,10 @@ def _replace_segment(logics, segmentation, name, mask, reference):
         image.GetExtent())
 
 
+def _node_ids(scene):
+    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+
+
 def _read(path):
     import SimpleITK as sitk
 
@@ -64,7 +68,10 @@ def test_export_after_edit_matches_the_edited_voxels(logics, any_case, tmp_path)
     expected[painted] = 1
     expected[erased] = 0
 
+    before = _node_ids(logics.scene)
     path = LabelExporter(logics).export(run.segmentation, flair, tmp_path / "edited.nii.gz")
+    # No stray "<segmentation>_ColorTable" or label map is left in the scene (review #12).
+    assert _node_ids(logics.scene) == before
     written, original = _read(path), _read(any_case.output_dir / "segmentation.nii.gz")
     import SimpleITK as sitk
 

@@ -107,20 +107,22 @@ def test_cancel_kills_the_child_of_the_child(tmp_path):
     assert process.error_message().startswith("Cancelled")
 
 
-def test_predict_command_matches_the_cli_options(tmp_path):
-    command = predict_command("python", tmp_path / "case", tmp_path / "out", model="phantom",
-                              device="cpu", projections="preview", kernel_mm=(32, 32, 64),
-                              max_overlap=0.4, min_score_fraction=0.1, max_boxes=8)
+def test_predict_command_passes_only_what_differs_from_the_defaults(tmp_path):
+    values = {"model": "phantom", "device": "cpu", "projections": "preview",
+              "kernel_mm": (32.0, 32.0, 64.0), "max_overlap": 0.4, "min_score_fraction": 0.2,
+              "max_boxes": 8}
+    command = predict_command("python", tmp_path / "case", tmp_path / "out", values)
     assert command[:4] == ["python", "-m", "uncertaintyseg", "predict"]
     text = " ".join(command)
     for part in ("--case", "--out", "--progress json", "--model phantom", "--device cpu",
-                 "--projections preview", "--kernel-mm 32 32 64", "--max-overlap 0.4",
-                 "--min-score-fraction 0.1", "--max-boxes 8"):
+                 "--projections preview", "--kernel-mm 32 32 64", "--min-score-fraction 0.2"):
         assert part in text
+    # 0.4 and 8 are the options' defaults: left to the pipeline (and the model).
+    assert "--max-overlap" not in text and "--max-boxes" not in text
     cli = pytest.importorskip("uncertaintyseg.cli", reason="the pipeline's CLI is not importable")
     args = cli.build_parser().parse_args(command[3:])
     assert args.projections == "preview" and args.kernel_mm == [32.0, 32.0, 64.0]
-    assert args.progress == "json" and args.max_boxes == 8
+    assert args.progress == "json" and args.min_score_fraction == 0.2
 
 
 def test_run_options_from_the_parameter_node():
@@ -128,14 +130,17 @@ def test_run_options_from_the_parameter_node():
 
     from UncertaintySegLib.runner import RunOptions
 
-    parameters = SimpleNamespace(modelName="default", modelFolder="", device="cpu",
-                                 projections="preview", kernelEt=30.0, kernelTc=31.0,
-                                 kernelWt=60.0, maxOverlap=0.3, minScoreFraction=0.2,
-                                 maxBoxes=4, region="TC", python="")
+    parameters = SimpleNamespace(modelName="default", modelFolder="", device="auto",
+                                 projections="auto", useModelKernels=True, kernelEt=30.0,
+                                 kernelTc=31.0, kernelWt=60.0, maxOverlap=0.4,
+                                 minScoreFraction=0.1, maxBoxes=4, region="TC", python="")
     options = RunOptions.from_parameters(parameters)
-    assert options.model is None and options.python is None
-    assert options.kernel_mm == (30.0, 31.0, 60.0) and options.max_boxes == 4
+    assert options.python is None and options.region == "TC"
+    # The model's own cube sizes unless the user unticks the box; defaults are not sent.
+    assert predict_command("py", "c", "o", options.values)[10:] == ["--max-boxes", "4"]
+    parameters.useModelKernels = False
+    assert RunOptions.from_parameters(parameters).values["kernel_mm"] == (30.0, 31.0, 60.0)
     parameters.modelName, parameters.modelFolder = "phantom", "/models/mine"
-    assert RunOptions.from_parameters(parameters).model == "/models/mine"
+    assert RunOptions.from_parameters(parameters).values["model"] == "/models/mine"
     parameters.modelFolder = ""
-    assert RunOptions.from_parameters(parameters).model == "phantom"
+    assert RunOptions.from_parameters(parameters).values["model"] == "phantom"

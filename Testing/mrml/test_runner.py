@@ -23,8 +23,8 @@ from UncertaintySegLib.runner import CaseRunner, RunOptions  # noqa: E402
 from UncertaintySegLib.volumes import read_scalar_volume, volume_array  # noqa: E402
 
 pytestmark = pytest.mark.slow
-OPTIONS = RunOptions(model="analytic", device="cpu", projections="preview", region="ET",
-                     python=sys.executable)
+OPTIONS = RunOptions({"model": "analytic", "device": "cpu", "projections": "preview"},
+                     region="ET", python=sys.executable)
 
 
 def _selection(logics, case):
@@ -50,7 +50,7 @@ def test_run_loads_the_pipeline_output_into_the_scene(logics, case2023, tmp_path
     assert runner.error_message() is None, runner.error_message()
     assert {"uncertainty", "kernels", "finished"} <= set(stages)
     assert logics.scene.GetNumberOfNodes() == nodes_while_running
-    run = runner.load_result()
+    run, _ = runner.load_result()
     labels = volume_array(read_scalar_volume(
         logics.volumes, run.output_dir / "segmentation.nii.gz", "check", labelmap=True))
     # BraTS 2023 names in, ET = 3 out (the inputs were written under those names).

@@ -6,6 +6,7 @@ run the same inside the Slicer application and under the slicer-core wheel:
 - inputs:  choosing FLAIR/T1/T1ce/T2 from volume names, grid checks, writing inputs
 - process: the pipeline as a background process (JSON-lines progress, cancel = kill tree)
 - runner:  one run on scene volumes, from inputs to loaded results
+- session: the runs of a scene (what the module's Logic does), shown and exported
 - scene:   an output folder into MRML nodes (segmentation, heatmap, ROIs, hierarchy)
 - export:  the edited segmentation back to a BraTS label map
 - review:  box table, reviewed ticks, centring the views, triage text
@@ -19,4 +20,4 @@ importing this package is cheap.
 """
 
 __all__ = ["bundle", "context", "deps", "editing", "export", "inputs", "process", "render",
-           "review", "runner", "scene", "segments", "volumes"]
+           "review", "runner", "scene", "segments", "session", "volumes"]

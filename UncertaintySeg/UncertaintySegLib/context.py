@@ -1,7 +1,7 @@
 """The scene and the module logics the Lib works with.
 
-Inside Slicer the application owns them (`SceneLogics.from_application` in the module
-file gathers them); outside Slicer, under the slicer-core wheel, `create_headless_logics`
+Inside Slicer the application owns them (`SceneLogics.from_application` gathers
+them); outside Slicer, under the slicer-core wheel, `create_headless_logics`
 builds the same set. Either way the Lib classes receive them as arguments.
 """
 
@@ -20,6 +20,17 @@ class SceneLogics:
     markups: object         # vtkSlicerMarkupsLogic
     volumes: object         # vtkSlicerVolumesLogic
     subject_hierarchy: object
+
+    @classmethod
+    def from_application(cls) -> "SceneLogics":
+        """The Slicer application's scene and module logics (call only inside Slicer).
+        The module logics are bound to slicer.mrmlScene, so no other scene can be
+        given (review #27)."""
+        import slicer
+
+        return cls(slicer.mrmlScene, slicer.app.applicationLogic(),
+                   slicer.modules.segmentations.logic(), slicer.modules.markups.logic(),
+                   slicer.modules.volumes.logic(), slicer.modules.subjecthierarchy.logic())
 
 
 def _register(logic, name: str, scene, app_logic):
@@ -65,3 +76,16 @@ def create_headless_logics(scene=None) -> SceneLogics:
     volumes = _register(slicer.vtkSlicerVolumesLogic(), "Volumes", scene, app_logic)
     slicer.vtkMRMLSliceNode.AddDefaultSliceOrientationPresets(scene, True)
     return SceneLogics(scene, app_logic, segmentations, markups, volumes, subject_hierarchy)
+
+
+def nodes_by_class(scene, class_name: str) -> list:
+    """The scene's nodes of a class, as a list.
+
+    vtkMRMLScene::GetNodesByClass returns a collection the caller owns ("You are
+    responsible for deleting the returned collection", vtkMRMLScene.h); Python's wrapper
+    adds its own reference, so one UnRegister releases it, as slicer.util.getNodesByClass
+    does (review #19). That helper cannot be used here: it ignores its scene argument.
+    """
+    collection = scene.GetNodesByClass(class_name)
+    collection.UnRegister(None)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]

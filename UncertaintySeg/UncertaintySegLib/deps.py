@@ -1,87 +1,265 @@
 """Which Python packages the pipeline still needs in Slicer's Python, and installing them.
 
-Checked on the first Apply, never at import time: torch comes from the PyTorch
-extension (it picks the build that fits the GPU), the rest from pip after the user
-confirms. In testing mode nothing is installed: the caller gets a DependencyError.
-The installers and the confirmation are passed in (the module file gives Slicer's).
+Checked on the first Apply, never at import time and never in testing mode (then the
+caller gets a DependencyError). Done the way Slicer's segmentation extensions do it:
+
+- Slicer 5.10 or newer (Python 3.12): nnunetv2 2.6+ needs Python 3.10, Slicer 5.6/5.8
+  ship 3.9 (`check_slicer_python`);
+- versions, not only presence (`importlib.metadata` + `packaging`, which Slicer 5.10
+  ships: SuperBuild/External_python-pythonqt-requirements.cmake);
+- nnU-Net through the SlicerNNUNet extension's installer when it is there (as
+  SlicerTotalSegmentator does); otherwise pip without dependencies, then nnU-Net's own
+  requirements except what Slicer ships (SimpleITK, torch, requests), as that installer
+  does (SlicerNNUNetLib/InstallLogic.py `pipInstallSelective`);
+- torch from the PyTorch extension, with nnU-Net's torch requirement and ours
+  (`PyTorchUtilsLogic.installTorch(torchVersionRequirement=...)`).
+
+Everything Slicer-specific is passed in (`Installers`), so this runs under pytest.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import importlib.metadata
+import sys
 from dataclasses import dataclass, field
 
-# import name -> pip requirement (minimums of pyproject.toml)
-PIP_PACKAGES = {
-    "nnunetv2": "nnunetv2>=2.5",
-    "pyswarms": "pyswarms>=1.3",
-    "SimpleITK": "SimpleITK>=2.3",
-    "nibabel": "nibabel>=5.0",
-    "scipy": "scipy>=1.11",
-    "tqdm": "tqdm>=4.60",
-    "matplotlib": "matplotlib>=3.7",
-}
+# pyproject.toml [project] dependencies (Testing/module/test_deps_list.py keeps them equal).
+REQUIREMENTS = (
+    "torch>=2.3",
+    "nnunetv2>=2.5",
+    "pyswarms>=1.3",
+    "numpy>=1.26",
+    "scipy>=1.11",
+    "SimpleITK>=2.3",
+    "nibabel>=5.0",
+    "tqdm>=4.60",
+    "matplotlib>=3.7",
+)
+# Slicer builds these itself: pip-installing them would shadow Slicer's own build.
+SHIPPED_BY_SLICER = ("simpleitk", "torch", "requests", "numpy")
+# Python of the oldest supported Slicer (5.10 ships 3.12.10; nnunetv2 2.6+ needs 3.10).
+MINIMUM_PYTHON = (3, 10)
+MINIMUM_SLICER = "5.10"
 
 
 class DependencyError(RuntimeError):
     """Packages are missing and may not (or could not) be installed."""
 
 
+class UnsupportedSlicerError(DependencyError):
+    """This Slicer's Python is too old for the pipeline."""
+
+
+def check_slicer_python(version_info=sys.version_info, slicer_version: str = "") -> None:
+    """Raise UnsupportedSlicerError, saying which Slicer is needed, on Python < 3.10."""
+    if tuple(version_info[:2]) >= MINIMUM_PYTHON:
+        return
+    this = f"this Slicer {slicer_version} runs" if slicer_version else "this Slicer runs"
+    raise UnsupportedSlicerError(
+        f"UncertaintySeg needs 3D Slicer {MINIMUM_SLICER} or newer (Python 3.12): "
+        f"{this} Python {version_info[0]}.{version_info[1]}, on which nnU-Net 2.6+ cannot "
+        f"be installed. Install Slicer {MINIMUM_SLICER} or newer from "
+        "https://download.slicer.org, then add this module to it.")
+
+
+def _requirement(text: str):
+    from packaging.requirements import Requirement
+
+    return Requirement(text)
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@dataclass
+class Unmet:
+    """A requirement and the version installed now (None: not installed)."""
+
+    requirement: str
+    installed: str | None
+
+    @property
+    def name(self) -> str:
+        return _requirement(self.requirement).name
+
+    def describe(self) -> str:
+        now = f"{self.installed} installed" if self.installed else "not installed"
+        return f"{self.requirement} ({now})"
+
+
 @dataclass
 class DependencyPlan:
-    """What is missing: torch (PyTorch extension) and pip requirements."""
+    """The requirements not met now."""
 
-    torch: bool = False
-    pip: list[str] = field(default_factory=list)
+    unmet: list[Unmet] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not self.torch and not self.pip
+        return not self.unmet
+
+    def names(self) -> set[str]:
+        return {u.name.lower() for u in self.unmet}
 
     def describe(self) -> str:
-        parts = []
-        if self.torch:
-            parts.append("PyTorch (through the PyTorch extension, the build that fits this "
-                         "computer's GPU or CPU)")
-        if self.pip:
-            parts.append("with pip: " + ", ".join(self.pip))
-        return ("UncertaintySeg needs Python packages that are not installed in Slicer yet:\n- "
-                + "\n- ".join(parts) + "\n\nThis downloads a few hundred MB and can take "
+        lines = [u.describe() for u in self.unmet]
+        return ("UncertaintySeg needs Python packages that are missing or too old in Slicer:\n- "
+                + "\n- ".join(lines) + "\n\nPyTorch comes from the PyTorch extension (the build "
+                "that fits this computer), nnU-Net from the NNUNet extension when it is "
+                "installed, the rest from pip. This downloads a few hundred MB and can take "
                 "several minutes. Install now?")
 
 
-def plan_dependencies(find_spec=importlib.util.find_spec) -> DependencyPlan:
-    """Look up (without importing) which packages are missing."""
-    return DependencyPlan(torch=find_spec("torch") is None,
-                          pip=[req for name, req in PIP_PACKAGES.items() if find_spec(name) is None])
+def plan_dependencies(version=installed_version, requirements=REQUIREMENTS) -> DependencyPlan:
+    """The requirements whose installed version (`version(name)`) is missing or too old."""
+    unmet = []
+    for text in requirements:
+        requirement = _requirement(text)
+        have = version(requirement.name)
+        if have is None or not requirement.specifier.contains(have, prereleases=True):
+            unmet.append(Unmet(text, have))
+    return DependencyPlan(unmet)
 
 
-def ensure_dependencies(confirm, install_torch, pip_install, testing: bool = False,
-                        find_spec=importlib.util.find_spec) -> bool:
-    """Install what is missing; True when everything is there afterwards.
+@dataclass
+class Installers:
+    """What Slicer offers for installing (the module file fills it in).
 
-    `confirm(text) -> bool` asks the user; `install_torch() -> bool` installs torch
-    (PyTorch extension); `pip_install(requirements: list[str])` runs pip. Returns False
-    when the user declines. Torch goes first so that pip does not pull a CPU-only torch
-    in as a dependency of nnunetv2.
+    `torch_logic()`: PyTorchUtils.PyTorchUtilsLogic() or None without the PyTorch
+    extension; `nnunet_installer()`: SlicerNNUNetLib.InstallLogic(...) or None;
+    `pip_install(args: list[str])`; `requires(name)`: importlib.metadata.requires.
     """
-    plan = plan_dependencies(find_spec)
+
+    confirm: object
+    pip_install: object
+    torch_logic: object = lambda: None
+    nnunet_installer: object = lambda: None
+    requires: object = importlib.metadata.requires
+    version: object = installed_version
+
+
+def _requires(requires, name: str) -> list[str]:
+    """A package's requirement lines (importlib.metadata.requires); [] when absent."""
+    try:
+        return list(requires(name) or [])
+    except importlib.metadata.PackageNotFoundError:
+        return []
+
+
+def torch_requirement(requires) -> str:
+    """Our torch floor combined with the one nnU-Net states, e.g. ">=2.3,>=2.1.2"."""
+    specifiers = [str(_requirement(r).specifier) for r in REQUIREMENTS if r.startswith("torch")]
+    for line in _requires(requires, "nnunetv2"):
+        requirement = _requirement(line)
+        if requirement.name.lower() == "torch" and requirement.marker is None:
+            specifiers.append(str(requirement.specifier))
+    return ",".join(s for s in specifiers if s)
+
+
+def _install_nnunet(installers: Installers, requirement: str) -> None:
+    installer = installers.nnunet_installer()
+    if installer is not None:
+        if not installer.setupPythonRequirements(requirement):
+            raise DependencyError("the NNUNet extension could not install " + requirement
+                                  + ": see its log (View > Python console)")
+        return
+    # nnunetv2 itself without dependencies, then its requirements except Slicer's own.
+    installers.pip_install([requirement, "--no-deps"])
+    wanted = []
+    for line in _requires(installers.requires, "nnunetv2"):
+        dependency = _requirement(line)
+        skipped_marker = dependency.marker is not None and not dependency.marker.evaluate()
+        if dependency.name.lower() in SHIPPED_BY_SLICER or skipped_marker:
+            continue
+        wanted.append(f"{dependency.name}{dependency.specifier}")
+    if wanted:
+        installers.pip_install(wanted)
+
+
+def _install_torch(installers: Installers, torch_logic) -> None:
+    requirement = torch_requirement(installers.requires)
+    if torch_logic.installTorch(askConfirmation=False, torchVersionRequirement=requirement) is None:
+        raise DependencyError(f"PyTorch {requirement} could not be installed: use the PyTorch "
+                              "Util module to install it, restart Slicer and Apply again")
+
+
+def _refuse_old_shipped(plan: DependencyPlan) -> None:
+    old = [u for u in plan.unmet if u.name.lower() in SHIPPED_BY_SLICER
+           and u.name.lower() != "torch" and u.installed]
+    if old:
+        raise UnsupportedSlicerError(
+            "This Slicer's own " + ", ".join(u.describe() for u in old) + " is too old and "
+            f"cannot be replaced with pip: use 3D Slicer {MINIMUM_SLICER} or newer")
+
+
+def ensure_dependencies(installers: Installers, testing: bool = False,
+                        version_info=sys.version_info, slicer_version: str = "") -> bool:
+    """Install what is missing or too old; True when everything is there afterwards,
+    False when the user declines. Raises DependencyError with the fix otherwise."""
+    check_slicer_python(version_info, slicer_version)
+    plan = plan_dependencies(installers.version)
     if plan.empty:
         return True
     if testing:
         raise DependencyError("missing in testing mode (nothing is installed automatically): "
-                              + plan.describe().split("\n\n")[0])
-    if not confirm(plan.describe()):
+                              + ", ".join(u.describe() for u in plan.unmet))
+    _refuse_old_shipped(plan)
+    torch_logic = installers.torch_logic()
+    if torch_logic is None and ("torch" in plan.names() or "nnunetv2" in plan.names()):
+        raise DependencyError("UncertaintySeg requires the PyTorch extension: install it from "
+                              "the Extensions Manager, restart Slicer and Apply again")
+    if not installers.confirm(plan.describe()):
         return False
-    if plan.torch and not install_torch():
-        raise DependencyError("PyTorch could not be installed: install the PyTorch extension "
-                              "from the Extensions Manager, restart Slicer and Apply again")
-    if plan.pip:
-        pip_install(plan.pip)
+    names = plan.names()
+    if "nnunetv2" in names:
+        _install_nnunet(installers, next(u.requirement for u in plan.unmet if u.name == "nnunetv2"))
+    if "torch" in plan_dependencies(installers.version).names():
+        _install_torch(installers, torch_logic)
+    rest = [u.requirement for u in plan_dependencies(installers.version).unmet
+            if u.name.lower() not in SHIPPED_BY_SLICER and u.name != "nnunetv2"]
+    if rest:
+        installers.pip_install(rest)
     importlib.invalidate_caches()  # new site-packages entries are otherwise not seen
-    still = plan_dependencies(find_spec)
+    still = plan_dependencies(installers.version)
     if not still.empty:
-        raise DependencyError("installation finished but these are still missing: "
-                              + ", ".join((["torch"] if still.torch else []) + still.pip)
+        raise DependencyError("installation finished but these are still missing or too old: "
+                              + ", ".join(u.describe() for u in still.unmet)
                               + "; restart Slicer and Apply again")
     return True
+
+
+def _import_or_none(name: str):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def slicer_installers() -> Installers:
+    """The installers inside the Slicer application (imports slicer: call only there).
+
+    PyTorchUtils is the PyTorch extension (EXTENSION_DEPENDS); SlicerNNUNetLib the
+    optional NNUNet extension, which installs nnU-Net the way its maintainers test.
+    """
+    import slicer
+
+    def torch_logic():
+        module = _import_or_none("PyTorchUtils")
+        return module.PyTorchUtilsLogic() if module else None
+
+    def nnunet_installer():
+        module = _import_or_none("SlicerNNUNetLib")
+        return module.InstallLogic(doAskConfirmation=False) if module else None
+
+    return Installers(confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "UncertaintySeg"),
+                      pip_install=slicer.util.pip_install, torch_logic=torch_logic,
+                      nnunet_installer=nnunet_installer)
+
+
+def pipeline_ready(version=installed_version) -> bool:
+    """Every requirement met (the self-test runs the real pipeline only then, #13)."""
+    return plan_dependencies(version).empty

@@ -21,6 +21,18 @@ class ExportError(ValueError):
     """The segmentation cannot be exported as asked."""
 
 
+def _string_array(values):
+    """A vtkStringArray, as Slicer's own Python passes segment IDs (slicer.util,
+    SegmentEditorMaskVolumeEffect.py): a list relies on the wrapper's std::vector
+    conversion, which was not checked for every VTK that Slicer ships (review U3)."""
+    from vtkmodules.vtkCommonCore import vtkStringArray
+
+    array = vtkStringArray()
+    for value in values:
+        array.InsertNextValue(value)
+    return array
+
+
 class LabelExporter:
     """Writes segmentation nodes as uint8 BraTS label maps.
 
@@ -35,7 +47,7 @@ class LabelExporter:
         """A new label map volume node (in the scene) on `reference_volume`'s grid.
 
         Segments are merged outer class first (ED, NCR, ET), so a voxel that an edit left
-        in two segments takes the inner class. The caller removes the node when done.
+        in two segments takes the inner class. The caller removes it with `remove_labelmap`.
         """
         import slicer
 
@@ -44,14 +56,20 @@ class LabelExporter:
         ids = self._segment_ids(segmentation)
         table = segment_colour_table(self.scene, convention, "UncertaintySeg export labels")
         labelmap = self.scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "export labels")
+        # Slicer 5.10 adds a "<segmentation>_ColorTable" node to the scene when the label
+        # map's colour node is not of User type (vtkSlicerSegmentationsModuleLogic.cxx
+        # v5.10.0 ExportSegmentsToLabelmapNode); a new label map has the Labels table.
+        # Giving it our table first leaves no stray node behind (review #12).
+        labelmap.CreateDefaultDisplayNodes()
+        labelmap.GetDisplayNode().SetAndObserveColorNodeID(table.GetID())
         try:
             ok = self.segmentations.ExportSegmentsToLabelmapNode(
-                segmentation, ids, labelmap, reference_volume,
+                segmentation, _string_array(ids), labelmap, reference_volume,
                 slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY, table)
             if not ok:
                 raise ExportError("Slicer could not export the segments as a label map")
         except Exception:
-            self.scene.RemoveNode(labelmap)
+            self.remove_labelmap(labelmap)
             raise
         finally:
             self.scene.RemoveNode(table)
@@ -102,5 +120,13 @@ class LabelExporter:
             if not writer.WriteData(labelmap):
                 raise ExportError(f"could not write {path}: check the folder's permissions")
         finally:
-            self.scene.RemoveNode(labelmap)
+            self.remove_labelmap(labelmap)
         return path
+
+    def remove_labelmap(self, labelmap) -> None:
+        """Remove a label map made by `to_labelmap_node` with its display node: the scene
+        does not remove a volume's display node with the volume."""
+        display = labelmap.GetDisplayNode()
+        self.scene.RemoveNode(labelmap)
+        if display is not None:
+            self.scene.RemoveNode(display)

@@ -95,6 +95,11 @@ class VolumeSelection:
     def missing(self) -> list[str]:
         return [LABELS[m] for m in MODALITIES if self.nodes.get(m) is None]
 
+    def alive(self) -> bool:
+        """Every chosen node is still in a scene: vtkMRMLScene::RemoveNode (e.g. on File >
+        Close Scene) sets a node's scene to null, and its references stop resolving."""
+        return all(n is not None and n.GetScene() is not None for n in self.nodes.values())
+
     def naming(self) -> str:
         return naming_from_names(n.GetName() for n in self.nodes.values() if n is not None)
 
@@ -149,6 +154,15 @@ def check_same_grid(named_nodes: dict, tolerance_mm: float = 1e-3) -> None:
                 f"'{first.GetName()}' but a different position, spacing or orientation "
                 f"(differs by up to {worst:.3g} mm). Register and resample it onto "
                 f"{first_label} first.")
+
+
+def candidate_volumes(scene) -> list:
+    """Scalar volumes that may be inputs: no label maps, no heatmaps of earlier runs."""
+    from .context import nodes_by_class
+
+    return [n for n in nodes_by_class(scene, "vtkMRMLScalarVolumeNode")
+            if not n.IsA("vtkMRMLLabelMapVolumeNode")
+            and n.GetAttribute("UncertaintySeg.Heatmap") != "1"]
 
 
 def input_file_names(case_id: str, naming: str) -> dict[str, str]:

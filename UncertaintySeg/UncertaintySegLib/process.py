@@ -18,8 +18,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from uncertaintyseg.options import OPTIONS, to_argv  # stdlib only
 
 # Share of the whole run each stage takes (typical CPU run), for one overall progress bar.
 STAGE_WEIGHTS = {"load": 0.03, "uncertainty": 0.62, "kernels": 0.03, "refine": 0.2,
@@ -74,25 +77,19 @@ def overall_fraction(event: ProgressEvent) -> float:
     return min(before + STAGE_WEIGHTS[event.stage] * event.fraction, 1.0)
 
 
-def predict_command(python: str, case_dir, out_dir, model: str | None = None,
-                    device: str = "auto", projections: str = "auto",
-                    kernel_mm: tuple[float, float, float] | None = None,
-                    max_overlap: float | None = None, min_score_fraction: float | None = None,
-                    max_boxes: int | None = None, label_convention: str | None = None) -> list[str]:
-    """The argument list of `python -m uncertaintyseg predict` for one case folder."""
-    command = [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
-               "--out", str(out_dir), "--progress", "json", "--device", device,
-               "--projections", str(projections)]
-    if model:
-        command += ["--model", str(model)]
-    if kernel_mm is not None:
-        command += ["--kernel-mm", *(f"{v:g}" for v in kernel_mm)]
-    options = {"--max-overlap": max_overlap, "--min-score-fraction": min_score_fraction,
-               "--max-boxes": max_boxes, "--label-convention": label_convention}
-    for flag, value in options.items():
-        if value is not None:
-            command += [flag, str(value)]
-    return command
+def predict_command(python: str, case_dir, out_dir, values=None) -> list[str]:
+    """The argument list of `python -m uncertaintyseg predict` for one case folder.
+
+    `values` are run options by uncertaintyseg.options name; only those set and not at
+    their default are passed (options.to_argv), so the model's own values apply.
+    """
+    values = dict(values or {})
+    # options.check range-checks every option without choices, and "model" (a free
+    # name or folder) has no range: it would raise TypeError, so it is passed here.
+    model = values.pop("model", None)
+    extra = [OPTIONS["model"].flag, str(model)] if model else []
+    return [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
+            "--out", str(out_dir), "--progress", "json", *extra, *to_argv(values)]
 
 
 class PipelineProcess:
@@ -118,18 +115,16 @@ class PipelineProcess:
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError("this process was started already; create a new PipelineProcess")
-        kwargs = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            kwargs["start_new_session"] = True
         env = dict(os.environ if self.env is None else self.env)
         # Line-buffered child output, so progress arrives as it happens.
         env["PYTHONUNBUFFERED"] = "1"
+        # A piped python-real on Windows writes in the ANSI code page otherwise; we read
+        # UTF-8 (review #24).
+        env["PYTHONIOENCODING"] = "utf-8"
         self._process = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=self.cwd, env=env, text=True, encoding="utf-8", errors="replace", bufsize=1,
-            **kwargs)
+            **_group_options())
         self._reader = threading.Thread(target=self._read, name="uncertaintyseg-reader",
                                         daemon=True)
         self._reader.start()
@@ -213,6 +208,16 @@ class PipelineProcess:
         return f"The pipeline stopped with exit code {code}. Last lines of its log:\n{tail}"
 
 
+def _group_options() -> dict:
+    """Popen options that give the child a process group of its own (so cancel reaches
+    its workers) and, on Windows, no console window: PythonSlicer.exe is always the
+    console launcher (Slicer's CMake/SlicerBlockInstallPython.cmake) and would open one,
+    whose closing kills the run; slicer.util.launchConsoleProcess hides it too (#10)."""
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW}
+    return {"start_new_session": True}
+
+
 def kill_tree(process: subprocess.Popen, grace_s: float = 3.0) -> None:
     """Terminate `process` and every process in its tree.
 
@@ -220,22 +225,43 @@ def kill_tree(process: subprocess.Popen, grace_s: float = 3.0) -> None:
     process group reaches grandchildren too. Windows: taskkill /T walks the tree.
     """
     if os.name == "nt":
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)],
-                       capture_output=True, check=False)
-        process.wait(timeout=grace_s)
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True,
+                       check=False, creationflags=subprocess.CREATE_NO_WINDOW)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:  # taskkill is asynchronous (review U4)
+            pass
         return
     # With start_new_session the group id is the leader's pid; it stays valid after the
     # leader exits, as long as any member of the group is alive.
     group = process.pid
     # SIGINT first: the CLI turns it into KeyboardInterrupt and removes its partial output.
     _signal_group(group, signal.SIGINT)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
+    # PythonSlicer is a CTK launcher that dies at once on SIGINT while python-real (its
+    # QProcess child, same group) still cleans up: wait for the whole group, not the
+    # leader, before SIGKILL (review #11).
+    deadline = time.monotonic() + grace_s
+    while _group_alive(group) and time.monotonic() < deadline:
+        _reap(process)
+        time.sleep(0.05)
     # Children may outlive the leader (or ignore SIGINT): SIGKILL the whole group.
     _signal_group(group, signal.SIGKILL)
     process.wait(timeout=grace_s)
+
+
+def _reap(process: subprocess.Popen) -> None:
+    # A dead leader stays a zombie (and keeps the group alive) until it is waited for.
+    process.poll()
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _signal_group(group: int, sig: int) -> None:

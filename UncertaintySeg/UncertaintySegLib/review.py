@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .context import nodes_by_class
+
 ATTR_REVIEWED = "UncertaintySeg.Reviewed"
 COLUMNS = ("Reviewed", "Region", "Rank", "Score", "Centre (RAS, mm)")
 
@@ -67,10 +69,10 @@ def centre_views_on(scene, center_ras) -> int:
 
     Returns the number of slice views moved.
     """
-    nodes = scene.GetNodesByClass("vtkMRMLSliceNode")
-    for index in range(nodes.GetNumberOfItems()):
-        nodes.GetItemAsObject(index).JumpSliceByCentering(*map(float, center_ras))
-    return nodes.GetNumberOfItems()
+    nodes = nodes_by_class(scene, "vtkMRMLSliceNode")
+    for node in nodes:
+        node.JumpSliceByCentering(*map(float, center_ras))
+    return len(nodes)
 
 
 def triage_summary(report: dict) -> tuple[str, str]:

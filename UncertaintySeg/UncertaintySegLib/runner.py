@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from uncertaintyseg import BRATS_SUFFIXES
@@ -26,30 +27,29 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # holds uncertaintyseg/ and U
 
 @dataclass
 class RunOptions:
-    """Settings of one run, as the CLI takes them (None: the pipeline's default)."""
+    """Settings of one run: `values` by uncertaintyseg.options name (None or the
+    option's default: left to the pipeline and the model), the heatmap region and the
+    interpreter (None: Slicer's own Python)."""
 
-    model: str | None = None
-    device: str = "auto"
-    projections: str = "auto"
-    kernel_mm: tuple[float, float, float] | None = None
-    max_overlap: float | None = None
-    min_score_fraction: float | None = None
-    max_boxes: int | None = None
-    region: str = "WT"          # uncertainty shown as the heatmap
-    python: str | None = None   # interpreter; None: Slicer's own Python
+    values: dict = field(default_factory=dict)
+    region: str = "WT"
+    python: str | None = None
 
     @classmethod
     def from_parameters(cls, parameters) -> "RunOptions":
-        """From the module's parameter node (a model folder wins over a bundled name;
-        "default" and empty strings mean the pipeline's own default)."""
+        """From the module's parameter node: a model folder wins over a bundled name,
+        "default" means the pipeline's default model, and the cube sides are sent only
+        when the user unticked "use the model's box sides"."""
         model = parameters.modelFolder or (None if parameters.modelName == "default"
                                            else parameters.modelName)
-        return cls(model=model, device=parameters.device, projections=parameters.projections,
-                   kernel_mm=(parameters.kernelEt, parameters.kernelTc, parameters.kernelWt),
-                   max_overlap=parameters.maxOverlap,
-                   min_score_fraction=parameters.minScoreFraction,
-                   max_boxes=parameters.maxBoxes, region=parameters.region,
-                   python=parameters.python or None)
+        kernel = None if parameters.useModelKernels else (
+            parameters.kernelEt, parameters.kernelTc, parameters.kernelWt)
+        values = {"model": model, "device": parameters.device,
+                  "projections": parameters.projections, "kernel_mm": kernel,
+                  "max_overlap": parameters.maxOverlap,
+                  "min_score_fraction": parameters.minScoreFraction,
+                  "max_boxes": parameters.maxBoxes}
+        return cls(values, region=parameters.region, python=parameters.python or None)
 
 
 # Every BraTS suffix, and "t2-flair" as some exports name FLAIR.
@@ -68,12 +68,21 @@ class CaseRunner:
 
     `logics` is a context.SceneLogics; `work_root` is where run folders go (kept after
     success, since the heatmap region can be switched later from the output files).
+    The process is injected, as SlicerNNUNet's `SegmentationLogic(process=...)` does:
+    `process_factory(command, env=..., cwd=...)` returns an object with
+    PipelineProcess's methods (tests give one that runs a fake pipeline).
+    `startup_environment()` is the environment for an interpreter the user chose: inside
+    Slicer the module passes `slicer.util.startupEnvironment` (the environment before
+    the launcher set Slicer's PYTHONHOME/PYTHONPATH, review #5); by default os.environ.
     """
 
-    def __init__(self, logics, work_root=None, package_dir: Path = PACKAGE_DIR):
+    def __init__(self, logics, work_root=None, package_dir: Path = PACKAGE_DIR,
+                 process_factory=PipelineProcess, startup_environment=None):
         self.logics = logics
         self.work_root = Path(work_root or Path(tempfile.gettempdir()) / "UncertaintySeg")
         self.package_dir = Path(package_dir)
+        self.process_factory = process_factory
+        self.startup_environment = startup_environment or (lambda: dict(os.environ))
         self.process: PipelineProcess | None = None
         self.run_dir: Path | None = None
         self.selection: VolumeSelection | None = None
@@ -81,7 +90,7 @@ class CaseRunner:
 
     def start(self, selection: VolumeSelection, options: RunOptions | None = None) -> PipelineProcess:
         """Check the selection, write the inputs and start the process."""
-        if self.process is not None and self.process.running():
+        if self.running():
             raise RuntimeError("a run is in progress: cancel it or wait for it to finish")
         selection.validate()
         self.selection, self.options = selection, options or RunOptions()
@@ -91,20 +100,22 @@ class CaseRunner:
                                              dir=self.work_root))
         try:
             write_inputs(selection, self.run_dir / "input" / case_id, case_id)
+            # cwd = the module folder: `python -m` puts the cwd first on sys.path, so the
+            # pipeline that ships with the module wins over a pip-installed copy, which
+            # the launcher's PYTHONPATH would otherwise put first (review #17).
+            self.process = self.process_factory(self.command(case_id), env=self.environment(),
+                                                cwd=str(self.package_dir))
+            self.process.start()
         except Exception:
+            self.process = None
             self._remove_run_dir()
             raise
-        self.process = PipelineProcess(self.command(case_id), env=self.environment())
-        self.process.start()
         return self.process
 
     def command(self, case_id: str) -> list[str]:
         o = self.options
         return predict_command(o.python or default_python(), self.run_dir / "input" / case_id,
-                               self.output_dir, model=o.model, device=o.device,
-                               projections=o.projections, kernel_mm=o.kernel_mm,
-                               max_overlap=o.max_overlap, min_score_fraction=o.min_score_fraction,
-                               max_boxes=o.max_boxes)
+                               self.output_dir, o.values)
 
     @property
     def output_dir(self) -> Path:
@@ -112,8 +123,13 @@ class CaseRunner:
 
     def environment(self) -> dict:
         """The child's environment: the module folder first on PYTHONPATH (so that
-        `-m uncertaintyseg` finds the bundled pipeline) and few data-loader workers."""
-        env = dict(os.environ)
+        `-m uncertaintyseg` finds the bundled pipeline) and few data-loader workers.
+
+        Slicer's own PythonSlicer gets Slicer's environment, as slicer.util.pip_install
+        does; an interpreter the user chose gets the startup environment, because
+        Slicer's PYTHONHOME and PYTHONPATH would make it load Slicer's standard library.
+        """
+        env = dict(self.startup_environment() if self.options.python else os.environ)
         paths = [str(self.package_dir)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env.setdefault("nnUNet_n_proc_DA", "2")
@@ -129,27 +145,52 @@ class CaseRunner:
         """Kill the process tree and remove the run folder; the scene is not touched."""
         if self.process is not None:
             self.process.cancel()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # Windows taskkill can lag (review U4)
+                pass
         self._remove_run_dir()
+
+    def wait(self, timeout_s: float = 3600.0, process_events=lambda: None) -> None:
+        """Block until the run ends (for scripts and tests), calling `process_events`
+        (e.g. slicer.app.processEvents) meanwhile; cancels it after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while self.running():
+            self.poll()
+            if time.monotonic() > deadline:
+                self.cancel()
+                raise TimeoutError(f"UncertaintySeg: no result after {timeout_s:.0f} s; cancelled")
+            process_events()
+            time.sleep(0.1)
 
     def error_message(self) -> str | None:
         return self.process.error_message() if self.process else None
 
-    def load_result(self, loader: ResultLoader | None = None) -> LoadedRun:
-        """After a successful run: the output folder into the scene (removes the inputs)."""
+    def load_result(self, loader: ResultLoader | None = None) -> tuple[LoadedRun, list[ProgressEvent]]:
+        """After a successful run: the output folder into the scene (removes the inputs).
+
+        Returns the run and the progress events still unread (the last ones, e.g.
+        "finished", which the caller's progress bar would otherwise miss, review #15).
+        A failed run raises RuntimeError with the pipeline's own message, after removing
+        its run folder; the scene is not touched.
+        """
         if self.process is None or not self.process.finished():
             raise RuntimeError("the run has not finished yet")
-        self.process.poll()
+        last = self.process.poll()
         message = self.error_message()
         if message:
             self._remove_run_dir()
             raise RuntimeError(message)
+        if not self.selection.alive():
+            self._remove_run_dir()
+            raise RuntimeError("the input volumes were removed from the scene while the "
+                               "pipeline ran (scene closed?); nothing was loaded")
         loader = loader or ResultLoader(self.logics)
         folder = self.process.output_folder() or self.output_dir
         run = loader.load(folder, reference_volume=self.selection.nodes["flair"],
                           region=self.options.region)
         shutil.rmtree(self.run_dir / "input", ignore_errors=True)
-        return run
+        return run, last
 
     def _remove_run_dir(self) -> None:
         if self.run_dir is not None:

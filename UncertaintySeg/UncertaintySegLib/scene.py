@@ -21,6 +21,7 @@ from uncertaintyseg import REGIONS
 from uncertaintyseg.contract_names import (BOXES_FILE, IMAGE_FILES, REPORT_FILE,
                                            SEGMENTATION_FILE)
 
+from .context import nodes_by_class
 from .segments import (REGION_COLOURS, SEGMENTS, convention_from_labels, label_values,
                        normalise_convention)
 from .volumes import (ResultFolderError, array_to_volume, heatmap_colour_table, read_channel,
@@ -165,7 +166,9 @@ class ResultLoader:
                 segment_id = segmentation.AddEmptySegment(item.name, item.name, item.colour)
             segment = segmentation.GetSegment(segment_id)
             segment.SetColor(*item.colour)
-            segment.SetTerminology(item.terminology)
+            # vtkSegment::SetTerminology is new in Slicer 5.10; it sets this same tag
+            # (vtkSegment.cxx v5.10.0), which older versions read too (review #4).
+            segment.SetTag(segment.GetTerminologyEntryTagName(), item.terminology)
             display.SetSegmentOpacity3D(segment_id, item.opacity_3d)
         # Outlines with a faint fill in the slice views, so the heatmap under them stays
         # readable.
@@ -211,6 +214,9 @@ class ResultLoader:
         roi.SetAttribute(ATTR + "Reviewed", "0")
         roi.SetDescription(f"{box['region']} refinement box {box['rank']}, "
                            f"uncertainty score {float(box['score']):.1f}")
+        # The markups logic adds the display node only outside scene import/batch
+        # processing (vtkSlicerMarkupsLogic::OnMRMLSceneNodeAdded): make sure (#23).
+        roi.CreateDefaultDisplayNodes()
         display = roi.GetDisplayNode()
         display.SetSelectedColor(*REGION_COLOURS.get(box["region"], (1.0, 1.0, 1.0)))
         display.SetColor(*REGION_COLOURS.get(box["region"], (1.0, 1.0, 1.0)))
@@ -282,13 +288,11 @@ def show_in_slice_views(scene, background=None, foreground=None, opacity: float 
 
     Returns the number of slice views changed (0 before any view exists).
     """
-    composites = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
-    count = composites.GetNumberOfItems()
-    for index in range(count):
-        composite = composites.GetItemAsObject(index)
+    composites = nodes_by_class(scene, "vtkMRMLSliceCompositeNode")
+    for composite in composites:
         if background is not None:
             composite.SetBackgroundVolumeID(background.GetID())
         if foreground is not None:
             composite.SetForegroundVolumeID(foreground.GetID())
             composite.SetForegroundOpacity(opacity)
-    return count
+    return len(composites)

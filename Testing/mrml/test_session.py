@@ -1,0 +1,70 @@
+"""RunSession, what the module's Logic does: load and show, adjust the heatmap, export,
+run blocking (with the injected fake process), under slicer-core."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mrml_helpers import SLICER_CORE
+
+slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
+
+from UncertaintySegLib.context import nodes_by_class  # noqa: E402
+from UncertaintySegLib.inputs import VolumeSelection  # noqa: E402
+from UncertaintySegLib.process import PipelineProcess  # noqa: E402
+from UncertaintySegLib.render import add_slice_views  # noqa: E402
+from UncertaintySegLib.runner import RunOptions  # noqa: E402
+from UncertaintySegLib.session import RunSession  # noqa: E402
+from UncertaintySegLib.volumes import read_scalar_volume, volume_array  # noqa: E402
+
+FAKE = str(Path(__file__).with_name("fake_pipeline.py"))
+
+
+def _flair(logics, case):
+    path = next(p for p in case.input_dir.iterdir() if "flair" in p.name)
+    return read_scalar_volume(logics.volumes, path, "FLAIR")
+
+
+def test_loaded_output_is_shown_and_the_heatmap_follows_region_and_threshold(logics, case2018):
+    add_slice_views(logics, (("Red", "Axial"), ("Yellow", "Sagittal")))
+    resets = []
+    session = RunSession(logics, reset_views=lambda: resets.append(1))
+    flair = _flair(logics, case2018)
+    run = session.load_output_folder(case2018.output_dir, flair, region="WT")
+    assert resets == [1] and session.runs == [run]
+    composites = nodes_by_class(logics.scene, "vtkMRMLSliceCompositeNode")
+    assert len(composites) == 2
+    assert {(c.GetBackgroundVolumeID(), c.GetForegroundVolumeID()) for c in composites} == {
+        (flair.GetID(), run.uncertainty.GetID())}
+    wt = volume_array(run.uncertainty).copy()
+    session.set_region(run, "ET")
+    assert run.uncertainty_region == "ET" and run.uncertainty.GetName().endswith(" ET")
+    assert not np.array_equal(volume_array(run.uncertainty), wt)
+    session.set_threshold(run, 0.35)
+    display = run.uncertainty.GetDisplayNode()
+    assert display.GetLowerThreshold() == pytest.approx(0.35)
+    assert display.GetUpperThreshold() >= 1.0
+
+
+def test_run_blocking_with_the_injected_process_loads_and_exports(logics, case2018, tmp_path):
+    nodes = [read_scalar_volume(logics.volumes, p, p.name.split(".nii")[0])
+             for p in sorted(case2018.input_dir.glob("*.nii.gz"))]
+
+    def factory(command, env=None, cwd=None):
+        return PipelineProcess([sys.executable, FAKE, "ok", str(case2018.output_dir)],
+                               env=env, cwd=cwd)
+
+    session = RunSession(logics, tmp_path / "runs", process_factory=factory)
+    run = session.run_blocking(VolumeSelection.from_nodes(nodes), RunOptions(region="TC"),
+                               threshold=0.3, timeout_s=30)
+    assert run.uncertainty_region == "TC"
+    assert run.uncertainty.GetDisplayNode().GetLowerThreshold() == pytest.approx(0.3)
+    written = session.export_labels(run, tmp_path / "labels.nii.gz")
+    exported = volume_array(read_scalar_volume(logics.volumes, written, "e", labelmap=True))
+    original = volume_array(read_scalar_volume(
+        logics.volumes, case2018.output_dir / "segmentation.nii.gz", "o", labelmap=True))
+    np.testing.assert_array_equal(exported, original)
