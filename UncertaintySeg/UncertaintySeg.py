@@ -85,6 +85,7 @@ class UncertaintySegParameterNode:
     modelFolder: str = ""
     device: Annotated[str, _choice("device")] = _default("device")
     projections: Annotated[str, _choice("projections")] = _default("projections")
+    method: Annotated[str, _choice("method")] = _default("method")
     useModelKernels: bool = True
     kernelEt: Annotated[float, _range("kernel_mm")] = 32.0
     kernelTc: Annotated[float, _range("kernel_mm")] = 32.0

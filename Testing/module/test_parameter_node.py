@@ -66,11 +66,12 @@ def test_ranges_and_choices_are_the_command_lines():
                          ("minScoreFraction", "min_score_fraction"), ("maxBoxes", "max_boxes")):
         bounds = params[name].first(WithinRange)
         assert (bounds.minimum, bounds.maximum) == OPTIONS[option].bounds, name
-    for name in ("maxOverlap", "minScoreFraction", "maxBoxes", "device", "projections"):
+    for name in ("maxOverlap", "minScoreFraction", "maxBoxes", "device", "projections",
+                 "method"):
         option = {"maxOverlap": "max_overlap", "minScoreFraction": "min_score_fraction",
                   "maxBoxes": "max_boxes"}.get(name, name)
         assert params[name].default == OPTIONS[option].default, name
-    for name in ("device", "projections"):
+    for name in ("device", "projections", "method"):
         assert tuple(params[name].first(Choice).choices) == OPTIONS[name].choices
     assert params["useModelKernels"].default is True  # the model's own cube sizes
 

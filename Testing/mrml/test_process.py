@@ -131,7 +131,8 @@ def test_run_options_from_the_parameter_node():
     from UncertaintySegLib.runner import RunOptions
 
     parameters = SimpleNamespace(modelName="default", modelFolder="", device="auto",
-                                 projections="auto", useModelKernels=True, kernelEt=30.0,
+                                 projections="auto", method="hybrid", useModelKernels=True,
+                                 kernelEt=30.0,
                                  kernelTc=31.0, kernelWt=60.0, maxOverlap=0.4,
                                  minScoreFraction=0.1, maxBoxes=4, region="TC", python="")
     options = RunOptions.from_parameters(parameters)
@@ -144,3 +145,6 @@ def test_run_options_from_the_parameter_node():
     assert RunOptions.from_parameters(parameters).values["model"] == "/models/mine"
     parameters.modelFolder = ""
     assert RunOptions.from_parameters(parameters).values["model"] == "phantom"
+    parameters.method = "tta-2d"
+    assert "--method" in predict_command("py", "c", "o",
+                                         RunOptions.from_parameters(parameters).values)

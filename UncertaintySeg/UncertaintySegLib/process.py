@@ -83,13 +83,8 @@ def predict_command(python: str, case_dir, out_dir, values=None) -> list[str]:
     `values` are run options by uncertaintyseg.options name; only those set and not at
     their default are passed (options.to_argv), so the model's own values apply.
     """
-    values = dict(values or {})
-    # options.check range-checks every option without choices, and "model" (a free
-    # name or folder) has no range: it would raise TypeError, so it is passed here.
-    model = values.pop("model", None)
-    extra = [OPTIONS["model"].flag, str(model)] if model else []
     return [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
-            "--out", str(out_dir), "--progress", "json", *extra, *to_argv(values)]
+            "--out", str(out_dir), "--progress", "json", *to_argv(dict(values or {}))]
 
 
 class PipelineProcess:

@@ -45,7 +45,8 @@ class RunOptions:
         kernel = None if parameters.useModelKernels else (
             parameters.kernelEt, parameters.kernelTc, parameters.kernelWt)
         values = {"model": model, "device": parameters.device,
-                  "projections": parameters.projections, "kernel_mm": kernel,
+                  "projections": parameters.projections, "method": parameters.method,
+                  "kernel_mm": kernel,
                   "max_overlap": parameters.maxOverlap,
                   "min_score_fraction": parameters.minScoreFraction,
                   "max_boxes": parameters.maxBoxes}
