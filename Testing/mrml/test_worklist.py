@@ -73,6 +73,11 @@ def test_cases_are_ranked_by_triage_score_with_their_volumes(cohort):
     # One output folder opened directly is a one-case worklist.
     assert [r.case for r in wl.scan(rows[2].folder)] == [rows[2].case]
     assert wl.summary(rows) == "3 cases: 3 to review"
+    table = wl.table_cells(rows)
+    assert [t[:2] for t in table] == [(str(i), r.case) for i, r in enumerate(rows, start=1)]
+    assert table[0][2] == f"{rows[0].triage_score:.4f}" and table[0][-2] == wl.TO_REVIEW
+    assert table[0][6] == f"0 / {rows[0].boxes_total}"
+    assert len(table[0]) == len(wl.TABLE_COLUMNS)
 
 
 def test_cohort_table_missing_and_broken_cases_are_reported_not_fatal(cohort):
@@ -207,8 +212,10 @@ def test_load_next_walks_the_ranking_and_a_new_session_resumes(logics, cohort):
     for roi in second.run.rois:
         roi.SetAttribute("UncertaintySeg.Reviewed", "1")
     assert _review(second.row.folder)["state"] == wl.REVIEWED   # all boxes ticked
-    assert session.open_next().row.case == order[2]
-    assert session.next_row() is None
+    third = session.open_next()
+    assert third.row.case == order[2] and session.next_row() is None
+    session.refresh()                                        # the open case keeps its row
+    assert third.row in session.rows and third.row.state == wl.IN_REVIEW
     session.close()
     assert run_folders(logics.scene) == [] and session.current is None
 

@@ -47,6 +47,11 @@ CSV_COLUMNS = ("rank", "case", "triage_score", "triage_flag", "ET_ml", "TC_ml", 
                "corrected", "exported_label_map", "problem", "folder")
 
 
+# The panel's table (worklist_panel shows these; `table_cells` fills them).
+TABLE_COLUMNS = ("#", "Case", "Triage", "ET ml", "TC ml", "WT ml", "Boxes ticked", "Edited",
+                 "State", "Reviewer")
+
+
 class WorklistError(ValueError):
     """A worklist folder or review file that cannot be used as asked."""
 
@@ -301,6 +306,18 @@ def worklist_csv_text(rows: list[CaseRow]) -> str:
 def write_worklist_csv(rows: list[CaseRow], path) -> Path:
     """Write the worklist CSV atomically; returns the path."""
     return write_text_atomic(Path(path), worklist_csv_text(rows))
+
+
+def table_cells(rows: list[CaseRow]) -> list[tuple[str, ...]]:
+    """The panel's table: one tuple of strings per row, columns TABLE_COLUMNS."""
+    table = []
+    for index, row in enumerate(rows, start=1):
+        cells = row.cells()
+        boxes = f"{cells['boxes_ticked']} / {cells['boxes_total']}" if row.loadable else ""
+        table.append((str(index), row.case, cells["triage_score"], cells["ET_ml"],
+                      cells["TC_ml"], cells["WT_ml"], boxes, cells["edited"] if row.loadable
+                      else "", row.state, cells["reviewer"]))
+    return table
 
 
 def summary(rows: list[CaseRow]) -> str:

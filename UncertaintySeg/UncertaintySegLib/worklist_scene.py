@@ -165,10 +165,14 @@ class WorklistSession:
         self.loader = loader or ResultLoader(logics)
         self.rows = scan(self.folder)
         self.current: OpenCase | None = None
+        self.on_saved = None  # called with the OpenCase after each review.json write
 
     def refresh(self) -> list[CaseRow]:
-        """Scan the folder again (e.g. a cohort run added cases)."""
-        self.rows = scan(self.folder)
+        """Scan the folder again (e.g. a cohort run added cases); the open case keeps its row."""
+        rows = scan(self.folder)
+        if self.current is not None:
+            rows = [self.current.row if r.case == self.current.row.case else r for r in rows]
+        self.rows = rows
         return self.rows
 
     def row(self, case: str) -> CaseRow:
@@ -320,6 +324,8 @@ class WorklistSession:
         write_review(case.row.folder, case.record)
         case.row.review = case.record
         self._set_attributes(case)
+        if self.on_saved is not None:
+            self.on_saved(case)
 
     def _set_attributes(self, case: OpenCase) -> None:
         record = case.record
