@@ -54,6 +54,12 @@ def _review(folder: Path) -> dict:
     return json.loads((folder / wl.REVIEW_FILE).read_text())
 
 
+def _read(path: Path) -> np.ndarray:
+    import SimpleITK as sitk
+
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob(".*"))
 
@@ -137,7 +143,7 @@ def _erase_et(logics, case):
     """An edit as the Segment Editor makes one: ET loses the voxels of its lower half (z)."""
     from test_export import _replace_segment
 
-    labels = _labels(case.run.output_dir)
+    labels = _read(case.run.output_dir / "segmentation.nii.gz")
     et = labels == 4                               # the phantoms use the BraTS 2018 names
     kept = et.copy()
     kept[: labels.shape[0] // 2] = False
@@ -146,12 +152,6 @@ def _erase_et(logics, case):
     expected[et & ~kept] = 0
     assert (expected != labels).sum() > 10
     return expected
-
-
-def _labels(folder: Path) -> np.ndarray:
-    import SimpleITK as sitk
-
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "segmentation.nii.gz")))
 
 
 def test_ticks_edits_and_export_are_recorded(logics, cohort):
@@ -189,12 +189,6 @@ def test_ticks_edits_and_export_are_recorded(logics, cohort):
     assert sh.GetItemAttribute(folder_item, "UncertaintySeg.Corrected") == "1"
     assert case.run.segmentation.GetAttribute("UncertaintySeg.Reviewer") == "ann"
     assert _leftovers(cohort) == []
-
-
-def _read(path: Path) -> np.ndarray:
-    import SimpleITK as sitk
-
-    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
 
 
 def test_load_next_walks_the_ranking_and_a_new_session_resumes(logics, cohort):
@@ -251,5 +245,10 @@ def test_a_case_whose_inputs_moved_still_loads_and_says_so(logics, cohort):
     assert case.inputs.nodes == {} and case.run.reference_volume is None
     assert "not found (moved or deleted?)" in case.inputs.note and str(flair) in case.inputs.note
     assert case.run.segmentation.GetSegmentation().GetNumberOfSegments() == 3
+    # An unedited export is recorded, but is no correction.
+    path = session.export_labels()
+    np.testing.assert_array_equal(_read(path), _read(row.folder / "segmentation.nii.gz"))
+    review = _review(row.folder)
+    assert review["exports"][-1]["edited"] is False and review["state"] == wl.IN_REVIEW
     with pytest.raises(wl.WorklistError, match="Lost: not in the worklist"):
         session.open("Lost")
