@@ -252,3 +252,20 @@ def test_a_case_whose_inputs_moved_still_loads_and_says_so(logics, cohort):
     assert review["exports"][-1]["edited"] is False and review["state"] == wl.IN_REVIEW
     with pytest.raises(wl.WorklistError, match="Lost: not in the worklist"):
         session.open("Lost")
+
+
+def test_an_input_replaced_by_another_grid_is_not_used(logics, cohort, tmp_path):
+    pytest.importorskip("slicer", reason=SLICER_CORE)
+    import SimpleITK as sitk
+
+    folder = wl.scan(cohort)[0].folder
+    report = _report(folder)
+    other = tmp_path / "other_t2.nii.gz"
+    sitk.WriteImage(sitk.Image(8, 9, 10, sitk.sitkFloat32), str(other))
+    report["input"]["paths"]["t2"] = str(other)
+    (folder / "report.json").write_text(json.dumps(report))
+    case = _session(logics, cohort).open(folder.name)
+    assert set(case.inputs.nodes) == {"flair", "t1", "t1ce"}
+    assert "another grid" in case.inputs.note and str(other) in case.inputs.note
+    assert case.run.reference_volume is case.inputs.nodes["flair"]
+    assert logics.scene.GetFirstNodeByName("other_t2") is None

@@ -50,13 +50,14 @@ class InputVolumes:
 
 
 def _report_paths(report: dict, folder: Path) -> dict[str, Path]:
+    """modality -> input file as report.json records it. A relative path was relative to
+    wherever `predict` ran: the first of that folder's likely places that has the file."""
     paths = (report.get("input") or {}).get("paths") or {}
     resolved = {}
     for modality, text in paths.items():
         path = Path(str(text)).expanduser()
-        # A relative path was relative to where `predict` ran; the case folder is the
-        # best guess left.
-        resolved[modality] = path if path.is_absolute() else folder / path
+        candidates = [path] if path.is_absolute() else [path, folder / path, folder.parent / path]
+        resolved[modality] = next((c for c in candidates if c.is_file()), path)
     return resolved
 
 
