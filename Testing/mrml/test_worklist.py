@@ -269,3 +269,21 @@ def test_an_input_replaced_by_another_grid_is_not_used(logics, cohort, tmp_path)
     assert "another grid" in case.inputs.note and str(other) in case.inputs.note
     assert case.run.reference_volume is case.inputs.nodes["flair"]
     assert logics.scene.GetFirstNodeByName("other_t2") is None
+
+
+def test_a_review_that_cannot_be_saved_keeps_the_case_open(logics, cohort, monkeypatch):
+    pytest.importorskip("slicer", reason=SLICER_CORE)
+    from UncertaintySegLib import worklist_scene
+    from UncertaintySegLib.scene import run_folders
+
+    session = _session(logics, cohort)
+    case = session.open_next()
+
+    def refuse(folder, record):
+        raise wl.WorklistError(f"cannot write {folder / wl.REVIEW_FILE}: read-only")
+
+    monkeypatch.setattr(worklist_scene, "write_review", refuse)
+    with pytest.raises(wl.WorklistError, match="read-only"):
+        session.open_next()
+    assert session.current is case and run_folders(logics.scene) == [case.run.folder_item]
+    assert logics.scene.IsNodePresent(case.run.segmentation)

@@ -51,7 +51,8 @@ class WorklistPanel:
 
     `logics` is the module's context.SceneLogics; `loader` its ResultLoader (so loaded
     cases share its heatmap settings); `on_case_loaded(run)` is called with the
-    scene.LoadedRun of each case the worklist opens (the module shows it like a run).
+    scene.LoadedRun of each case the worklist opens (the module shows it like a run), or
+    with None when the previous case was closed and no new one could be loaded.
     """
 
     def __init__(self, parent_layout, logics, loader, on_case_loaded):
@@ -121,9 +122,11 @@ class WorklistPanel:
             self.fillTable()
 
     def openFolder(self, path):
+        # currentPathChanged also fires while a path is typed: act on existing folders only.
+        if not path or not Path(path).is_dir():
+            return
         self.closeSession()
-        if path:
-            self._refreshing("Could not open the worklist folder.", lambda: self._start(path))
+        self._refreshing("Could not open the worklist folder.", lambda: self._start(path))
 
     def _start(self, path):
         self.session = WorklistSession(self.logics, path, self.reviewerEdit.text or None,
@@ -136,20 +139,24 @@ class WorklistPanel:
             self.session.reviewer = text
 
     def onLoadNext(self):
-        self._refreshing("Could not load the next case.", self._load_next, wait=True)
-
-    def _load_next(self):
-        case = self.session.open_next()
-        if case is None:
+        if self.session.next_row() is None:
             self.statusLabel.text = "No case left to review."
-        else:
-            self._shown(case)
+            return
+        self._open("Could not load the next case.", self.session.open_next)
 
     def onRowDoubleClicked(self, row, column):
         if self.session is not None and 0 <= row < len(self.session.rows):
             case = self.session.rows[row].case
-            self._refreshing("Could not load this case.",
-                             lambda: self._shown(self.session.open(case)), wait=True)
+            self._open("Could not load this case.", lambda: self.session.open(case))
+
+    def _open(self, message, opener):
+        try:
+            self._refreshing(message, lambda: self._shown(opener()), wait=True)
+        finally:
+            # Opening closes (and removes) the previous case first: when the new one then
+            # fails to load, the module must drop its reference to the removed nodes.
+            if self.session.current is None:
+                self.on_case_loaded(None)
 
     def _shown(self, case):
         self.on_case_loaded(case.run)
@@ -180,8 +187,11 @@ class WorklistPanel:
     def sceneClosing(self):
         """The scene is being closed: save the review, then forget the (vanishing) nodes."""
         if self.session is not None and self.session.current is not None:
-            self._refreshing("Could not save the review.",
-                             lambda: self.session.close(remove_nodes=False))
+            try:
+                self._refreshing("Could not save the review.",
+                                 lambda: self.session.close(remove_nodes=False))
+            finally:
+                self.session.forget()  # the scene's nodes go whether it was saved or not
 
     def closeSession(self):
         try:

@@ -292,14 +292,13 @@ class WorklistSession:
 
     def close(self, remove_nodes: bool = True) -> None:
         """Save the current case's review, stop watching it and (by default) remove its
-        nodes from the scene. Without a current case, nothing happens."""
-        case = self.current
-        if case is None:
+        nodes from the scene. Without a current case, nothing happens. When the review
+        cannot be saved the case stays open, nodes and edits untouched, and the error is
+        raised."""
+        if self.current is None:
             return
-        try:
-            self.save()
-        finally:
-            self.forget(remove_nodes)
+        self.save()
+        self.forget(remove_nodes)
 
     def forget(self, remove_nodes: bool = False) -> None:
         """Drop the current case without saving (e.g. the scene was closed under it)."""
