@@ -21,7 +21,7 @@ from UncertaintySegLib import worklist as wl
 SMALL = ["--model", "analytic", "--projections", "3", "--kernel-mm", "12", "12", "24",
          "--max-boxes", "2", "--batch-size", "3", "--no-snapshot", "--progress", "none",
          "--device", "cpu", "--threads", "1"]
-SEEDS = (1, 2, 3)
+CASES = ((1, "brats2018"), (2, "brats2018"), (3, "brats2023"))  # (seed, naming)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def cohort_source(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("worklist")
     out = root / "out"
-    for seed in SEEDS:
-        case = write_phantom_case(root / "inputs", seed=seed, shape=(20, 48, 40))
+    for seed, naming in CASES:
+        case = write_phantom_case(root / "inputs", seed=seed, shape=(20, 48, 40), naming=naming)
         assert cli.main(["predict", "--case", str(case), "--out", str(out / case.name),
                          *SMALL]) == 0
     return out
@@ -79,6 +79,7 @@ def test_cases_are_ranked_by_triage_score_with_their_volumes(cohort):
     # One output folder opened directly is a one-case worklist.
     assert [r.case for r in wl.scan(rows[2].folder)] == [rows[2].case]
     assert wl.summary(rows) == "3 cases: 3 to review"
+    assert {r.report["input"]["label_convention"] for r in rows} == {"brats2018", "brats2023"}
     table = wl.table_cells(rows)
     assert [t[:2] for t in table] == [(str(i), r.case) for i, r in enumerate(rows, start=1)]
     assert table[0][2] == f"{rows[0].triage_score:.4f}" and table[0][-2] == wl.TO_REVIEW
@@ -144,7 +145,7 @@ def _erase_et(logics, case):
     from test_export import _replace_segment
 
     labels = _read(case.run.output_dir / "segmentation.nii.gz")
-    et = labels == 4                               # the phantoms use the BraTS 2018 names
+    et = labels == (3 if case.run.convention == "brats2023" else 4)
     kept = et.copy()
     kept[: labels.shape[0] // 2] = False
     _replace_segment(logics, case.run.segmentation, "ET", kept, case.inputs.reference)
