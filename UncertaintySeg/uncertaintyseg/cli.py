@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .signals import install
+
+    install()  # SIGTERM/SIGHUP take Ctrl-C's path: clean-up, message, exit 130
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_models:
@@ -246,7 +249,7 @@ def run_predict(args, reporter, case=None):
     """Load (or take) a case, run it, write the contract; returns (out_dir, result)."""
     import torch
 
-    from .contract import check_output_folder, write_outputs
+    from .contract import check_output_folder, prepare_output, write_outputs
     from .pipeline import resolve_device, run_case
 
     if args.threads:
@@ -255,13 +258,14 @@ def run_predict(args, reporter, case=None):
     start = time.perf_counter()
     case = case if case is not None else _case_from_args(args)
     load_seconds = time.perf_counter() - start
-    model = _load_model(args)
-    settings = _settings_from_args(args, resolve_device(args.device).type)
-    result = run_case(case, model, settings, progress=reporter)
-    result.report["timings_s"]["load"] = round(load_seconds, 3)
-    reporter("write", 0, 1, str(args.out))
-    out_dir = write_outputs(result, args.out, overwrite=args.overwrite,
-                            snapshot=not args.no_snapshot)
+    with prepare_output(args.out, args.overwrite, case.image.shape[1:]):
+        model = _load_model(args)
+        settings = _settings_from_args(args, resolve_device(args.device).type)
+        result = run_case(case, model, settings, progress=reporter)
+        result.report["timings_s"]["load"] = round(load_seconds, 3)
+        reporter("write", 0, 1, str(args.out))
+        out_dir = write_outputs(result, args.out, overwrite=args.overwrite,
+                                snapshot=not args.no_snapshot)
     args.written = out_dir
     reporter("write", 1, 1, str(out_dir))
     return out_dir, result

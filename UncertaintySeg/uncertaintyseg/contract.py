@@ -6,6 +6,7 @@ cancelled or failed run never leaves a half-written result where a reader would 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,11 +18,15 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import REGIONS
-from .io import InputError, to_image
+from . import REGIONS, signals
+from .io import InputError, OutputError, to_image, write_image_verified
 from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPORT_FILE,
                              SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions
+from .output_safety import claim_output, estimate_output_bytes, output_lock
+
+CONTRACT_FILES = (SEGMENTATION_FILE, *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values(),
+                  BOXES_FILE, SNAPSHOT_FILE, REPORT_FILE)  # report.json last: it marks a whole folder
 
 FORMAT_VERSION = 1
 
@@ -87,21 +92,22 @@ def _write_json(data: dict, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _write_images(result: CaseResult, folder: Path) -> None:
+def _write_images(result: CaseResult, folder: Path, shown: Path) -> None:
+    # Every image is verified: SimpleITK does not raise on a full disk (io.verify_written_image).
     labels = to_image(result.labels.astype(np.uint8), result.reference)
-    sitk.WriteImage(labels, str(folder / SEGMENTATION_FILE), useCompression=True)
+    write_image_verified(labels, folder / SEGMENTATION_FILE, shown / SEGMENTATION_FILE)
     images = dict(IMAGE_FILES)
     if result.uncertainty_raw is not None:
         images.update(OPTIONAL_IMAGE_FILES)
     for attribute, filename in images.items():
         array = np.asarray(getattr(result, attribute), dtype=np.float32)
-        sitk.WriteImage(to_image(array, result.reference), str(folder / filename),
-                        useCompression=True)
+        write_image_verified(to_image(array, result.reference), folder / filename,
+                             shown / filename)
 
 
-def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
+def _write_folder(result: CaseResult, folder: Path, snapshot: bool, shown: Path) -> None:
     start = time.perf_counter()
-    _write_images(result, folder)
+    _write_images(result, folder, shown)
     _write_json(boxes_to_json(result.boxes, result.reference), folder / BOXES_FILE)
     if snapshot and result.flair is not None:
         from .snapshot import write_snapshot
@@ -118,23 +124,21 @@ def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
     _write_json(result.report, folder / REPORT_FILE)
 
 
-def _is_output_folder(folder: Path) -> bool:
-    """True for a folder that holds only what `write_outputs` writes (hidden files aside)."""
-    known = {SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE, SNAPSHOT_FILE,
-             *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values()}
+def _is_earlier_result(folder: Path) -> bool:
+    """True when `folder` holds a report.json written by UncertaintySeg."""
     try:
         report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-    return report.get("software", {}).get("name") == "uncertaintyseg" and names <= known
+    return isinstance(report, dict) and report.get("software", {}).get("name") == "uncertaintyseg"
 
 
 def check_output_folder(out_dir, overwrite: bool = False) -> Path:
     """Refuse an --out that cannot take a result, before any work is done.
 
-    A file, or a non-empty folder without --overwrite, is refused; with --overwrite only
-    an earlier UncertaintySeg output folder is replaced, never anything else.
+    A file, or a non-empty folder without --overwrite, is refused. With --overwrite the
+    folder must hold an earlier UncertaintySeg result (its report.json); only the
+    contract's files are replaced then, anything else in the folder is kept.
     """
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and not out_dir.is_dir():
@@ -143,10 +147,22 @@ def check_output_folder(out_dir, overwrite: bool = False) -> Path:
         if not overwrite:
             raise InputError(f"{out_dir}: the output folder exists and is not empty; "
                              "choose another --out or pass --overwrite")
-        if not _is_output_folder(out_dir):
-            raise InputError(f"{out_dir}: holds files that are not an UncertaintySeg result; "
-                             "--overwrite replaces only earlier results. Choose another --out")
+        if not _is_earlier_result(out_dir):
+            raise InputError(f"{out_dir}: holds no earlier UncertaintySeg result (no "
+                             f"{REPORT_FILE} written by it); --overwrite replaces only "
+                             "earlier results. Choose another --out")
+        odd = [n for n in CONTRACT_FILES if (out_dir / n).exists() and not (out_dir / n).is_file()]
+        if odd:
+            raise InputError(f"{out_dir}: {', '.join(odd)} is not a file; move it away or "
+                             "choose another --out")
     return out_dir
+
+
+def prepare_output(out_dir, overwrite: bool, shape_zyx):
+    """Context manager for a run, entered before the model is loaded: locks `out_dir`
+    against other runs, checks it (`check_output_folder`), that it can be written and
+    that the disk has room for a case of `shape_zyx`. Write the results inside it."""
+    return claim_output(out_dir, shape_zyx, lambda d: check_output_folder(d, overwrite))
 
 
 def _remove_stale_partials(out_dir: Path) -> None:
@@ -169,44 +185,62 @@ def _process_alive(pid: int) -> bool:
 
 
 def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True) -> Path:
-    """Write the output contract into `out_dir`, atomically.
+    """Write the output contract into `out_dir`, atomically, under the folder's lock.
 
-    Everything is written into a hidden sibling folder first and renamed at the end; an
-    exception (or Ctrl-C) on the way removes the partial folder and leaves an existing
-    `out_dir` untouched. See `check_output_folder` for what may be replaced.
+    Everything is written into a hidden sibling folder first and moved into place at the
+    end; an exception (a full disk, Ctrl-C, SIGTERM) on the way removes the partial
+    folder and leaves an existing `out_dir` untouched. See `check_output_folder` for
+    what may be replaced; files the project did not write are never removed.
     """
-    out_dir = check_output_folder(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(out_dir)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
-                                    dir=out_dir.parent))
-    try:
-        _write_folder(result, partial, snapshot)
-        # mkdtemp makes the folder private (0700); results are meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o777 & ~umask)
-        _replace_folder(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    with output_lock(out_dir):
+        out_dir = check_output_folder(out_dir, overwrite)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(out_dir)
+        partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
+                                        dir=out_dir.parent))
+        try:
+            _write_partial(result, partial, snapshot, out_dir)
+            _move_into_place(partial, out_dir)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return out_dir
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+def _write_partial(result: CaseResult, partial: Path, snapshot: bool, out_dir: Path) -> None:
+    try:
+        _write_folder(result, partial, snapshot, out_dir)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        shape = result.labels.shape
+        raise OutputError(f"{out_dir}: the disk is full ({err.strerror}); the results need "
+                          f"about {estimate_output_bytes(shape) / 1e6:.0f} MB, "
+                          f"{shutil.disk_usage(partial).free / 1e6:.0f} MB are free. Free "
+                          "space or choose an --out on another disk.") from err
+    # mkdtemp makes the folder private (0700); results are meant to be shared.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o777 & ~umask)
+
+
+def _move_into_place(new: Path, target: Path) -> None:
+    """A new folder is renamed into place; into an existing one (an earlier result under
+    --overwrite) only the contract's files are moved, the others stay where they are."""
     if not target.exists():
         os.replace(new, target)
         return
-    # Move the old folder aside first so that a reader never sees a mix of two runs;
-    # put it back if the new one cannot take its place.
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    # Renames only, held together against Ctrl-C/SIGTERM so the folder is never left
+    # half old, half new. report.json goes first and comes back last: a folder without
+    # it reads as incomplete (read_outputs) until the last rename.
+    with signals.deferred():
+        (target / REPORT_FILE).unlink(missing_ok=True)
+        for name in CONTRACT_FILES:
+            if (new / name).is_file():
+                os.replace(new / name, target / name)
+            elif (target / name).is_file():
+                (target / name).unlink()  # an earlier run's optional file, not made now
+        shutil.rmtree(new, ignore_errors=True)
 
 
 def read_outputs(out_dir) -> dict:
