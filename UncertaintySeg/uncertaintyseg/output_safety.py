@@ -42,7 +42,14 @@ def estimate_output_bytes(shape_zyx) -> int:
 def _nearest_folder(path: Path) -> Path:
     """The nearest existing ancestor of `path` (or `path`); OutputError if it is a file."""
     for candidate in (path, *path.parents):
-        if candidate.exists():
+        try:
+            candidate.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as err:  # a folder on the way the user may not enter
+            raise OutputError(f"{path}: cannot be reached ({_reason(err)} at "
+                              f"{candidate}). {_advice(err)}") from err
+        else:
             if not candidate.is_dir():
                 raise OutputError(f"{path}: cannot be created, {candidate} is a file, not a "
                                   "folder. Choose another --out.")
