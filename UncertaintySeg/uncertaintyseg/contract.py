@@ -92,17 +92,34 @@ def _write_json(data: dict, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
+def provenance_note(report: dict) -> str:
+    """One line for every picture and label map: the model, whether it was trained, and
+    that the result is not for clinical use."""
+    model = report.get("model", {})
+    trained = "" if model.get("trained", True) else " (UNTRAINED: not a segmentation model)"
+    return f"model {model.get('name', '?')}{trained} - research software, not for clinical use"
+
+
+def file_note(report: dict) -> str:
+    """The NIfTI header's 80-character description of every image we write (ITK writes
+    the `ITK_FileNotes` metadata there): a label map opened alone still says what made
+    it, whether that model was trained, and that it is not for clinical use."""
+    model = report.get("model", {})
+    trained = "" if model.get("trained", True) else " UNTRAINED"
+    return f"uncertaintyseg, model {model.get('name', '?')}{trained}; not for clinical use"[:79]
+
+
 def _write_images(result: CaseResult, folder: Path, shown: Path) -> None:
     # Every image is verified: SimpleITK does not raise on a full disk (io.verify_written_image).
-    labels = to_image(result.labels.astype(np.uint8), result.reference)
-    write_image_verified(labels, folder / SEGMENTATION_FILE, shown / SEGMENTATION_FILE)
-    images = dict(IMAGE_FILES)
+    note = file_note(result.report)
+    images = {"labels": SEGMENTATION_FILE, **IMAGE_FILES}
     if result.uncertainty_raw is not None:
         images.update(OPTIONAL_IMAGE_FILES)
     for attribute, filename in images.items():
-        array = np.asarray(getattr(result, attribute), dtype=np.float32)
-        write_image_verified(to_image(array, result.reference), folder / filename,
-                             shown / filename)
+        dtype = np.uint8 if attribute == "labels" else np.float32
+        image = to_image(np.asarray(getattr(result, attribute), dtype=dtype), result.reference)
+        image.SetMetaData("ITK_FileNotes", note)
+        write_image_verified(image, folder / filename, shown / filename)
 
 
 def _write_folder(result: CaseResult, folder: Path, snapshot: bool, shown: Path) -> None:
@@ -116,7 +133,8 @@ def _write_folder(result: CaseResult, folder: Path, snapshot: bool, shown: Path)
         write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,
                        result.labels, result.boxes, spacing_zyx,
                        title=result.report.get("input", {}).get("case_id", ""),
-                       direction=result.reference.GetDirection())
+                       direction=result.reference.GetDirection(),
+                       note=provenance_note(result.report))
     # report.json goes last, with the write time in it: its presence marks a whole folder.
     timings = result.report.setdefault("timings_s", {})
     timings["write"] = round(time.perf_counter() - start, 3)

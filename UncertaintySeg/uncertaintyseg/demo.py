@@ -28,7 +28,7 @@ def _write_scene(result_dir: Path, out: Path, stream) -> Path | None:
     except ImportError:
         return None
     try:
-        return write_scene_bundle(result_dir, out)
+        return write_scene_bundle(result_dir, out, overwrite=True)  # the demo's own folder
     except ImportError:
         print("note: no Slicer scene written (pip install .[scene] adds slicer-core)", file=stream)
         return None
