@@ -52,10 +52,10 @@ def _add_kernel_args(parser: argparse.ArgumentParser) -> None:
                        help="most cubes per region (default 8)")
 
 
-def _add_run_args(parser: argparse.ArgumentParser) -> None:
+def _add_run_args(parser: argparse.ArgumentParser, model_default: str = "brats-mini") -> None:
     parser.add_argument("--model", default=None,
                         help="bundled model name (see --list-models) or a model folder made "
-                             "by `uncertaintyseg train` (default: brats-mini)")
+                             f"by `uncertaintyseg train` (default: {model_default})")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where the networks run (default auto: CUDA if present)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
@@ -88,9 +88,12 @@ def _add_predict(subparsers) -> None:
                               description="Segment one case (4 co-registered MRI volumes) "
                                           "and write the output contract into --out.")
     p.add_argument("--case", type=Path, help="case folder with *_flair/_t1/_t1ce/_t2 or "
-                                             "-t2f/-t1n/-t1c/-t2w NIfTI files")
+                                             "-t2f/-t1n/-t1c/-t2w NIfTI files, or one "
+                                             "DICOM series sub-folder per modality "
+                                             "(flair/ t1/ t1ce/ t2/)")
     for name in ("flair", "t1", "t1ce", "t2"):
-        p.add_argument(f"--{name}", type=Path, help=f"{name.upper()} file (instead of --case)")
+        p.add_argument(f"--{name}", type=Path,
+                       help=f"{name.upper()} file or DICOM series folder (instead of --case)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created atomically)")
     _add_run_args(p)
     p.set_defaults(handler=_cmd_predict)
@@ -129,7 +132,7 @@ def _add_demo(subparsers) -> None:
                    help="demo folder (default ./uncertaintyseg-demo)")
     # Seeds 0-11 trained the bundled phantom model: the demo shows an unseen phantom.
     p.add_argument("--seed", type=int, default=100, help="phantom seed (default 100)")
-    _add_run_args(p)
+    _add_run_args(p, model_default="phantom")
     p.set_defaults(handler=_cmd_demo, overwrite=True)
 
 

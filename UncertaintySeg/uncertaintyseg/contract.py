@@ -19,7 +19,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import REGIONS, signals
-from .io import InputError, OutputError, to_image, write_image_verified
+from .image_writer import write_image_verified
+from .io import InputError, OutputError, to_image
 from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPORT_FILE,
                              SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions

@@ -13,8 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import shutil
-import uuid
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,10 @@ GRID_TOLERANCE = 1e-4
 
 class InputError(ValueError):
     """Bad input; the message names the file and says what to do."""
+
+
+class InputWarning(UserWarning):
+    """Input that runs but is probably not what the user meant (a constant modality)."""
 
 
 class OutputError(InputError):
@@ -96,10 +99,9 @@ def find_case_files(case_dir) -> dict[str, Path]:
                          f"four modality files of one case.")
     found: dict[str, Path] = {}
     for path in sorted(case_dir.iterdir()):
-        match = _match_name(path)
-        if path.name.startswith(".") or match is None or not path.is_file():
+        modality = _modality_of_entry(path)
+        if modality is None:
             continue
-        modality = match[0]
         if modality in found:
             raise InputError(
                 f"{case_dir}: two files for {modality}: {found[modality].name} and "
@@ -109,8 +111,37 @@ def find_case_files(case_dir) -> dict[str, Path]:
     if missing:
         expected = "; ".join(f"{m}: {_expected_patterns(m)}" for m in missing)
         raise InputError(f"{case_dir}: no file for {', '.join(missing)}. Expected file "
-                         f"names ({expected}; .nii also accepted).")
+                         f"names ({expected}; .nii also accepted), or one DICOM series "
+                         f"folder per modality named {', '.join(MODALITIES)}."
+                         f"{_dicom_hint(case_dir)}")
     return {m: found[m] for m in MODALITIES}
+
+
+_FOLDER_NAMES = {**{m: m for m in MODALITIES},
+                 **{suffix: m for suffix, (m, _) in _SUFFIX_TO_MODALITY.items()}}
+
+
+def _modality_of_entry(path: Path) -> str | None:
+    """The modality a case folder entry holds: a BraTS-named NIfTI file, or a sub-folder
+    (a DICOM series) named after the modality (flair, t1ce, t2f, CASE_flair, ...)."""
+    if path.name.startswith("."):
+        return None
+    if path.is_file():
+        match = _match_name(path)
+        return match[0] if match else None
+    if path.is_dir():
+        token = re.split(r"[_-]", path.name.lower())[-1]
+        return _FOLDER_NAMES.get(path.name.lower(), _FOLDER_NAMES.get(token))
+    return None
+
+
+def _dicom_hint(case_dir: Path) -> str:
+    dicom = [p for p in case_dir.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", ".ima")]
+    if not dicom:
+        return ""
+    return (f" The folder holds {len(dicom)} DICOM files ({dicom[0].name}, ...): put each "
+            f"modality's series in its own sub-folder (flair/, t1/, t1ce/, t2/), or give "
+            f"--flair DIR --t1 DIR --t1ce DIR --t2 DIR.")
 
 
 def _detect_naming(paths: Sequence[Path]) -> str:
@@ -213,8 +244,28 @@ def _check_3d(image: sitk.Image, path: Path) -> None:
 def read_image(path) -> sitk.Image:
     """Read and check one 3D scalar image; InputError if missing, damaged or not 3D."""
     path = Path(path)
+    try:
+        path.stat()
+    except PermissionError as err:  # a folder on the way the user may not enter
+        raise InputError(f"{path}: permission denied, you may not open a folder on this "
+                         f"path. Ask its owner for access, or copy the file somewhere you "
+                         f"may read.") from err
+    except OSError:
+        pass  # not there: reported below
+    if path.is_dir():
+        image = read_dicom_series(path)
+        _check_3d(image, path)
+        return image
     if not path.is_file():
         raise InputError(f"{path}: file not found. Check the path.")
+    try:
+        # Opening is the one check that sees modes, ACLs and the effective user alike;
+        # nibabel would report the refusal as a damaged file.
+        with open(path, "rb"):
+            pass
+    except PermissionError as err:
+        raise InputError(f"{path}: permission denied, you may not read this file. Ask "
+                         f"its owner for read access, or copy it somewhere you may read.") from err
     _check_nifti(path)
     try:
         image = sitk.ReadImage(str(path))
@@ -224,6 +275,30 @@ def read_image(path) -> sitk.Image:
                          f"file or another format SimpleITK reads.") from err
     _check_3d(image, path)
     return image
+
+
+def read_dicom_series(folder) -> sitk.Image:
+    """The one DICOM series in `folder` as a 3D image (SimpleITK's series reader: slices
+    sorted by position); InputError when the folder holds none or several series."""
+    folder = Path(folder)
+    reader = sitk.ImageSeriesReader()
+    try:
+        series = reader.GetGDCMSeriesIDs(str(folder))
+    except RuntimeError as err:
+        raise InputError(f"{folder}: cannot be read as a DICOM folder ({err}).") from err
+    if not series:
+        raise InputError(f"{folder}: a folder without a DICOM series. Give a NIfTI file, "
+                         f"or a folder holding the DICOM files of one series.")
+    if len(series) > 1:
+        raise InputError(f"{folder}: holds {len(series)} DICOM series. Put each series in "
+                         f"its own folder and give the one of this modality.")
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    try:
+        return reader.Execute()
+    except RuntimeError as err:
+        reason = str(err).strip().splitlines()[-1]
+        raise InputError(f"{folder}: the DICOM series cannot be read ({reason}). Export "
+                         f"it again.") from err
 
 
 def _grid_difference(reference: sitk.Image, image: sitk.Image) -> str | None:
@@ -263,6 +338,14 @@ def _voxels(image: sitk.Image, path: Path) -> np.ndarray:
     if not array.any():
         raise InputError(f"{path}: every voxel is zero. The file is empty; export the "
                          f"image again.")
+    values = array[array != 0]
+    if values.min() == values.max():
+        # Runs, but the networks see no contrast in it: almost surely the wrong file.
+        warnings.warn_explicit(
+            f"every voxel {'' if values.size == array.size else 'of the non-zero ones '}"
+            f"has the value {values.min():g}: this modality carries no image information "
+            f"(a mask or a placeholder?). Check that the right file was given.",
+            InputWarning, filename=str(path), lineno=0)
     return array
 
 
@@ -321,87 +404,11 @@ def to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
                      f"reference grid (Z, Y, X) = {grid}")
 
 
-def _expected_nifti_bytes(path: Path) -> int:
-    """Header plus voxel bytes the NIfTI header of `path` announces."""
-    proxy = nib.load(path).dataobj  # reads the header only
-    return int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+def __getattr__(name):
+    # The writers moved to image_writer (which imports this module for OutputError);
+    # `io.write_image_atomic` keeps working for existing callers.
+    if name in ("write_image_atomic", "write_image_verified", "verify_written_image"):
+        from . import image_writer
 
-
-def verify_written_image(path, shown=None) -> None:
-    """OutputError unless the image file at `path` was written whole; the message names
-    `shown` (the final name of a file written under a temporary one), else `path`.
-
-    Workaround: on a full disk SimpleITK prints "** ERROR: NWAD" and returns without
-    raising, leaving a truncated file. A .nii.gz file is checked against the gzip
-    trailer (its last 4 bytes hold the uncompressed size mod 2**32), a .nii file against
-    its size; any other format must at least have a readable header.
-    """
-    path = Path(path)
-    name = path.name.lower()
-    try:
-        if name.endswith(".nii.gz"):
-            with open(path, "rb") as stream:
-                stream.seek(-4, os.SEEK_END)
-                stored = int.from_bytes(stream.read(4), "little")
-            whole = stored == _expected_nifti_bytes(path) % (1 << 32)
-        elif name.endswith(".nii"):
-            whole = path.stat().st_size >= _expected_nifti_bytes(path)
-        else:
-            reader = sitk.ImageFileReader()
-            reader.SetFileName(str(path))
-            reader.ReadImageInformation()
-            whole = path.stat().st_size > 0
-    except (OSError, EOFError, RuntimeError, zlib.error,
-            nib.filebasedimages.ImageFileError):
-        whole = False
-    if not whole:
-        raise OutputError(f"{shown or path}: the image was not written whole "
-                          f"({_space_note(path)}). Free disk space or choose another "
-                          f"output folder, then run again.")
-
-
-def _space_note(path: Path) -> str:
-    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return "the disk may be full"
-    return f"{free / 1e6:.1f} MB free on the disk of {folder}; the disk is probably full"
-
-
-def write_image_verified(image: sitk.Image, path, shown=None) -> None:
-    """sitk.WriteImage (gzip for .nii.gz), then `verify_written_image`; OutputError
-    (and no file left) if it was not written whole. Messages name `shown` or `path`."""
-    path = Path(path)
-    try:
-        sitk.WriteImage(image, str(path), useCompression=path.name.lower().endswith(".gz"))
-        verify_written_image(path, shown)
-    except RuntimeError as err:
-        path.unlink(missing_ok=True)
-        reason = str(err).strip().splitlines()[-1]
-        raise OutputError(f"{shown or path}: could not be written ({reason}). Check the folder's "
-                          f"permissions and free space.") from err
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
-def write_image_atomic(image: sitk.Image, path) -> None:
-    """Write ``image`` to ``path`` through a temporary file in the same folder.
-
-    A cancelled or failed write (a full disk included) leaves no file under ``path``.
-    The temporary name keeps the extension so SimpleITK picks the format (and gzip for
-    .nii.gz).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.name
-    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-    try:
-        write_image_verified(image, temporary, shown=path)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        return getattr(image_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
