@@ -152,3 +152,18 @@ def test_results_are_readable_by_others_and_stale_partials_go(tmp_path):
     os.umask(umask)
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~umask
     assert not stale.exists() and live.exists()
+
+
+def test_every_image_header_names_the_model_and_says_untrained(tmp_path):
+    import nibabel as nib
+
+    result = _result()
+    result.report["model"] = {"name": "analytic", "trained": False}
+    out = write_outputs(result, tmp_path / "out", snapshot=False)
+    for path in out.glob("*.nii.gz"):
+        note = bytes(nib.load(path).header["descrip"]).decode()
+        assert "analytic UNTRAINED" in note and "not for clinical use" in note, path.name
+    result.report["model"] = {"name": "brats-mini", "trained": True}
+    again = write_outputs(result, tmp_path / "again", snapshot=False)
+    assert "UNTRAINED" not in bytes(
+        nib.load(again / "segmentation.nii.gz").header["descrip"]).decode()
