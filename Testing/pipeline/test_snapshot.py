@@ -266,6 +266,14 @@ def test_far_from_the_tumour_only_strong_uncertainty_shows_and_faintly(tmp_path)
                            chroma(1.5, 9.5, 11.5, 17.5))
     assert moderate < 0.02                  # grey FLAIR only
     assert 0.1 < far < 0.7 * near           # shown, fainter than the same value near it
+    # Inside a drawn box the uncertainty that chose it is shown in full.
+    box = FakeBox("WT", 1, 5.0, (1, 0, 0), (4, 20, 12))
+    fig = snapshot.render_figure(flair, uncertainty, labels, [box], (1.0, 1.0, 1.0))
+    heat_ax = axes_by_label(fig, "uncertainty")
+    png = imread(snapshot.write_snapshot(tmp_path / "b.png", flair, uncertainty, labels,
+                                         [box], (1.0, 1.0, 1.0)))
+    assert chroma(1.5, 9.5, 1.5, 9.5) == pytest.approx(near, abs=0.03)
+    assert chroma(1.5, 9.5, 11.5, 17.5) > 0.05
 
 
 def test_snapshot_names_the_model_and_says_not_for_clinical_use():

@@ -97,7 +97,7 @@ def provenance_note(report: dict) -> str:
     """One line for every picture and label map: the model, whether it was trained, and
     that the result is not for clinical use."""
     model = report.get("model", {})
-    trained = "" if model.get("trained", True) else " (UNTRAINED: not a segmentation model)"
+    trained = "" if model.get("trained", True) else " (UNTRAINED)"
     return f"model {model.get('name', '?')}{trained} - research software, not for clinical use"
 
 

@@ -173,14 +173,19 @@ def _draw_outlines(ax, labels_slice: np.ndarray) -> None:
               fontsize=9, frameon=False, labelcolor="white", handlelength=1.6)
 
 
+def _shown_boxes(boxes: Sequence, z: int) -> list:
+    """The boxes drawn on slice z: those cutting it, ranked up to SHOWN_RANKS."""
+    return [b for b in sorted(boxes, key=lambda b: (str(b.region), int(b.rank)))
+            if b.start[0] <= z < b.start[0] + b.size[0] and int(b.rank) <= SHOWN_RANKS]
+
+
 def _draw_boxes(ax, boxes: Sequence, z: int, flips) -> int:
     """Rectangles for the top-ranked boxes whose z-range holds slice z; returns how many.
 
     Only ranks up to SHOWN_RANKS per region are drawn: with 8 boxes per region the
     overlapping outlines hide the heatmap they are meant to explain.
     """
-    shown = [b for b in sorted(boxes, key=lambda b: (str(b.region), int(b.rank)))
-             if b.start[0] <= z < b.start[0] + b.size[0] and int(b.rank) <= SHOWN_RANKS]
+    shown = _shown_boxes(boxes, z)
     ax.apply_aspect()  # the final axes box: label extents are measured in pixels below
     renderer = ax.figure.canvas.get_renderer()
     placed = []
@@ -236,8 +241,8 @@ def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: floa
     bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), HEAT_CMAP), cax=cax)
     bar.ax.axhspan(0.0, HEAT_FLOOR, color="black")
     bar.set_label("normalised entropy (max over ET, TC, WT)")
-    ax.text(0.5, -0.01, f"drawn from {HEAT_FLOOR:g}; beyond {FAINT_BEYOND_MM:g} mm of the "
-            f"tumour only from {FAR_FLOOR:g}, faint", transform=ax.transAxes, ha="center",
+    ax.text(0.5, -0.01, f"shown from {HEAT_FLOOR:g}; beyond {FAINT_BEYOND_MM:g} mm of "
+            f"tumour and boxes: from {FAR_FLOOR:g}, faint", transform=ax.transAxes, ha="center",
             va="top", color="#bbbbbb", fontsize=9)
 
 
@@ -263,6 +268,9 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
         _setup_panel(ax, flair[z], view, flips, aspect)
     _draw_outlines(anatomy, labels[z])
     near = _near_tumour(labels[z], (float(spacing_zyx[1]), float(spacing_zyx[2])))
+    for box in _shown_boxes(boxes, z):  # a box shows the uncertainty that chose it
+        (_, y0, x0), (_, ky, kx) = box.start, box.size
+        near[y0:y0 + ky, x0:x0 + kx] = True
     _draw_heatmap(fig, heat_ax, cax, uncertainty[:, z].max(axis=0), near, aspect)
     n_boxes = _draw_boxes(heat_ax, boxes, z, flips)
     cax.tick_params(colors="white")
@@ -272,8 +280,8 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
                       f"({n_boxes} here, {len(boxes)} in all)", color="white", fontsize=11)
     fig.suptitle(_headline(title, z, flair.shape[0], boxes), color="white", fontsize=12, y=0.985)
     # The model and "not for clinical use" travel with the picture wherever it is sent.
-    fig.text(0.68, 0.008, note, color="#ffb000", fontsize=10, fontweight="bold",
-             ha="center", va="bottom")
+    fig.text(0.99, 0.008, note, color="#ffb000", fontsize=10, fontweight="bold",
+             ha="right", va="bottom")
     return fig
 
 
