@@ -47,11 +47,11 @@ def test_each_subcommand_answers_help_through_run_sh(tmp_path):
     shim.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m uncertaintyseg \"$@\"\n")
     shim.chmod(0o755)
     (venv / ".installed").touch()
-    env = {**os.environ, "UNCERTAINTYSEG_VENV": str(venv),
-           "PYTHONPATH": f"{ROOT / 'UncertaintySeg'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    subcommands = sorted({argv[1] for argv in readme_commands() if not argv[1].startswith("-")})
-    assert {"predict", "metrics", "phantom", "demo", "scene", "convert", "train"} <= set(subcommands)
-    for sub in subcommands:
+    path = f"{ROOT / 'UncertaintySeg'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    env = {**os.environ, "UNCERTAINTYSEG_VENV": str(venv), "PYTHONPATH": path}
+    subcommands = {argv[1] for argv in readme_commands() if not argv[1].startswith("-")}
+    assert {"predict", "metrics", "phantom", "demo", "scene", "convert", "train"} <= subcommands
+    for sub in sorted(subcommands):
         done = subprocess.run(["bash", str(ROOT / "tools" / "run.sh"), sub, "--help"],
                               capture_output=True, text=True, env=env, timeout=300)
         assert done.returncode == 0, done.stderr

@@ -26,8 +26,9 @@ from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPO
 from .label_maps import labels_to_regions
 from .output_safety import claim_output, estimate_output_bytes, output_lock
 
+# report.json last: its presence marks a whole folder.
 CONTRACT_FILES = (SEGMENTATION_FILE, *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values(),
-                  BOXES_FILE, SNAPSHOT_FILE, REPORT_FILE)  # report.json last: it marks a whole folder
+                  BOXES_FILE, SNAPSHOT_FILE, REPORT_FILE)
 
 FORMAT_VERSION = 1
 
@@ -227,14 +228,15 @@ def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot
 
 
 def _write_partial(result: CaseResult, partial: Path, snapshot: bool, out_dir: Path) -> None:
+    needed = f"the results need about {estimate_output_bytes(result.labels.shape) / 1e6:.0f} MB"
     try:
         _write_folder(result, partial, snapshot, out_dir)
+    except OutputError as err:  # an image not written whole (io: a full disk, mostly)
+        raise OutputError(f"{err} ({needed} in {out_dir}.)") from err
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
-        shape = result.labels.shape
-        raise OutputError(f"{out_dir}: the disk is full ({err.strerror}); the results need "
-                          f"about {estimate_output_bytes(shape) / 1e6:.0f} MB, "
+        raise OutputError(f"{out_dir}: the disk is full ({err.strerror}); {needed}, "
                           f"{shutil.disk_usage(partial).free / 1e6:.0f} MB are free. Free "
                           "space or choose an --out on another disk.") from err
     # mkdtemp makes the folder private (0700); results are meant to be shared.

@@ -52,9 +52,9 @@ def verify_written_image(path, shown=None) -> None:
             nib.filebasedimages.ImageFileError):
         whole = False
     if not whole:
-        raise OutputError(f"{shown or path}: the image was not written whole "
-                          f"({_space_note(path)}). Free disk space or choose another "
-                          f"output folder, then run again.")
+        shown = Path(shown or path)
+        raise OutputError(f"{shown}: the image was not written whole ({_space_note(shown)}). "
+                          "Free disk space or choose another output folder, then run again.")
 
 
 def _space_note(path: Path) -> str:
