@@ -112,6 +112,30 @@ def test_overwrite_refuses_a_folder_with_our_file_names_but_no_result(tmp_path):
     assert (folder / "segmentation.nii.gz").read_bytes() == b"the reference segmentation"
 
 
+def test_an_output_folder_that_is_a_mount_point_is_written_and_overwritten(case_dir, tmp_path):
+    # A Docker volume (`-v ...:/out`) is a mount point: it cannot be renamed, and a folder
+    # assembled beside it is on another file system.
+    with tmpfs(tmp_path / "volume", "20M") as mount:
+        if mount is None:
+            pytest.skip("mounting a tmpfs is not allowed here")
+        assert _predict(case_dir, mount) == 0
+        (mount / "notes.txt").write_text("mine")
+        assert _predict(case_dir, mount, "--overwrite") == 0
+        names = sorted(p.name for p in mount.iterdir())
+    assert "report.json" in names and "notes.txt" in names
+    assert not [n for n in names if n.startswith(".")]
+
+
+def test_lock_inside_an_output_folder_whose_parent_takes_no_file(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(output_safety, "_can_create_in", lambda folder: folder != tmp_path)
+    assert output_safety.lock_path(out) == out / ".uncertaintyseg.lock"
+    write_outputs(_result(), out, snapshot=False)  # an empty folder, though it held a lock
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 # ---- 2. preflight before the model is loaded ----------------------------------------
 
 def test_read_only_output_is_refused_before_the_model(case_dir, tmp_path, monkeypatch, capsys):

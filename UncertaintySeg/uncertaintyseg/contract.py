@@ -24,7 +24,7 @@ from .io import InputError, OutputError, to_image
 from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPORT_FILE,
                              SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions
-from .output_safety import claim_output, estimate_output_bytes, output_lock
+from .output_safety import claim_output, estimate_output_bytes, lock_path, output_lock
 
 # report.json last: its presence marks a whole folder.
 CONTRACT_FILES = (SEGMENTATION_FILE, *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values(),
@@ -153,6 +153,12 @@ def _is_earlier_result(folder: Path) -> bool:
     return isinstance(report, dict) and report.get("software", {}).get("name") == "uncertaintyseg"
 
 
+def _transient(path: Path, out_dir: Path) -> bool:
+    """A run's own passing file inside out_dir: its lock (out_dir a mount point) or a
+    partial folder; neither makes the folder "not empty"."""
+    return path.name == lock_path(out_dir).name or path.name.startswith(f".{out_dir.name}.partial-")
+
+
 def check_output_folder(out_dir, overwrite: bool = False) -> Path:
     """Refuse an --out that cannot take a result, before any work is done.
 
@@ -163,7 +169,7 @@ def check_output_folder(out_dir, overwrite: bool = False) -> Path:
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; give a folder for --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and any(not _transient(p, out_dir) for p in out_dir.iterdir()):
         if not overwrite:
             raise InputError(f"{out_dir}: the output folder exists and is not empty; "
                              "choose another --out or pass --overwrite")
@@ -188,7 +194,8 @@ def prepare_output(out_dir, overwrite: bool, shape_zyx):
 def _remove_stale_partials(out_dir: Path) -> None:
     # A run killed hard (SIGKILL, power loss) cannot clean up after itself; the next run
     # into the same folder removes partial folders whose writer process is gone.
-    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
+    places = [out_dir.parent, out_dir] if out_dir.is_dir() else [out_dir.parent]
+    for stale in (p for place in places for p in place.glob(f".{out_dir.name}.partial-*")):
         pid = stale.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
@@ -207,8 +214,8 @@ def _process_alive(pid: int) -> bool:
 def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True) -> Path:
     """Write the output contract into `out_dir`, atomically, under the folder's lock.
 
-    Everything is written into a hidden sibling folder first and moved into place at the
-    end; an exception (a full disk, Ctrl-C, SIGTERM) on the way removes the partial
+    Everything is written into a hidden folder first (beside a new `out_dir`, inside an
+    existing one) and moved into place at the end; an exception (a full disk, Ctrl-C, SIGTERM) on the way removes the partial
     folder and leaves an existing `out_dir` untouched. See `check_output_folder` for
     what may be replaced; files the project did not write are never removed.
     """
@@ -216,8 +223,11 @@ def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot
         out_dir = check_output_folder(out_dir, overwrite)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(out_dir)
+        # Assembled beside a new folder, inside an existing one: the final moves are then
+        # renames on one file system even when out_dir is a mount point (a Docker volume).
+        staging = out_dir if out_dir.is_dir() else out_dir.parent
         partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
-                                        dir=out_dir.parent))
+                                        dir=staging))
         try:
             _write_partial(result, partial, snapshot, out_dir)
             _move_into_place(partial, out_dir)

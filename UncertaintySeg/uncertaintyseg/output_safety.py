@@ -100,21 +100,32 @@ def preflight(out_dir, shape_zyx=None) -> Path:
     """Before the model is loaded: can `out_dir` be created and written, with room for
     the outputs of a case of shape `shape_zyx`? OutputError saying what to do, if not."""
     out_dir = Path(out_dir).resolve()
-    _nearest_folder(out_dir)
-    # The result is assembled in a hidden folder beside out_dir, and an earlier result
-    # is replaced in place: both places must take a new file.
-    _probe(_nearest_folder(out_dir.parent), out_dir)
-    if out_dir.is_dir():
-        _probe(out_dir, out_dir)
+    folder = _nearest_folder(out_dir)
+    # The result is assembled in a hidden folder inside an existing out_dir, else beside
+    # it (where out_dir will be created): that place must take a new file.
+    _probe(folder if folder == out_dir else _nearest_folder(out_dir.parent), out_dir)
     if shape_zyx is not None:
         check_free_space(out_dir, estimate_output_bytes(shape_zyx))
     return out_dir
 
 
 def lock_path(out_dir) -> Path:
-    """The hidden lock file beside `out_dir`, there while a run holds it."""
+    """The hidden lock file beside `out_dir`, there while a run holds it; inside an
+    existing `out_dir` whose parent takes no file (a mount point such as a Docker
+    volume: nobody can create or remove out_dir there, so its own lock is enough)."""
     out_dir = Path(out_dir).resolve()
-    return out_dir.with_name(f".{out_dir.name}.lock")
+    beside = out_dir.with_name(f".{out_dir.name}.lock")
+    if out_dir.is_dir() and not _can_create_in(out_dir.parent):
+        return out_dir / ".uncertaintyseg.lock"
+    return beside
+
+
+def _can_create_in(folder: Path) -> bool:
+    try:
+        _probe(folder, folder)
+    except OutputError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
