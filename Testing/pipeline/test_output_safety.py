@@ -350,3 +350,26 @@ def test_signals_held_back_over_the_final_renames_then_delivered():
         assert reached_end
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# ---- beyond the issue: the other commands' outputs -----------------------------------
+
+def test_scene_and_metrics_destinations_checked_before_the_work(case_dir, tmp_path, capsys):
+    from uncertaintyseg.scene_cli import main as scene
+
+    (tmp_path / "file.txt").write_text("x")
+    assert scene(["--results", str(tmp_path), "--out", str(tmp_path / "file.txt" / "a.mrb")]) == 2
+    assert "file.txt is a file" in capsys.readouterr().err
+    seg = next(case_dir.glob("*_seg.nii.gz"))
+    with tmpfs(tmp_path / "ro", "1M", readonly=True) as mount:
+        if mount is not None:
+            code = cli.main(["metrics", "--ref", str(seg), "--pred", str(seg),
+                             "--json", str(mount / "m.json")])
+            captured = capsys.readouterr()
+            assert code == cli.EXIT_INPUT_ERROR and "read-only file system" in captured.err
+            assert "dice" not in captured.out  # refused before the metrics were computed
+    tables = tmp_path / "new" / "folder"
+    assert cli.main(["metrics", "--ref", str(seg), "--pred", str(seg), "--json",
+                     str(tables / "m.json"), "--csv", str(tables / "m.csv")]) == 0
+    assert json.loads((tables / "m.json").read_text())["WT"]["dice"] == 1.0
+    assert sorted(p.name for p in tables.iterdir()) == ["m.csv", "m.json"]

@@ -293,7 +293,11 @@ def _print_summary(report: dict, out_dir, stream) -> None:
 def _cmd_metrics(args, reporter) -> int:
     from .label_maps import load_labels
     from .metrics import CSV_FIELDS, case_metrics, format_table, to_csv_rows
+    from .image_writer import write_text_atomic
+    from .output_safety import check_file_destination
 
+    for table_file in (t for t in (args.json, args.csv) if t is not None):
+        check_file_destination(table_file)  # before the metrics, not after
     ref, _ = load_labels(args.ref)
     import SimpleITK as sitk
 
@@ -303,15 +307,17 @@ def _cmd_metrics(args, reporter) -> int:
     table = case_metrics(ref, pred, spacing, empty_hd95=args.empty_hd95)
     print(format_table(table))
     if args.json:
-        args.json.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.json, json.dumps(table, indent=2) + "\n")
     if args.csv:
         import csv
+        import io
 
         rows = to_csv_rows({args.pred.name: table})
-        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(args.csv, text.getvalue())
     return 0
 
 

@@ -102,3 +102,22 @@ def write_image_atomic(image: sitk.Image, path) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write a text file (a JSON or CSV table) through a temporary name in its folder,
+    made if missing; a full disk is an OutputError naming `path`, with nothing left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"{path}: could not be written ({err.strerror}; "
+                          f"{_space_note(path)}). Free disk space or choose another path.") from err
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

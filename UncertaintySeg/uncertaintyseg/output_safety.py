@@ -109,6 +109,20 @@ def preflight(out_dir, shape_zyx=None) -> Path:
     return out_dir
 
 
+def check_file_destination(path) -> Path:
+    """Before any work: can the file `path` (a scene, a metrics table) be created? Its
+    folder may be missing (it will be made) but not be a file or unwritable."""
+    path = Path(path).resolve()
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name")
+    for candidate in path.parents:
+        if candidate.exists() and not candidate.is_dir():
+            raise OutputError(f"{path}: cannot be created, {candidate} is a file, not a "
+                              "folder. Choose another path.")
+    _probe(_nearest_folder(path.parent), path)
+    return path
+
+
 def lock_path(out_dir) -> Path:
     """The hidden lock file beside `out_dir`, there while a run holds it; inside an
     existing `out_dir` whose parent takes no file (a mount point such as a Docker

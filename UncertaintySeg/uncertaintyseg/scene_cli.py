@@ -73,7 +73,10 @@ def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,
     for each, default: print to stderr)."""
     from UncertaintySegLib.bundle import check_scene_request
 
+    from .output_safety import check_file_destination
+
     # Checked before slicer-core is loaded: a refusal must not wait for it.
+    check_file_destination(out)
     for message in check_scene_request(results_dir, out, inputs_dir, overwrite,
                                        allow_missing_inputs):
         (warn or (lambda text: print(text, file=sys.stderr)))(message)
