@@ -74,6 +74,17 @@ def test_case_with_a_dicom_sub_folder_per_modality_and_explicit_folders(tmp_path
     assert np.array_equal(explicit.image, case.image)
 
 
+def test_a_modality_folder_may_hold_its_one_nifti_file(tmp_path):
+    case = write_phantom_case(tmp_path / "cases", seed=1, shape=(10, 24, 20))
+    nested = tmp_path / "nested"
+    for modality in MODALITIES:
+        (nested / modality).mkdir(parents=True)
+        source = next(case.glob(f"*_{modality}.nii.gz"))
+        source.rename(nested / modality / source.name)
+    loaded = io.load_case(case_dir=nested)
+    assert loaded.image.shape == (4, 10, 24, 20) and loaded.image[0].any()
+
+
 def test_dicom_files_loose_in_the_case_folder_are_explained(tmp_path):
     volumes = _phantom_volumes((4, 16, 16))
     folder = write_dicom_series(volumes["flair"], tmp_path / "case", 1)

@@ -373,3 +373,11 @@ def test_scene_and_metrics_destinations_checked_before_the_work(case_dir, tmp_pa
                      str(tables / "m.json"), "--csv", str(tables / "m.csv")]) == 0
     assert json.loads((tables / "m.json").read_text())["WT"]["dice"] == 1.0
     assert sorted(p.name for p in tables.iterdir()) == ["m.csv", "m.json"]
+
+
+def test_demo_and_phantom_say_what_is_wrong_with_their_out(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("x")
+    for command in ("demo", "phantom"):
+        assert cli.main([command, "--out", str(tmp_path / "file.txt" / "d")]) == 2
+        err = capsys.readouterr().err
+        assert "file.txt is a file" in err and "Error:" not in err

@@ -322,8 +322,10 @@ def _cmd_metrics(args, reporter) -> int:
 
 
 def _cmd_phantom(args, reporter) -> int:
+    from .output_safety import preflight
     from .phantom import write_phantom_case
 
+    preflight(args.out)  # writable, no file in the path: said now, not as a raw OSError
     folder = write_phantom_case(args.out, seed=args.seed, spacing=tuple(args.spacing),
                                 naming=args.naming)
     print(f"wrote phantom case {folder}")

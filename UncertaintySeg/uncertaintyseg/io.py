@@ -253,6 +253,10 @@ def read_image(path) -> sitk.Image:
     except OSError:
         pass  # not there: reported below
     if path.is_dir():
+        # A modality folder may hold its one NIfTI file instead of a DICOM series.
+        nifti = [p for p in path.glob("*.nii*") if _is_nifti_name(p) and not p.name.startswith(".")]
+        if len(nifti) == 1 and not _has_dicom_series(path):
+            return read_image(nifti[0])
         image = read_dicom_series(path)
         _check_3d(image, path)
         return image
@@ -275,6 +279,17 @@ def read_image(path) -> sitk.Image:
                          f"file or another format SimpleITK reads.") from err
     _check_3d(image, path)
     return image
+
+
+def _is_nifti_name(path: Path) -> bool:
+    return re.search(r"\.nii(\.gz)?$", path.name, re.IGNORECASE) is not None
+
+
+def _has_dicom_series(folder: Path) -> bool:
+    try:
+        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+    except RuntimeError:
+        return False
 
 
 def read_dicom_series(folder) -> sitk.Image:
