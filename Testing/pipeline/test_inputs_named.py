@@ -90,6 +90,10 @@ def test_dicom_files_loose_in_the_case_folder_are_explained(tmp_path):
     folder = write_dicom_series(volumes["flair"], tmp_path / "case", 1)
     with pytest.raises(io.InputError, match="holds 4 DICOM files.*own sub-folder"):
         io.find_case_files(folder)
+    for path in folder.iterdir():   # as scanners export them: no file extension
+        path.rename(path.with_suffix(""))
+    with pytest.raises(io.InputError, match="holds DICOM files.*own sub-folder"):
+        io.find_case_files(folder)
 
 
 def test_two_series_in_one_folder_and_no_series_are_refused(tmp_path):

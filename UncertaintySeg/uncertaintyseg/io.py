@@ -109,11 +109,13 @@ def find_case_files(case_dir) -> dict[str, Path]:
         found[modality] = path
     missing = [m for m in MODALITIES if m not in found]
     if missing:
+        from .dicom import dicom_hint  # it imports this module (InputError, read_image)
+
         expected = "; ".join(f"{m}: {_expected_patterns(m)}" for m in missing)
         raise InputError(f"{case_dir}: no file for {', '.join(missing)}. Expected file "
                          f"names ({expected}; .nii also accepted), or one DICOM series "
                          f"folder per modality named {', '.join(MODALITIES)}."
-                         f"{_dicom_hint(case_dir)}")
+                         f"{dicom_hint(case_dir)}")
     return {m: found[m] for m in MODALITIES}
 
 
@@ -134,14 +136,6 @@ def _modality_of_entry(path: Path) -> str | None:
         return _FOLDER_NAMES.get(path.name.lower(), _FOLDER_NAMES.get(token))
     return None
 
-
-def _dicom_hint(case_dir: Path) -> str:
-    dicom = [p for p in case_dir.iterdir() if p.is_file() and p.suffix.lower() in (".dcm", ".ima")]
-    if not dicom:
-        return ""
-    return (f" The folder holds {len(dicom)} DICOM files ({dicom[0].name}, ...): put each "
-            f"modality's series in its own sub-folder (flair/, t1/, t1ce/, t2/), or give "
-            f"--flair DIR --t1 DIR --t1ce DIR --t2 DIR.")
 
 
 def _detect_naming(paths: Sequence[Path]) -> str:
@@ -253,11 +247,9 @@ def read_image(path) -> sitk.Image:
     except OSError:
         pass  # not there: reported below
     if path.is_dir():
-        # A modality folder may hold its one NIfTI file instead of a DICOM series.
-        nifti = [p for p in path.glob("*.nii*") if _is_nifti_name(p) and not p.name.startswith(".")]
-        if len(nifti) == 1 and not _has_dicom_series(path):
-            return read_image(nifti[0])
-        image = read_dicom_series(path)
+        from .dicom import read_folder  # it imports this module (InputError, read_image)
+
+        image = read_folder(path)
         _check_3d(image, path)
         return image
     if not path.is_file():
@@ -279,41 +271,6 @@ def read_image(path) -> sitk.Image:
                          f"file or another format SimpleITK reads.") from err
     _check_3d(image, path)
     return image
-
-
-def _is_nifti_name(path: Path) -> bool:
-    return re.search(r"\.nii(\.gz)?$", path.name, re.IGNORECASE) is not None
-
-
-def _has_dicom_series(folder: Path) -> bool:
-    try:
-        return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
-    except RuntimeError:
-        return False
-
-
-def read_dicom_series(folder) -> sitk.Image:
-    """The one DICOM series in `folder` as a 3D image (SimpleITK's series reader: slices
-    sorted by position); InputError when the folder holds none or several series."""
-    folder = Path(folder)
-    reader = sitk.ImageSeriesReader()
-    try:
-        series = reader.GetGDCMSeriesIDs(str(folder))
-    except RuntimeError as err:
-        raise InputError(f"{folder}: cannot be read as a DICOM folder ({err}).") from err
-    if not series:
-        raise InputError(f"{folder}: a folder without a DICOM series. Give a NIfTI file, "
-                         f"or a folder holding the DICOM files of one series.")
-    if len(series) > 1:
-        raise InputError(f"{folder}: holds {len(series)} DICOM series. Put each series in "
-                         f"its own folder and give the one of this modality.")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
-    try:
-        return reader.Execute()
-    except RuntimeError as err:
-        reason = str(err).strip().splitlines()[-1]
-        raise InputError(f"{folder}: the DICOM series cannot be read ({reason}). Export "
-                         f"it again.") from err
 
 
 def _grid_difference(reference: sitk.Image, image: sitk.Image) -> str | None:
