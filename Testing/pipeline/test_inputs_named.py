@@ -172,3 +172,20 @@ def test_convert_refuses_a_second_dataset_with_the_same_id(tmp_path):
     with pytest.raises(io.InputError, match="already holds Dataset123_First"):
         convert_dataset(source, raw, dataset_id=123, name="Second", n_val=1)
     assert sorted(p.name for p in raw.iterdir()) == ["Dataset123_First"]
+
+
+def test_predict_runs_on_dicom_series_folders(tmp_path, capsys):
+    volumes = _phantom_volumes((16, 48, 40))
+    folders = {m: write_dicom_series(volumes[m], tmp_path / "dicom" / m, i)
+               for i, m in enumerate(MODALITIES)}
+    out = tmp_path / "out"
+    argv = ["predict", "--out", str(out), "--progress", "none", "--model", "analytic",
+            "--projections", "3", "--kernel-mm", "12", "12", "24", "--max-boxes", "1",
+            "--no-snapshot"]
+    for modality, folder in folders.items():
+        argv += [f"--{modality}", str(folder)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    seg = sitk.ReadImage(str(out / "segmentation.nii.gz"))
+    assert seg.GetSize() == (40, 48, 16)
+    assert np.allclose(seg.GetSpacing(), SPACING_XYZ, atol=1e-4)
+    assert np.allclose(seg.GetOrigin(), ORIGIN_XYZ, atol=1e-4)
