@@ -172,6 +172,9 @@ def test_convert_refuses_a_second_dataset_with_the_same_id(tmp_path):
     with pytest.raises(io.InputError, match="already holds Dataset123_First"):
         convert_dataset(source, raw, dataset_id=123, name="Second", n_val=1)
     assert sorted(p.name for p in raw.iterdir()) == ["Dataset123_First"]
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(io.InputError, match="file.txt is a file"):
+        convert_dataset(source, tmp_path / "file.txt" / "raw", dataset_id=124, n_val=1)
 
 
 def test_predict_runs_on_dicom_series_folders(tmp_path, capsys):

@@ -25,6 +25,7 @@ import SimpleITK as sitk
 from . import MODALITIES
 from .image_writer import write_image_atomic
 from .io import InputError, find_case_files, to_image
+from .output_safety import preflight
 from .label_maps import ED_LABEL, ET_LABEL, NCR_LABEL, load_labels
 
 # BraTS label (either convention, as load_labels reads it) -> nnU-Net consecutive label
@@ -143,6 +144,7 @@ def convert_dataset(source: Path, raw_root: Path, dataset_id: int = 500,
     cases = find_cases(source)
     split = make_split([c[0] for c in cases], n_val, seed, val_cases)
     out = Path(raw_root) / dataset_folder_name(dataset_id, name)
+    preflight(out)  # read-only, no permission, a file in the path: said before any work
     _refuse_a_second_dataset_with_the_id(out)
     (out / "imagesTr").mkdir(parents=True, exist_ok=True)
     (out / "labelsTr").mkdir(parents=True, exist_ok=True)
