@@ -381,3 +381,31 @@ def test_demo_and_phantom_say_what_is_wrong_with_their_out(tmp_path, capsys):
         assert cli.main([command, "--out", str(tmp_path / "file.txt" / "d")]) == 2
         err = capsys.readouterr().err
         assert "file.txt is a file" in err and "Error:" not in err
+
+
+_POOL_AFTER_INSTALL = """
+import multiprocessing, sys
+sys.path.insert(0, sys.argv[1])
+from uncertaintyseg import signals
+signals.install()
+# nnU-Net's preprocessing ends its pools with SIGTERM (Pool.__exit__ -> terminate).
+with multiprocessing.get_context("fork").Pool(2) as pool:
+    assert pool.map(abs, [-1, -2, -3]) == [1, 2, 3]
+print("pool ended")
+"""
+
+
+def test_forked_workers_still_end_on_sigterm():
+    # Regression: workers inheriting the Ctrl-C-style handler hung in the pool's lock,
+    # so `train` (nnU-Net preprocessing under cli.main) never returned.
+    package = Path(signals.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _POOL_AFTER_INSTALL, str(package)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pool ended" in done.stdout
+
+
+def test_main_gives_the_callers_handlers_back():
+    before = {s: signal.getsignal(s) for s in signals.TERMINATION_SIGNALS}
+    cli.main(["--list-models"])
+    assert {s: signal.getsignal(s) for s in signals.TERMINATION_SIGNALS} == before

@@ -118,9 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .signals import install
+    from .signals import install, restore
 
-    install()  # SIGTERM/SIGHUP take Ctrl-C's path: clean-up, message, exit 130
+    previous = install()  # SIGTERM/SIGHUP take Ctrl-C's path: clean-up, message, exit 130
+    try:
+        return _main(argv)
+    finally:
+        restore(previous)  # a caller's own process (a test, a notebook) gets its own back
+
+
+def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_models:

@@ -13,6 +13,7 @@ half (an output folder half old, half new); they are delivered when it ends.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -28,19 +29,42 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+_installed_by: int | None = None  # the process id that installed the handler
+
+
 def _raise_terminated(signum, frame) -> None:
+    if os.getpid() != _installed_by:
+        # A forked worker (nnU-Net's multiprocessing pools) inherits the handler, and its
+        # pool ends it with SIGTERM: a KeyboardInterrupt there left workers hanging in
+        # the pool's queue lock (the training chain's preprocessing never returned).
+        # Forked workers die as they would without us.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise Terminated(signum)
 
 
-def install() -> None:
-    """Raise `Terminated` in the main thread on SIGTERM/SIGHUP (no-op off the main thread:
-    Python only lets the main thread set handlers)."""
+def install() -> dict:
+    """Raise `Terminated` in this process's main thread on SIGTERM/SIGHUP (no-op off the
+    main thread: Python only lets the main thread set handlers). Returns the previous
+    handlers, for `restore` (a caller in a longer-lived process, e.g. a test, or a
+    notebook calling `cli.main`)."""
+    global _installed_by
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
+    _installed_by = os.getpid()
+    previous = {}
     for signum in TERMINATION_SIGNALS:
         # A signal the caller chose to ignore (nohup sets SIGHUP to SIG_IGN) stays ignored.
         if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, _raise_terminated)
+            previous[signum] = signal.signal(signum, _raise_terminated)
+    return previous
+
+
+def restore(previous: dict) -> None:
+    """Put back the handlers `install` replaced."""
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
