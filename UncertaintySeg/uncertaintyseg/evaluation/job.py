@@ -1,0 +1,61 @@
+"""One `evaluate` run: score, then write every table, figure and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import store, summary, triage
+from .pairing import safe_name
+from .runner import LESIONWISE, evaluate_cases
+
+
+def _qubrats_writer(out: Path):
+    from .qubrats_export import write_qubrats_case
+
+    def on_pair(reference, method, output):
+        write_qubrats_case(out / "qubrats" / safe_name(method.name), reference, output)
+
+    return on_pair
+
+
+def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
+    """Triage of the first (fused) method; with `calibrate_model`, its threshold."""
+    fused = evaluation.methods[0].name
+    rows = triage.case_table(evaluation.records[fused])
+    result = {"rows": rows, "as_run": triage.triage_summary(rows)}
+    if calibrate_model is not None and rows:
+        result["calibrated"] = triage.calibrate(calibrate_model, rows)
+        result["as_calibrated"] = triage.triage_summary(rows,
+                                                        result["calibrated"]["threshold"])
+    store.write_json_atomic(out / "triage.json", result)
+    return result
+
+
+def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
+        calibrate_model=None, html: bool = True, progress=None) -> dict:
+    """Score every case and write OUT: table1.md/.csv, per_case.csv, box plots,
+    uncertainty.md/.csv and figures, lesionwise.md/.csv, triage.json, problems.txt,
+    summary.json and report.html. Returns the summary dict."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    on_pair = _qubrats_writer(out) if qubrats else None
+    evaluation = evaluate_cases(cases_dir, methods, out, parts, progress, on_pair)
+    sections = {"table1": summary.write_voxel_tables(evaluation, out),
+                "uncertainty": summary.write_uncertainty(evaluation, out)}
+    if LESIONWISE in parts:
+        from .lesionwise import write_lesionwise
+
+        sections["lesionwise"] = write_lesionwise(evaluation, out)
+    sections["triage"] = _triage_section(evaluation, out, calibrate_model)
+    problems = summary.write_problems(evaluation, out)
+    result = {"methods": [m.name for m in methods], "scored": evaluation.scored,
+              "reused": evaluation.reused, "problems": evaluation.problems,
+              "table1_markdown": sections["table1"]["markdown"],
+              "triage": {k: v for k, v in sections["triage"].items() if k != "rows"},
+              "seconds_per_pair": summary.seconds_table(evaluation)}
+    store.write_json_atomic(out / "summary.json", result)
+    if html:
+        from .report import write_report
+
+        write_report(out / "report.html", evaluation, sections, problems)
+    return result

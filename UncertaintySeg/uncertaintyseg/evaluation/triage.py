@@ -1,0 +1,93 @@
+"""Does the case-level triage score mean something? And choosing its threshold.
+
+The score is the one `predict` wrote (report.json `triage.score`, see pipeline.triage).
+We report the WT Dice of the flagged and unflagged cases (two-sided Mann-Whitney U) and
+the Spearman correlation of the score with WT Dice. `calibrate` chooses the threshold
+above which the worst quarter of the cases lies (the 75th percentile of their scores)
+and stores it in the model folder's model.json as `triage.threshold`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from ..io import InputError
+from .store import finite, write_text_atomic
+
+FLAGGED_QUANTILE = 0.75  # the worst quarter of the cases is flagged "review"
+MODEL_KEY = "triage"  # model.json: {"triage": {"threshold": float, ...}}
+
+
+def case_table(records: dict[str, dict]) -> list[dict]:
+    """[{case, score, flag, threshold, wt_dice}] of the cases whose report has a triage."""
+    rows = []
+    for case_id, record in records.items():
+        triage = (record.get("report") or {}).get("triage")
+        if not triage:
+            continue
+        rows.append({"case": case_id, "score": float(triage["score"]),
+                     "flag": triage.get("flag"), "threshold": triage.get("threshold"),
+                     "wt_dice": float(record["voxel"]["WT"]["dice"])})
+    return rows
+
+
+def triage_summary(rows: list[dict], threshold: float | None = None) -> dict:
+    """Group Dice and tests. `threshold` re-flags the cases (score >= threshold, the
+    pipeline's rule); None keeps the flags the runs wrote."""
+    if not rows:
+        return {"cases": 0}
+    scores = np.array([r["score"] for r in rows])
+    dice = np.array([r["wt_dice"] for r in rows])
+    flagged = (scores >= threshold if threshold is not None
+               else np.array([r["flag"] == "review" for r in rows]))
+    summary = {"cases": len(rows), "flagged": int(flagged.sum()),
+               "threshold": threshold if threshold is not None else rows[0]["threshold"],
+               "wt_dice_flagged": _median(dice[flagged]),
+               "wt_dice_unflagged": _median(dice[~flagged]),
+               "mann_whitney_p": float("nan"), "spearman_rho": float("nan"),
+               "spearman_p": float("nan")}
+    if flagged.any() and (~flagged).any():
+        summary["mann_whitney_p"] = float(stats.mannwhitneyu(
+            dice[flagged], dice[~flagged], alternative="two-sided").pvalue)
+    if len(rows) >= 3 and np.ptp(scores) > 0 and np.ptp(dice) > 0:
+        result = stats.spearmanr(scores, dice)
+        summary["spearman_rho"] = float(result.statistic)
+        summary["spearman_p"] = float(result.pvalue)
+    return summary
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if values.size else float("nan")
+
+
+def choose_threshold(scores) -> float:
+    """The score above which the worst quarter of the cases lies (75th percentile)."""
+    scores = np.asarray(scores, np.float64)
+    if scores.size == 0:
+        raise ValueError("no case has a triage score: evaluate predict's output folders")
+    return float(np.quantile(scores, FLAGGED_QUANTILE))
+
+
+def calibrate(model_dir, rows: list[dict]) -> dict:
+    """Choose the threshold on `rows` and store it in MODEL_DIR/model.json under
+    "triage" (atomically); returns what was stored."""
+    path = Path(model_dir) / "model.json"
+    if not path.is_file():
+        raise InputError(f"{path}: not found; --calibrate-triage takes a model folder made "
+                         "by `uncertaintyseg train`")
+    model = json.loads(path.read_text(encoding="utf-8"))
+    threshold = choose_threshold([r["score"] for r in rows])
+    summary = triage_summary(rows, threshold)
+    model[MODEL_KEY] = {
+        "threshold": round(threshold, 4),
+        "rule": f"{FLAGGED_QUANTILE:.0%} quantile of the case scores of the calibration "
+                "cases (uncertaintyseg evaluate --calibrate-triage)",
+        "cases": [r["case"] for r in rows],
+        "spearman_rho_wt_dice": summary["spearman_rho"],
+    }
+    write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
+    return model[MODEL_KEY]
