@@ -127,9 +127,13 @@ def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
     model.mkdir()
     (model / "model.json").write_text(json.dumps({"name": "m", "fusion_weights": [[1, 1, 0]]}))
     out = tmp_path / "eval"
+    pytest.importorskip("panoptica")
     assert main(["evaluate", "--cases", str(cases), "--results", f"ours={results}",
                  "--results", f"again={results}", "--out", str(out), "--progress", "none",
-                 "--no-report", "--calibrate-triage", str(model)]) == 0
+                 "--no-report", "--calibrate-triage", str(model), "--lesionwise"]) == 0
+    lesionwise = _rows(out / "lesionwise.csv")
+    assert {r["definition"] for r in lesionwise} == {"brats2023_lesionwise",
+                                                     "brats2024_lesionwise"}
     rows = _rows(out / "table1.csv")
     assert {"p ours vs ours 2D-only", "p_bonferroni ours vs again"} <= set(rows[0])
     same = [r for r in rows if r["metric"] == "dice"][0]

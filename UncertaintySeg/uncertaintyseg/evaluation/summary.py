@@ -70,7 +70,7 @@ def uncertainty_rows(evaluation) -> list[dict]:
     return rows
 
 
-def _markdown_rows(rows: list[dict], keys: list[str]) -> str:
+def markdown_rows(rows: list[dict], keys: list[str]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
         cells = [f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
@@ -84,7 +84,7 @@ def write_uncertainty(evaluation, out: Path) -> dict:
     if not rows:
         return {"markdown": "No method with an uncertainty map.\n", "figures": {}}
     keys = ["method", "region", "cases", *UNCERTAINTY_MEASURES, "ece_pooled"]
-    markdown = (_markdown_rows(rows, keys) + "\nVoxel set: the brain mask (voxels non-zero in "
+    markdown = (markdown_rows(rows, keys) + "\nVoxel set: the brain mask (voxels non-zero in "
                 "any modality). Error = voxels where the method's mask differs from the "
                 "reference. AUROC: uncertainty as a detector of error voxels. ECE: 15 equal "
                 "probability bins, positive-class reliability; ece is the mean over cases, "

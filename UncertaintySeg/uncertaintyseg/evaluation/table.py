@@ -100,11 +100,13 @@ def table1_markdown(scores: Scores, rows: list[dict], alpha: float = ALPHA) -> s
 
 
 def rows_to_csv(rows: list[dict]) -> str:
-    """Rows (dicts with the same keys) as CSV text."""
+    """Rows (dicts) as CSV text; the columns are the union of their keys, in order of
+    appearance, and a row without a column leaves it empty."""
     if not rows:
         return ""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
