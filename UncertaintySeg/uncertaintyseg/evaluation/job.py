@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import store, summary, triage
+from . import plots, store, summary, triage
 from .pairing import safe_name
 from .runner import LESIONWISE, evaluate_cases
 
@@ -23,11 +23,18 @@ def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
     fused = evaluation.methods[0].name
     rows = triage.case_table(evaluation.records[fused])
     result = {"rows": rows, "as_run": triage.triage_summary(rows)}
+    if rows:
+        png = plots.scatter_plot([r["score"] for r in rows], [r["wt_dice"] for r in rows],
+                                 [r["case"] for r in rows], "triage score (report.json)",
+                                 "WT Dice", f"Triage score against WT Dice, {fused}")
+        store.write_bytes_atomic(out / "triage.png", png)
+        result["figures"] = {"triage.png": png}
     if calibrate_model is not None and rows:
         result["calibrated"] = triage.calibrate(calibrate_model, rows)
         result["as_calibrated"] = triage.triage_summary(rows,
                                                         result["calibrated"]["threshold"])
-    store.write_json_atomic(out / "triage.json", result)
+    store.write_json_atomic(out / "triage.json",
+                            {k: v for k, v in result.items() if k != "figures"})
     return result
 
 
@@ -51,11 +58,18 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
     result = {"methods": [m.name for m in methods], "scored": evaluation.scored,
               "reused": evaluation.reused, "problems": evaluation.problems,
               "table1_markdown": sections["table1"]["markdown"],
-              "triage": {k: v for k, v in sections["triage"].items() if k != "rows"},
+              "triage": {k: v for k, v in sections["triage"].items()
+                         if k not in ("rows", "figures")},
               "seconds_per_pair": summary.seconds_table(evaluation)}
     store.write_json_atomic(out / "summary.json", result)
     if html:
+        from .case_figures import case_figures
         from .report import write_report
+
+        figures = case_figures(cases_dir, evaluation)
+        for name, png in figures.items():
+            store.write_bytes_atomic(out / "case_figures" / name, png)
+        sections["cases"] = {"markdown": "", "figures": figures}
 
         write_report(out / "report.html", evaluation, sections, problems)
     return result
