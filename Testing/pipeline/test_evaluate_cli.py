@@ -3,6 +3,8 @@
 
 import csv
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -152,3 +154,38 @@ def test_evaluate_refuses_a_missing_results_folder(study, tmp_path, capsys):
                  "--out", str(tmp_path / "o"), "--progress", "none"])
     assert code == 2
     assert "results folder not found" in capsys.readouterr().err
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    pytest.skip("headless Chromium is not installed (apt-get install chromium): the "
+                "report's rendering is not checked")
+
+
+def _near(pixels, rgb, tolerance=8):
+    return np.all(np.abs(pixels[..., :3].astype(int) - np.array(rgb)) <= tolerance, axis=-1)
+
+
+def test_report_renders_in_headless_chromium(study, tmp_path):
+    import matplotlib.image
+
+    cases, results, _ = study
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--cases", str(cases), "--results", str(results),
+                 "--out", str(out), "--progress", "none"]) == 0
+    report = out / "report.html"
+    assert "src='data:image/png;base64," in report.read_text()
+    moved = tmp_path / "alone.html"  # self-contained: nothing beside it is needed
+    shutil.copy(report, moved)
+    shot = tmp_path / "shot.png"
+    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", "--window-size=1200,2400", f"--screenshot={shot}",
+                    moved.as_uri()], check=True, capture_output=True, timeout=120)
+    pixels = (matplotlib.image.imread(shot) * 255).round().astype(np.uint8)
+    # the heading's rule (#1f77b4) runs across the page: the HTML and its style rendered
+    rule = _near(pixels, (31, 119, 180), 3)
+    assert rule.sum(axis=1).max() > 800
+    # the first method's boxes (#1b9e77 at alpha 0.75 on white) from an embedded PNG
+    assert _near(pixels, (84, 182, 153)).sum() > 500

@@ -88,8 +88,16 @@ def test_auroc_matches_pairwise_count_with_ties(seed):
     positives = rng.random(120) < 0.25
     scores = np.round(rng.random(120) + positives * 0.4, 1)  # rounding makes ties
     expected = _pairwise_auroc(scores, positives)
-    assert uq.rank_auroc(scores, positives) == pytest.approx(expected)
     assert uq.auroc(scores, positives) == pytest.approx(expected)
+
+
+def test_auroc_matches_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(7)
+    positives = rng.random(20000) < 0.05
+    scores = rng.random(20000).astype(np.float32) + positives * 0.3
+    assert uq.auroc(scores, positives) == pytest.approx(
+        metrics.roc_auc_score(positives, scores))
 
 
 def test_auroc_is_nan_without_errors():

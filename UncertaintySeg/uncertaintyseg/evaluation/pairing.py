@@ -9,6 +9,7 @@ nested and post-processed as the run's report says, the pipeline's own rule).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -142,8 +143,18 @@ def load_reference(case_dir: Path) -> Reference:
 
 
 def _read_maps(path: Path, grid: sitk.Image) -> np.ndarray:
-    """A 4D region map (3, Z, Y, X) float32; InputError when unreadable or off-grid."""
-    shape = tuple(reversed(grid.GetSize()))
+    """A 4D region map (3, Z, Y, X) float32 (read-only); InputError when unreadable or
+    off-grid."""
+    stat = path.stat()
+    return _read_maps_once(str(path), stat.st_size, stat.st_mtime_ns,
+                           tuple(reversed(grid.GetSize())))
+
+
+@functools.lru_cache(maxsize=2)
+def _read_maps_once(name: str, size: int, mtime_ns: int, shape: tuple) -> np.ndarray:
+    # The fused and 2D-only methods of a run read the same uncertainty map (about 0.1 GB
+    # and a second to decompress); size and time in the key make a rewritten file new.
+    path = Path(name)
     try:
         array = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
     except RuntimeError as error:
@@ -152,6 +163,7 @@ def _read_maps(path: Path, grid: sitk.Image) -> np.ndarray:
     if array.ndim != 4 or array.shape[0] != 3 or array.shape[1:] != shape:
         raise InputError(f"{path}: expected 3 region maps on the case grid {shape}, got "
                          f"shape {array.shape}; run `uncertaintyseg predict` again")
+    array.flags.writeable = False
     return array
 
 

@@ -89,7 +89,7 @@ def qubrats_plot(curves_by_region: dict[str, dict], title: str) -> bytes:
         axes.grid(alpha=0.3)
         if k == 0:
             axes.legend(fontsize=8)
-    figure.suptitle(title)
+    figure.suptitle(title, y=1.04)  # above the panel titles
     return _png(plt, figure)
 
 

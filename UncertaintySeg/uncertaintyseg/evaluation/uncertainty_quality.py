@@ -73,23 +73,9 @@ def qubrats_scores(curves: dict) -> dict[str, float]:
 
 def auroc(scores, positives) -> float:
     """Area under the ROC curve of `scores` for the `positives` (bool), ties counted
-    half; NaN when either class is empty. scikit-learn's when installed, else the
-    Mann-Whitney rank formula (the same number)."""
-    scores = np.asarray(scores, np.float64).ravel()
-    positives = np.asarray(positives, bool).ravel()
-    n_pos = int(positives.sum())
-    n_neg = positives.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    try:
-        from sklearn.metrics import roc_auc_score
-    except ImportError:
-        return rank_auroc(scores, positives)
-    return float(roc_auc_score(positives, scores))
-
-
-def rank_auroc(scores, positives) -> float:
-    """AUROC by the rank-sum formula (average ranks for ties)."""
+    half; NaN when either class is empty. The Mann-Whitney rank-sum formula (average
+    ranks for ties): the same number as scikit-learn's roc_auc_score (the tests check),
+    without its dependency and about three times faster on a brain's 1.5 M voxels."""
     scores = np.asarray(scores, np.float64).ravel()
     positives = np.asarray(positives, bool).ravel()
     n_pos = int(positives.sum())
