@@ -22,7 +22,8 @@ def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
     """Triage of the first (fused) method; with `calibrate_model`, its threshold."""
     fused = evaluation.methods[0].name
     rows = triage.case_table(evaluation.records[fused])
-    result = {"rows": rows, "as_run": triage.triage_summary(rows)}
+    result = {"rows": rows, "as_run": triage.triage_summary(rows),
+              "score_ranking": triage.score_ranking(evaluation.records[fused])}
     if rows:
         png = plots.scatter_plot([r["score"] for r in rows], [r["wt_dice"] for r in rows],
                                  [r["case"] for r in rows], "triage score (report.json)",

@@ -74,6 +74,13 @@ def _triage_html(triage: dict) -> str:
                      f"unflagged {s['wt_dice_unflagged']:.3f} (Mann-Whitney p "
                      f"{s['mann_whitney_p']:.3g}); Spearman rho(score, WT Dice) "
                      f"{s['spearman_rho']:.3f} (p {s['spearman_p']:.3g})\n")
+    ranking = triage.get("score_ranking") or []
+    if ranking:
+        text += ("\nCandidate case scores (computable without a reference) against WT Dice; "
+                 "a useful score has a negative rho.\n\n| score | cases | Spearman rho | p |\n"
+                 "|---|---|---|---|\n")
+        text += "".join(f"| {r['score']} | {r['cases']} | {r['spearman_rho']:.3f} | "
+                        f"{r['spearman_p']:.3g} |\n" for r in ranking)
     return _section("Triage", {"markdown": text, "figures": triage.get("figures", {})})
 
 

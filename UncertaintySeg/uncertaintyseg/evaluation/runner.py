@@ -14,6 +14,7 @@ from ..io import InputError
 from . import store
 from .pairing import Method, find_cases, load_output, load_reference, result_path, source_signature
 from .table import voxel_scores
+from .triage import candidate_scores
 from .uncertainty_quality import uncertainty_scores
 
 VOXEL, UNCERTAINTY, LESIONWISE = "voxel", "uncertainty", "lesionwise"
@@ -42,6 +43,7 @@ def score_pair(reference, output, parts: set[str]) -> dict:
     if UNCERTAINTY in parts:
         start = time.perf_counter()
         record[UNCERTAINTY] = uncertainty_scores(reference, output)
+        record["case_scores"] = candidate_scores(reference, output)
         seconds[UNCERTAINTY] = time.perf_counter() - start
     if LESIONWISE in parts:
         from .lesionwise import lesionwise_scores

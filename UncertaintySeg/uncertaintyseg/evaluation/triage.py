@@ -18,6 +18,8 @@ from scipy import stats
 from ..io import InputError
 from .store import finite, write_text_atomic
 
+TRIAGE_DILATION_VOXELS = 3  # as pipeline.triage
+UNCERTAIN = 0.5  # normalised entropy above which a voxel counts as uncertain
 FLAGGED_QUANTILE = 0.75  # the worst quarter of the cases is flagged "review"
 MODEL_KEY = "triage"  # model.json: {"triage": {"threshold": float, ...}}
 
@@ -32,6 +34,51 @@ def case_table(records: dict[str, dict]) -> list[dict]:
         rows.append({"case": case_id, "score": float(triage["score"]),
                      "flag": triage.get("flag"), "threshold": triage.get("threshold"),
                      "wt_dice": float(record["voxel"]["WT"]["dice"])})
+    return rows
+
+
+def candidate_scores(reference, output) -> dict[str, float]:
+    """Case scores a run could compute without the reference (the brain mask and the
+    method's own maps only), to see which ranks cases by Dice:
+
+    - dilated_wt_max: the pipeline's score (mean over the predicted WT dilated by 3
+      voxels of the max over regions of the normalised entropy), recomputed;
+    - wt_mean: mean WT entropy over the predicted WT;
+    - brain_mean: mean WT entropy over the brain (the MC-dropout study's split);
+    - uncertain_ratio: brain voxels with WT entropy > 0.5 per predicted WT voxel.
+    """
+    from scipy.ndimage import binary_dilation
+
+    if output.uncertainty is None:
+        return {}
+    wt, u_wt = output.regions[2], output.uncertainty[2]
+    size = int(wt.sum())
+    if size == 0:
+        return {"dilated_wt_max": 0.0, "wt_mean": 0.0,
+                "brain_mean": float(u_wt[reference.brain].mean()),
+                "uncertain_ratio": float("inf")}
+    zone = binary_dilation(wt, iterations=TRIAGE_DILATION_VOXELS)
+    return {"dilated_wt_max": float(output.uncertainty.max(axis=0)[zone].mean()),
+            "wt_mean": float(u_wt[wt].mean()),
+            "brain_mean": float(u_wt[reference.brain].mean()),
+            "uncertain_ratio": float(np.count_nonzero((u_wt > UNCERTAIN) & reference.brain)
+                                     / size)}
+
+
+def score_ranking(records: dict[str, dict]) -> list[dict]:
+    """Spearman rho (and p) of each candidate score with WT Dice over the cases."""
+    cases = [r for r in records.values() if r.get("case_scores")]
+    if len(cases) < 3:
+        return []
+    dice = [r["voxel"]["WT"]["dice"] for r in cases]
+    rows = []
+    for name in cases[0]["case_scores"]:
+        values = [float(r["case_scores"][name]) for r in cases]
+        if np.ptp(values) == 0 or not np.all(np.isfinite(values)):
+            continue
+        result = stats.spearmanr(values, dice)
+        rows.append({"score": name, "cases": len(cases), "spearman_rho": float(result.statistic),
+                     "spearman_p": float(result.pvalue)})
     return rows
 
 
