@@ -189,3 +189,24 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
     assert rule.sum(axis=1).max() > 800
     # the first method's boxes (#1b9e77 at alpha 0.75 on white) from an embedded PNG
     assert _near(pixels, (84, 182, 153)).sum() > 500
+
+
+def test_qubrats_export_writes_uint8_maps_0_to_100(study, tmp_path):
+    import SimpleITK as sitk
+
+    cases, results, truth = study
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--cases", str(cases), "--results", str(results), "--out",
+                 str(out), "--progress", "none", "--no-report", "--qubrats"]) == 0
+    case_id = sorted(truth)[0]
+    folder = out / "qubrats" / "fused"
+    whole = sitk.ReadImage(str(folder / f"{case_id}_unc_whole.nii.gz"))
+    assert whole.GetPixelID() == sitk.sitkUInt8
+    written = sitk.GetArrayFromImage(whole)
+    expected = sitk.GetArrayFromImage(sitk.ReadImage(str(results / case_id /
+                                                         "uncertainty.nii.gz")))[2]
+    np.testing.assert_array_equal(written, np.rint(expected * 100).astype(np.uint8))
+    assert set(np.unique(written)) == {5, 80}
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{case_id}.nii.gz")))
+    np.testing.assert_array_equal(labels_to_regions(labels), truth[case_id][0])
+    assert (folder / f"{case_id}_unc_enhance.nii.gz").is_file()
