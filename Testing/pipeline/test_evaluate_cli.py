@@ -14,6 +14,7 @@ from uncertaintyseg.cli import main
 from uncertaintyseg.contract import CaseResult, write_outputs
 from uncertaintyseg.convert import label_file
 from uncertaintyseg.io import load_case
+from uncertaintyseg.kernels import Box
 from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
 from uncertaintyseg.metrics import dice
 
@@ -36,7 +37,8 @@ def write_run(case_dir, results_root, erode: int, score: float):
         probabilities=np.where(fused, 0.9, 0.1).astype(np.float32),
         probabilities_2d=np.where(two_d, 0.8, 0.2).astype(np.float32),
         probabilities_3d=np.full(fused.shape, -1.0, np.float32),
-        uncertainty=np.where(border, 0.8, 0.05).astype(np.float32), boxes=[],
+        uncertainty=np.where(border, 0.8, 0.05).astype(np.float32),
+        boxes=[Box("WT", 1, 10.0, (4, 8, 8), (8, 16, 16)), Box("ET", 1, 5.0, (8, 16, 12), (4, 8, 8))],
         report={"software": {"name": "uncertaintyseg"},
                 "settings": {"min_component_fraction": None},
                 "triage": {"score": score, "threshold": 0.25,
@@ -132,7 +134,13 @@ def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
     pytest.importorskip("panoptica")
     assert main(["evaluate", "--cases", str(cases), "--results", f"ours={results}",
                  "--results", f"again={results}", "--out", str(out), "--progress", "none",
-                 "--no-report", "--calibrate-triage", str(model), "--lesionwise"]) == 0
+                 "--no-report", "--calibrate-triage", str(model), "--lesionwise",
+                 "--correction"]) == 0
+    corrected = [r for r in _rows(out / "correction.csv") if r["region"] == "WT"]
+    assert {r["strategy"] for r in corrected} == {"top-k refinement boxes",
+                                                  "random on predicted region",
+                                                  "random in brain"}
+    assert all(float(r["dice_gain"]) >= 0 for r in corrected)  # pasting the truth never hurts
     lesionwise = _rows(out / "lesionwise.csv")
     assert {r["definition"] for r in lesionwise} == {"brats2023_lesionwise",
                                                      "brats2024_lesionwise"}

@@ -34,6 +34,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="skip the uncertainty-quality measures")
     p.add_argument("--lesionwise", action="store_true",
                    help="also BraTS lesion-wise metrics (2023 and 2024+ definitions; slower)")
+    p.add_argument("--correction", action="store_true",
+                   help="also the correction-efficiency study: reference pasted into the "
+                        "top-k boxes vs random boxes (50 draws)")
     p.add_argument("--qubrats", action="store_true",
                    help="also write the uncertainty maps in the QU-BraTS submission format "
                         "(uint8 0-100 per region) under OUT/qubrats/METHOD")
@@ -59,6 +62,8 @@ def run_evaluate(args, reporter=None) -> int:
     parts = {"voxel"} | (set() if args.no_uncertainty else {"uncertainty"})
     if args.lesionwise:
         parts.add("lesionwise")
+    if args.correction:
+        parts.add("correction")
     methods = parse_results(args.results)
     summary = job.run(args.cases, methods, args.out, parts, qubrats=args.qubrats,
                            calibrate_model=args.calibrate_triage, html=not args.no_report,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import plots, store, summary, triage
 from .pairing import safe_name
-from .runner import LESIONWISE, evaluate_cases
+from .runner import CORRECTION, LESIONWISE, evaluate_cases
 
 
 def _qubrats_writer(out: Path):
@@ -54,6 +54,10 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         from .lesionwise import write_lesionwise
 
         sections["lesionwise"] = write_lesionwise(evaluation, out)
+    if CORRECTION in parts:
+        from .correction import write_correction
+
+        sections["correction"] = write_correction(evaluation, out)
     sections["triage"] = _triage_section(evaluation, out, calibrate_model)
     problems = summary.write_problems(evaluation, out)
     result = {"methods": [m.name for m in methods], "scored": evaluation.scored,

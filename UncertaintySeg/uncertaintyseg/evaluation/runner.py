@@ -17,7 +17,7 @@ from .table import voxel_scores
 from .triage import candidate_scores
 from .uncertainty_quality import uncertainty_scores
 
-VOXEL, UNCERTAINTY, LESIONWISE = "voxel", "uncertainty", "lesionwise"
+VOXEL, UNCERTAINTY, LESIONWISE, CORRECTION = "voxel", "uncertainty", "lesionwise", "correction"
 # What is read from a result's report.json and kept with the scores.
 _REPORT_KEYS = ("triage", "timings_s", "volumes_ml")
 
@@ -51,6 +51,12 @@ def score_pair(reference, output, parts: set[str]) -> dict:
         start = time.perf_counter()
         record[LESIONWISE] = lesionwise_scores(reference, output)
         seconds[LESIONWISE] = time.perf_counter() - start
+    if CORRECTION in parts:
+        from .correction import correction_scores
+
+        start = time.perf_counter()
+        record[CORRECTION] = correction_scores(reference, output)
+        seconds[CORRECTION] = time.perf_counter() - start
     report = output.report or {}
     record["report"] = {k: report[k] for k in _REPORT_KEYS if k in report}
     record["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
