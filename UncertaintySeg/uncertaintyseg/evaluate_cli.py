@@ -37,6 +37,9 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--correction", action="store_true",
                    help="also the correction-efficiency study: reference pasted into the "
                         "top-k boxes vs random boxes (50 draws)")
+    p.add_argument("--kernel-study", action="store_true",
+                   help="also redo kernel search, 3D refinement and fusion for overlaps "
+                        "10/40/70 %% and cube sides 16/32/64 mm (the paper's Figure 3; slow)")
     p.add_argument("--qubrats", action="store_true",
                    help="also write the uncertainty maps in the QU-BraTS submission format "
                         "(uint8 0-100 per region) under OUT/qubrats/METHOD")
@@ -67,7 +70,7 @@ def run_evaluate(args, reporter=None) -> int:
     methods = parse_results(args.results)
     summary = job.run(args.cases, methods, args.out, parts, qubrats=args.qubrats,
                            calibrate_model=args.calibrate_triage, html=not args.no_report,
-                           progress=reporter)
+                           progress=reporter, kernel_study=args.kernel_study)
     if reporter is not None:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)

@@ -40,7 +40,8 @@ def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
 
 
 def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
-        calibrate_model=None, html: bool = True, progress=None) -> dict:
+        calibrate_model=None, html: bool = True, progress=None,
+        kernel_study: bool = False) -> dict:
     """Score every case and write OUT: table1.md/.csv, per_case.csv, box plots,
     uncertainty.md/.csv and figures, lesionwise.md/.csv, triage.json, problems.txt,
     summary.json and report.html. Returns the summary dict."""
@@ -58,6 +59,10 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         from .correction import write_correction
 
         sections["correction"] = write_correction(evaluation, out)
+    if kernel_study:
+        from .kernel_study import write_kernel_study
+
+        sections["kernel_study"] = write_kernel_study(cases_dir, evaluation, out)
     sections["triage"] = _triage_section(evaluation, out, calibrate_model)
     problems = summary.write_problems(evaluation, out)
     result = {"methods": [m.name for m in methods], "scored": evaluation.scored,

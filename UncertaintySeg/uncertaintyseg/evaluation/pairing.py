@@ -63,6 +63,7 @@ class Output:
     uncertainty: np.ndarray | None = None
     report: dict | None = None
     boxes: list | None = None
+    probabilities_2d: np.ndarray | None = None  # read only by the kernel study
 
 
 def parse_results(values: list[str]) -> list[Method]:
@@ -142,7 +143,7 @@ def load_reference(case_dir: Path) -> Reference:
                      convention)
 
 
-def _read_maps(path: Path, grid: sitk.Image) -> np.ndarray:
+def read_maps(path: Path, grid: sitk.Image) -> np.ndarray:
     """A 4D region map (3, Z, Y, X) float32 (read-only); InputError when unreadable or
     off-grid."""
     stat = path.stat()
@@ -186,10 +187,10 @@ def load_output(method: Method, path: Path, reference: Reference) -> Output:
     report_file = path / REPORT_FILE
     report = json.loads(report_file.read_text(encoding="utf-8")) if report_file.is_file() else None
     uncertainty_file = path / IMAGE_FILES["uncertainty"]
-    uncertainty = (_read_maps(uncertainty_file, reference.grid)
+    uncertainty = (read_maps(uncertainty_file, reference.grid)
                    if uncertainty_file.is_file() else None)
     if method.kind == KIND_2D:
-        probabilities = _read_maps(path / IMAGE_FILES["probabilities_2d"], reference.grid)
+        probabilities = read_maps(path / IMAGE_FILES["probabilities_2d"], reference.grid)
         return Output(_two_d_regions(probabilities, report or {}), probabilities,
                       uncertainty, report)
     segmentation = path / SEGMENTATION_FILE
@@ -198,7 +199,7 @@ def load_output(method: Method, path: Path, reference: Reference) -> Output:
     labels, convention = load_labels(segmentation, reference=reference.grid,
                                      allow_cavity=True)
     fused_file = path / IMAGE_FILES["probabilities"]
-    probabilities = _read_maps(fused_file, reference.grid) if fused_file.is_file() else None
+    probabilities = read_maps(fused_file, reference.grid) if fused_file.is_file() else None
     return Output(labels_to_regions(labels, convention), probabilities, uncertainty, report,
                   _read_boxes(path))
 

@@ -98,6 +98,7 @@ def write_report(path: Path, evaluation, sections: dict, problems: str) -> Path:
     body.append(_section("Lesion-wise metrics", sections.get("lesionwise")))
     body.append(_triage_html(sections.get("triage") or {}))
     body.append(_section("Correction efficiency", sections.get("correction")))
+    body.append(_section("Kernel study (overlap and cube side)", sections.get("kernel_study")))
     body.append(_section("Cases: best, median, worst (fused WT Dice)", sections.get("cases")))
     body.append(_section("How the method works (explain)", sections.get("explain")))
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>UncertaintySeg "
