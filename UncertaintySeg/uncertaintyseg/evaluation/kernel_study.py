@@ -30,6 +30,13 @@ def _working_maps(grid, maps: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(maps[(slice(None), *window)])
 
 
+def _side_label(sides) -> str:
+    """"32" for one side for all regions, "32/32/64" (ET/TC/WT) otherwise."""
+    if len(set(sides)) == 1:
+        return f"{sides[0]:g}"
+    return "/".join(f"{s:g}" for s in sides)
+
+
 def study_case(case_dir, output, reference, model, settings) -> list[dict]:
     """Rows {overlap, side_mm, cubes, refined_voxels, refine_s, ET/TC/WT dice} of one case."""
     from ..fusion import fuse
@@ -56,7 +63,7 @@ def study_case(case_dir, output, reference, model, settings) -> list[dict]:
         fused = np.clip(grid.to_input(fuse(p2d, p3d, model.fusion_weights)), 0.0, 1.0)
         regions = segment(fused, settings, model)
         row = {"case": case.case_id, "overlap": overlap,
-               "side_mm": "/".join(f"{s:g}" for s in sides), "cubes": len(boxes),
+               "side_mm": _side_label(sides), "cubes": len(boxes),
                "refined_voxels": int(sum(b.volume for b in boxes)), "refine_s": round(seconds, 2)}
         row.update({f"{r} dice": dice(reference.regions[i], regions[i])
                     for i, r in enumerate(REGIONS)})
@@ -115,8 +122,8 @@ def write_kernel_study(cases_dir, evaluation, out) -> dict:
         return {"markdown": "No case to study.\n", "figures": {}}
     means = mean_rows(rows)
     markdown = (markdown_rows(means, list(means[0]))
-                + "\nCube side for all three regions; the row with three sides is the "
-                  "model's own. refine_s: wall seconds of the 3D refinement on the "
+                + "\nOne cube side (mm) for all three regions, or ET/TC/WT sides: the "
+                  "model's own setting. refine_s: wall seconds of the 3D refinement on the "
                   "CPU (shared machine).\n")
     write_text_atomic(out / "kernel_study.md", "# Kernel study\n\n" + markdown)
     write_text_atomic(out / "kernel_study.csv", rows_to_csv(rows))
