@@ -179,12 +179,15 @@ def _near(pixels, rgb, tolerance=8):
 def test_report_renders_in_headless_chromium(study, tmp_path):
     import matplotlib.image
 
-    cases, results, _ = study
+    cases, results, truth = study
     out = tmp_path / "eval"
     assert main(["evaluate", "--cases", str(cases), "--results", str(results),
-                 "--out", str(out), "--progress", "none"]) == 0
+                 "--out", str(out), "--progress", "none",
+                 "--explain-case", str(cases / sorted(truth)[0])]) == 0
     report = out / "report.html"
-    assert "src='data:image/png;base64," in report.read_text()
+    html = report.read_text()
+    assert "src='data:image/png;base64," in html
+    assert "alt='01_projections.png'" in html and "alt='case_best_" in html
     moved = tmp_path / "alone.html"  # self-contained: nothing beside it is needed
     shutil.copy(report, moved)
     shot = tmp_path / "shot.png"

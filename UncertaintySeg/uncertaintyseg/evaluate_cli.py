@@ -46,6 +46,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--calibrate-triage", type=Path, default=None, metavar="MODEL_DIR",
                    help="choose the triage threshold on these cases and store it in "
                         "MODEL_DIR/model.json (triage.threshold)")
+    p.add_argument("--explain-case", type=Path, default=None, metavar="CASE_DIR",
+                   help="add `explain`'s teaching figures of this case to the report")
+    p.add_argument("--explain-model", default="phantom",
+                   help="model for --explain-case (default phantom)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
@@ -70,7 +74,8 @@ def run_evaluate(args, reporter=None) -> int:
     methods = parse_results(args.results)
     summary = job.run(args.cases, methods, args.out, parts, qubrats=args.qubrats,
                            calibrate_model=args.calibrate_triage, html=not args.no_report,
-                           progress=reporter, kernel_study=args.kernel_study)
+                           progress=reporter, kernel_study=args.kernel_study,
+                           explain_case=args.explain_case, explain_model=args.explain_model)
     if reporter is not None:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)

@@ -39,9 +39,19 @@ def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
     return result
 
 
+def _explain_section(case_dir, model_name: str, out: Path) -> dict:
+    """explain's figures of one case, written to OUT/explain and embedded in the report."""
+    from ..explain import CAPTIONS, explain_case
+
+    paths = explain_case(case_dir, out / "explain", model_name=model_name)
+    figures = {p.name: p.read_bytes() for p in paths if p.suffix == ".png"}
+    markdown = "\n".join(f"{name}: {CAPTIONS[name]}" for name in figures) + "\n"
+    return {"markdown": markdown, "figures": figures}
+
+
 def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         calibrate_model=None, html: bool = True, progress=None,
-        kernel_study: bool = False) -> dict:
+        kernel_study: bool = False, explain_case=None, explain_model: str = "phantom") -> dict:
     """Score every case and write OUT: table1.md/.csv, per_case.csv, box plots,
     uncertainty.md/.csv and figures, lesionwise.md/.csv, triage.json, problems.txt,
     summary.json and report.html. Returns the summary dict."""
@@ -80,6 +90,8 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         for name, png in figures.items():
             store.write_bytes_atomic(out / "case_figures" / name, png)
         sections["cases"] = {"markdown": "", "figures": figures}
+        if explain_case is not None:
+            sections["explain"] = _explain_section(explain_case, explain_model, out)
 
         write_report(out / "report.html", evaluation, sections, problems)
     return result

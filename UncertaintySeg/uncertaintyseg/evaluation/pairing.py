@@ -72,7 +72,7 @@ def parse_results(values: list[str]) -> list[Method]:
     case folders) gives one method per sub-folder."""
     methods: list[Method] = []
     for index, value in enumerate(values):
-        name, _, folder = value.rpartition("=") if "=" in value else ("", "", value)
+        name, _, folder = value.partition("=") if "=" in value else ("", "", value)
         root = Path(folder)
         if not root.is_dir():
             raise InputError(f"{root}: results folder not found; pass the --out folder(s) "
