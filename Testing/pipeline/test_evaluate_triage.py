@@ -74,3 +74,11 @@ def test_calibrate_flags_the_worst_quarter_and_writes_model_json(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))  # written through a temporary file
     with pytest.raises(InputError, match="model.json"):
         triage.calibrate(tmp_path / "missing", rows)
+
+
+def test_spearman_p_is_exact_for_few_cases():
+    rho, p = triage.spearman([0.1, 0.2, 0.3], [0.8, 0.85, 0.9])
+    assert rho == 1.0 and p == pytest.approx(2 / 6)  # 2 of the 6 orders are as extreme
+    x = np.arange(12.0)
+    y = x + np.random.default_rng(0).normal(0, 3, 12)
+    assert triage.spearman(x, y)[1] == pytest.approx(stats.spearmanr(x, y).pvalue)

@@ -76,9 +76,8 @@ def score_ranking(records: dict[str, dict]) -> list[dict]:
         values = [float(r["case_scores"][name]) for r in cases]
         if np.ptp(values) == 0 or not np.all(np.isfinite(values)):
             continue
-        result = stats.spearmanr(values, dice)
-        rows.append({"score": name, "cases": len(cases), "spearman_rho": float(result.statistic),
-                     "spearman_p": float(result.pvalue)})
+        rho, p = spearman(values, dice)
+        rows.append({"score": name, "cases": len(cases), "spearman_rho": rho, "spearman_p": p})
     return rows
 
 
@@ -101,10 +100,27 @@ def triage_summary(rows: list[dict], threshold: float | None = None) -> dict:
         summary["mann_whitney_p"] = float(stats.mannwhitneyu(
             dice[flagged], dice[~flagged], alternative="two-sided").pvalue)
     if len(rows) >= 3 and np.ptp(scores) > 0 and np.ptp(dice) > 0:
-        result = stats.spearmanr(scores, dice)
-        summary["spearman_rho"] = float(result.statistic)
-        summary["spearman_p"] = float(result.pvalue)
+        summary["spearman_rho"], summary["spearman_p"] = spearman(scores, dice)
     return summary
+
+
+EXACT_SPEARMAN_MAX_N = 8  # 8! = 40320 permutations
+
+
+def spearman(x, y) -> tuple[float, float]:
+    """Spearman rho and its two-sided p. For n <= 8 the p is exact (every permutation
+    of y): scipy's t approximation gives p = 0 for a perfect rank order of 3 cases,
+    where the exact p is 1/3."""
+    import itertools
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    rho = float(stats.spearmanr(x, y).statistic)
+    if len(x) > EXACT_SPEARMAN_MAX_N:
+        return rho, float(stats.spearmanr(x, y).pvalue)
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    extreme = [abs(stats.pearsonr(rx, ry[list(order)]).statistic) >= abs(rho) - 1e-12
+               for order in itertools.permutations(range(len(y)))]
+    return rho, float(np.mean(extreme))
 
 
 def _median(values: np.ndarray) -> float:
