@@ -1,7 +1,8 @@
 """BraTS label maps: reading them in either convention, label <-> region conversion.
 
 Conventions: "brats2018" (BraTS 2017-2021: 1 NCR/NET, 2 ED, 4 ET) and "brats2023"
-(BraTS 2023+: 3 for ET). Regions, in REGIONS order: ET = {ET}, TC = {NCR, ET},
+(BraTS 2023+: 3 for ET); the evaluator also reads "brats2024" (post-treatment maps: 3 ET
+and 4 resection cavity, which belongs to no region). Regions, in REGIONS order: ET = {ET}, TC = {NCR, ET},
 WT = {NCR, ED, ET}; arrays are (Z, Y, X) labels and bool (3, Z, Y, X) regions.
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .io import BRATS2018, BRATS2023, CONVENTIONS, InputError, check_same_grid, 
 NCR_LABEL = 1
 ED_LABEL = 2
 ET_LABEL = {BRATS2018: 4, BRATS2023: 3}
+BRATS2024 = "brats2024"  # read only (evaluation references), never written
+RESECTION_CAVITY_LABEL = 4  # in BraTS 2024+ maps, beside ET = 3
 
 
 _IMAGE_HINT = (": an image, not a label map? Give a segmentation (*_seg.nii.gz, "
@@ -42,13 +45,16 @@ def _label_values(array: np.ndarray, path: Path) -> np.ndarray:
     return np.flatnonzero(counts)
 
 
-def load_labels(path, reference: sitk.Image | None = None) -> tuple[np.ndarray, str]:
+def load_labels(path, reference: sitk.Image | None = None,
+                allow_cavity: bool = False) -> tuple[np.ndarray, str]:
     """Read a BraTS label map in either convention.
 
     Returns (labels uint8 (Z, Y, X) with the file's own values, convention):
     values {0,1,2,4} -> "brats2018", {0,1,2,3} -> "brats2023"; a map without
     ET is ambiguous and reported as "brats2018". With ``reference`` the grid is
-    checked against it.
+    checked against it. With ``allow_cavity`` a map holding both 3 and 4 is a BraTS
+    2024+ map (4 = resection cavity) and reported as "brats2024"; pass that convention
+    to `labels_to_regions`.
     """
     path = Path(path)
     image = read_image(path)
@@ -56,6 +62,8 @@ def load_labels(path, reference: sitk.Image | None = None) -> tuple[np.ndarray, 
         check_same_grid(reference, "the case's images", image, path)
     array = sitk.GetArrayFromImage(image)
     values = _label_values(array, path)
+    if 3 in values and 4 in values and allow_cavity:
+        return array.astype(np.uint8), BRATS2024
     if 3 in values and 4 in values:
         raise InputError(f"{path}: holds both 3 and 4, ET in two conventions. Relabel "
                          f"it to one convention (4 for BraTS 2017-2021, 3 for 2023+).")
@@ -63,15 +71,18 @@ def load_labels(path, reference: sitk.Image | None = None) -> tuple[np.ndarray, 
     return array.astype(np.uint8), convention
 
 
-def labels_to_regions(labels: np.ndarray) -> np.ndarray:
+def labels_to_regions(labels: np.ndarray, convention: str | None = None) -> np.ndarray:
     """Label map (Z, Y, X) in either convention -> bool (3, Z, Y, X) in REGIONS order.
 
-    ET = {3 or 4}, TC = {1} + ET, WT = {1, 2} + ET.
+    ET = {3 or 4}, TC = {1} + ET, WT = {1, 2} + ET. With convention "brats2024", ET is
+    {3} only and label 4 (resection cavity) lies outside every region.
     """
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > 4):
         raise ValueError("labels_to_regions: label values must lie in {0, 1, 2, 3, 4}")
-    et = (labels == 3) | (labels == 4)
+    et = labels == 3
+    if convention != BRATS2024:
+        et = et | (labels == 4)
     tc = et | (labels == NCR_LABEL)
     wt = tc | (labels == ED_LABEL)
     return np.stack([et, tc, wt])

@@ -1,0 +1,100 @@
+"""`uncertaintyseg evaluate`: output folders of one or more methods -> the paper's
+Table 1, uncertainty quality, lesion-wise metrics, triage, and an HTML report.
+
+    uncertaintyseg evaluate --cases DIR --results DIR [--results NAME=DIR ...] --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the `evaluate` subcommand on an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "evaluate", help="score output folders against references (Table 1, uncertainty "
+                         "quality, lesion-wise, triage, HTML report)",
+        description="Pair each case's reference label map with the output folder(s) of one "
+                    "or more methods and write Table 1 (mean ± sd, Wilcoxon p of the fused "
+                    "result against each other method, Bonferroni), per-case CSV, box plots, "
+                    "uncertainty quality (QU-BraTS AUCs, AUROC, ECE, Pearson, RMSD), "
+                    "lesion-wise metrics and triage, and report.html. Resumable: a case "
+                    "already scored is not scored again. See docs/EVALUATION.md.")
+    p.add_argument("--cases", type=Path, required=True,
+                   help="folder of case folders (images and *_seg.nii.gz reference)")
+    p.add_argument("--results", action="append", required=True, metavar="[NAME=]DIR",
+                   help="folder of per-case results (predict --out folders, or CASE.nii.gz "
+                        "label maps); repeat for more methods. The first gives the fused "
+                        "method and its 2D-only twin")
+    p.add_argument("--out", type=Path, required=True, help="folder for the tables and report")
+    p.add_argument("--no-uncertainty", action="store_true",
+                   help="skip the uncertainty-quality measures")
+    p.add_argument("--lesionwise", action="store_true",
+                   help="also BraTS lesion-wise metrics (2023 and 2024+ definitions; slower)")
+    p.add_argument("--correction", action="store_true",
+                   help="also the correction-efficiency study: reference pasted into the "
+                        "top-k boxes vs random boxes (50 draws)")
+    p.add_argument("--kernel-study", action="store_true",
+                   help="also redo kernel search, 3D refinement and fusion for overlaps "
+                        "10/40/70 %% and cube sides 16/32/64 mm (the paper's Figure 3; slow)")
+    p.add_argument("--qubrats", action="store_true",
+                   help="also write the uncertainty maps in the QU-BraTS submission format "
+                        "(uint8 0-100 per region) under OUT/qubrats/METHOD")
+    p.add_argument("--calibrate-triage", type=Path, default=None, metavar="MODEL_DIR",
+                   help="choose the triage threshold on these cases and store it in "
+                        "MODEL_DIR/model.json (triage.threshold)")
+    p.add_argument("--explain-case", type=Path, default=None, metavar="CASE_DIR",
+                   help="add `explain`'s teaching figures of this case to the report")
+    p.add_argument("--explain-model", default="phantom",
+                   help="model for --explain-case (default phantom)")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+                   help="tqdm bars on stderr, JSON lines on stdout, or nothing")
+    p.set_defaults(handler=run_evaluate)
+    return p
+
+
+register = add_evaluate_parser  # the name cli.py looks for in optional subcommand modules
+
+
+def run_evaluate(args, reporter=None) -> int:
+    """Run the `evaluate` subcommand; returns the exit code."""
+    from .evaluation import job
+    from .evaluation.pairing import parse_results
+
+    start = time.perf_counter()
+    parts = {"voxel"} | (set() if args.no_uncertainty else {"uncertainty"})
+    if args.lesionwise:
+        parts.add("lesionwise")
+    if args.correction:
+        parts.add("correction")
+    methods = parse_results(args.results)
+    summary = job.run(args.cases, methods, args.out, parts, qubrats=args.qubrats,
+                           calibrate_model=args.calibrate_triage, html=not args.no_report,
+                           progress=reporter, kernel_study=args.kernel_study,
+                           explain_case=args.explain_case, explain_model=args.explain_model)
+    if reporter is not None:
+        reporter.close()
+    print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)
+    for line in summary["problems"]:
+        print(f"problem: {line}", file=sys.stderr)
+    print(f"{summary['scored']} pair(s) scored, {summary['reused']} reused from the cache, "
+          f"{len(summary['problems'])} problem(s), {time.perf_counter() - start:.1f} s; "
+          f"results in {args.out}", file=sys.stderr)
+    if _json(reporter):
+        reporter.finished(args.out)
+    return 0 if summary["scored"] + summary["reused"] else 2
+
+
+def _json(reporter) -> bool:
+    return reporter is not None and getattr(reporter, "mode", "") == "json"
+
+
+if __name__ == "__main__":  # pragma: no cover - run through `python -m uncertaintyseg`
+    from .cli import main
+
+    sys.exit(main(["evaluate", *sys.argv[1:]]))
+
