@@ -22,6 +22,7 @@ from .io import Case
 from .label_maps import regions_to_labels
 from .kernels import search_regions
 from .options import AUTO, OPTIONS, check
+from .orientation import describe, result_to_input, to_canonical
 from .postprocess import nest, remove_small_components
 from .projection import default_radius, resolve_count
 from .refine import refine
@@ -164,9 +165,21 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None)
 
     `case` comes from `io.load_case`; `model` from `models.load_model`; `progress` is
     called as progress(stage, done, total, message). Returns a CaseResult on the
-    input's full grid, ready for `contract.write_outputs`.
+    input's full grid and direction, ready for `contract.write_outputs`. A case stored
+    in another orientation than the axial one is segmented in the axial orientation
+    (`orientation`) and its outputs brought back.
     """
-    settings = settings or Settings()
+    canonical, turn = to_canonical(case)
+    result = _run_canonical(canonical, model, settings or Settings(), progress)
+    result = result_to_input(result, turn, case)
+    result.report["input"].update(shape_zyx=list(case.image.shape[1:]),
+                                  spacing_zyx=list(case.spacing))
+    result.report["orientation"] = describe(turn)
+    return result
+
+
+def _run_canonical(case: Case, model, settings: Settings, progress) -> CaseResult:
+    """`run_case` on a case in the canonical orientation."""
     device = resolve_device(settings.device)
     autocast = resolve_precision(settings.precision, device)
     timer = StageTimer()
