@@ -65,15 +65,17 @@ def load_case_from(case):
 
 
 def run(case, values: Mapping[str, object] | None = None, *, model=None, progress=None,
-        note_stream=None):
+        note_stream=None, force: bool = False):
     """Segment one case; returns (CaseResult, Settings). No file is written.
 
     `case`: a Case, a case folder or a {modality: path} mapping; `values`: option values
     by name (options.OPTIONS), e.g. {"projections": "preview", "max_boxes": 4};
-    `model`: a loaded model (else `values["model"]` is loaded).
+    `model`: a loaded model (else `values["model"]` is loaded); `force`: run a case that
+    `input_checks` finds not prepared as the model expects (an InputError otherwise).
     """
     import torch
 
+    from .input_checks import check_case
     from .pipeline import run_case
 
     values = dict(values or {})
@@ -82,23 +84,26 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
         torch.set_num_threads(int(values["threads"]))
     start = time.perf_counter()
     case = load_case_from(case)
+    warnings = check_case(case, force)
     load_seconds = time.perf_counter() - start
     model = model or load_run_model(values.get("model"), settings.device, note_stream)
     result = run_case(case, model, settings, progress=progress)
     result.report["timings_s"]["load"] = round(load_seconds, 3)
+    result.report["input"]["warnings"] = warnings
     return result, settings
 
 
 def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
             overwrite: bool = False, snapshot: bool = True, progress=None, model=None,
-            note_stream=None):
+            note_stream=None, force: bool = False):
     """Segment one case and write the output contract into `out_dir`; returns
     (written folder, CaseResult). The folder is checked before any work is done."""
     from .contract import check_output_folder, write_outputs
 
     settings_from(dict(values or {}))  # option values checked before the output folder
     check_output_folder(out_dir, overwrite)
-    result, _ = run(case, values, model=model, progress=progress, note_stream=note_stream)
+    result, _ = run(case, values, model=model, progress=progress, note_stream=note_stream,
+                    force=force)
     _notify(progress, "write", 0, str(out_dir))
     written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot)
     _notify(progress, "write", 1, str(written))
