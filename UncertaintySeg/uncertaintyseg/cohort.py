@@ -27,13 +27,15 @@ DEFAULT_RETRIES = 2
 COMMENT = "#"
 
 
-def list_cases(source) -> list[Path]:
+def list_cases(source, exclude=None) -> list[Path]:
     """The case folders of a cohort: the sub-folders of a folder, or the paths listed in
-    a text file (one per line, # comments; relative paths are relative to the file)."""
+    a text file (one per line, # comments; relative paths are relative to the file).
+    `exclude` (the output folder, which may lie among the cases) is left out."""
     source = Path(source)
     if source.is_dir():
-        cases = sorted(p for p in source.iterdir()
-                       if p.is_dir() and not p.name.startswith("."))
+        skip = Path(exclude).resolve() if exclude is not None else None
+        cases = sorted(p for p in source.iterdir() if p.is_dir()
+                       and not p.name.startswith(".") and p.resolve() != skip)
         if not cases and any(source.glob("*.nii*")):
             raise InputError(f"{source}: holds image files, not case folders; for one "
                              "case use --case, for a cohort give the folder above it")

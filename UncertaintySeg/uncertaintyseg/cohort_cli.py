@@ -150,7 +150,7 @@ def run_command(args, reporter, values: dict) -> int:
     from .cohort_table import FAILED, INPUT_ERROR
     from .progress import human_stream
 
-    cases = list_cases(args.cases)
+    cases = list_cases(args.cases, exclude=args.out)
     num_parts, part_id = parts_from_environment()
     num_parts = args.num_parts or num_parts
     part_id = args.part_id if args.part_id is not None else part_id
