@@ -17,7 +17,6 @@ from pathlib import Path
 import cloudpickle
 import dask
 import pytest
-from distributed import LocalCluster
 
 from uncertaintyseg import cohort_cli
 from uncertaintyseg.cli import build_parser, main
@@ -86,9 +85,15 @@ def cases(tmp_path_factory):
 def cluster():
     # Two retries of a lost worker's case: the scheduler's count, set before it starts.
     with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                          dashboard_address=None, memory_limit=0) as local:
+        with cohort_cli.local_cluster(2, gpus=0) as local:
             yield local
+
+
+def test_local_workers_run_one_case_at_a_time(cluster):
+    from distributed import Client
+
+    with Client(cluster) as client:
+        assert list(client.nthreads().values()) == [1, 1]
 
 
 @pytest.fixture(scope="module")

@@ -87,11 +87,11 @@ def local_cluster(workers: int, gpus: int):
 
     # No memory limit: the nanny's kill at 95 % of an even share would end a large case
     # the machine can hold; a worker the system kills counts as lost and is retried.
-    options = {"nthreads": 1, "memory_limit": 0}
     if not gpus:
-        return LocalCluster(n_workers=workers, processes=True, dashboard_address=None,
-                            **options)
-    specs = gpu_worker_specs(workers, gpus, options)
+        # threads_per_worker, not nthreads: LocalCluster sets nthreads from it.
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            dashboard_address=None, memory_limit=0)
+    specs = gpu_worker_specs(workers, gpus, {"nthreads": 1, "memory_limit": 0})
     return SpecCluster(workers=specs, scheduler={"cls": Scheduler, "options": {
         "dashboard_address": None}})
 
