@@ -102,3 +102,18 @@ def test_axial_case_is_left_as_it_is(axial):
     assert result.report["orientation"] == {
         "input": CANONICAL, "processed": CANONICAL, "reoriented": False,
         "axes_order_zyx": [0, 1, 2], "flipped_zyx": [False, False, False]}
+
+
+def test_oblique_direction_goes_to_the_nearest_axes():
+    # A volume tilted by 20 degrees and stored sagittally: DICOMOrient picks the closest
+    # axes; our arrays must be the ones it gives.
+    angle = np.radians(20.0)
+    rotation = np.array([[np.cos(angle), -np.sin(angle), 0.0],
+                         [np.sin(angle), np.cos(angle), 0.0], [0.0, 0.0, 1.0]])
+    image = sitk.GetImageFromArray(np.random.default_rng(1).random((3, 4, 5)).astype(np.float32))
+    image.SetDirection(tuple(rotation.ravel()))
+    stored = _restored(image, [2, 0, 1], [True, False, False])
+    turn = reorientation(stored)
+    assert not turn.identity
+    expected = sitk.GetArrayFromImage(sitk.DICOMOrient(stored, CANONICAL))
+    assert np.array_equal(turn.forward(sitk.GetArrayFromImage(stored)), expected)
