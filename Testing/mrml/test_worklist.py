@@ -89,9 +89,14 @@ def test_cases_are_ranked_by_triage_score_with_their_volumes(cohort):
 
 def test_cohort_table_missing_and_broken_cases_are_reported_not_fatal(cohort):
     names = sorted(p.name for p in cohort.iterdir())
-    table = ["case,status,seconds,ET_ml,TC_ml,WT_ml,triage score"]
-    table += [f"{n},ok,4.0,1,2,3,0.5" for n in names]
-    table += ["Lost_0009,ok,4.0,1,2,3,0.5", "Bad_0007,failed,0.1,,,,"]
+    from uncertaintyseg.cohort_table import COHORT_COLUMNS, DONE, FAILED
+
+    # The header and statuses of the table `predict --cases` writes.
+    table = [",".join(COHORT_COLUMNS)]
+    row = {c: "" for c in COHORT_COLUMNS}
+    for case, status in [*((n, DONE) for n in names), ("Lost_0009", DONE),
+                         ("Bad_0007", FAILED)]:
+        table.append(",".join({**row, "case": case, "status": status}.values()))
     (cohort / wl.COHORT_TABLE).write_text("\n".join(table) + "\n")
     (cohort / names[0] / "report.json").write_text("{ not json")
     (cohort / names[1] / "refinement_boxes.json").unlink()

@@ -21,6 +21,23 @@ def test_brain_mask_is_any_channel_non_zero():
         brain_mask(image[0])
 
 
+def test_brain_mask_fills_enclosed_holes_as_nnunet_does():
+    # A zero cavity inside the brain (a resection cavity set to zero) is brain for
+    # nnU-Net's preprocessing; a notch open to the outside is not.
+    image = np.zeros((4, 9, 9, 9), np.float32)
+    image[:, 1:8, 1:8, 1:8] = 5.0
+    image[:, 3:6, 3:6, 3:6] = 0.0            # enclosed cavity
+    image[:, 3:6, 3:6, 6:8] = 0.0            # a channel from the cavity to the border
+    image[:, 1:3, 1:3, 1:3] = 0.0            # a notch at the corner, open to the outside
+    closed = image.copy()
+    closed[:, 3:6, 3:6, 6:8] = 5.0           # the channel shut: the cavity is enclosed
+    open_mask, closed_mask = brain_mask(image), brain_mask(closed)
+    assert not open_mask[4, 4, 4]            # reached from outside: not a hole
+    assert closed_mask[4, 4, 4] and closed_mask[3:6, 3:6, 3:6].all()
+    assert not closed_mask[1, 1, 1] and not closed_mask[0].any()
+    assert closed_mask.sum() == 7 ** 3 - 2 ** 3
+
+
 def test_brain_mask_of_a_phantom_is_its_brain():
     phantom = make_phantom(shape=(20, 32, 28), spacing=(4.0, 4.0, 4.0), seed=0)
     np.testing.assert_array_equal(brain_mask(phantom.image), phantom.brain)

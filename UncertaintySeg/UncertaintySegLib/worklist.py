@@ -3,7 +3,7 @@
 The folder the reviewer opens is either
 - a folder of output folders, one per case: `OUT/<case>/` as `predict --out OUT/<case>`
   or a cohort run writes them, optionally with the cohort table `OUT/cohort.csv`
-  (columns case, status, seconds, volumes, triage score); or
+  (columns: uncertaintyseg.cohort_table.COHORT_COLUMNS; only case and status are read); or
 - one output folder itself (a one-case worklist).
 
 `scan(folder)` gives one `CaseRow` per case, ranked by the report's triage score (most
@@ -26,10 +26,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from uncertaintyseg.cohort_table import DONE, SKIPPED, TABLE_CSV
 from uncertaintyseg.contract_names import BOXES_FILE, REPORT_FILE, SEGMENTATION_FILE
 
 REVIEW_FILE = "review.json"
-COHORT_TABLE = "cohort.csv"
+COHORT_TABLE = TABLE_CSV  # written by `predict --cases` (uncertaintyseg.cohort_table)
 WORKLIST_FILE = "worklist.csv"
 REVIEW_FORMAT = 1
 REGIONS = ("ET", "TC", "WT")
@@ -39,9 +40,9 @@ TO_REVIEW, IN_REVIEW, REVIEWED, CORRECTED = "to review", "in review", "reviewed"
 FAILED, BROKEN = "failed", "broken"
 DONE_STATES = (REVIEWED, CORRECTED)
 UNLOADABLE_STATES = (FAILED, BROKEN)
-# Cohort-table statuses of a case whose output is complete (the cohort run's words).
-OK_STATUSES = {"", "ok", "done", "success", "succeeded", "finished", "complete", "completed",
-               "skipped"}
+# Cohort-table statuses of a case whose output is complete (the cohort run's words; an
+# empty status: a table written by hand).
+OK_STATUSES = {"", DONE, SKIPPED}
 CSV_COLUMNS = ("rank", "case", "triage_score", "triage_flag", "ET_ml", "TC_ml", "WT_ml",
                "state", "reviewer", "updated_at", "boxes_ticked", "boxes_total", "edited",
                "corrected", "exported_label_map", "problem", "folder")

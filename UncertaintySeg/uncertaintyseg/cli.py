@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cohort_cli
 from .errors import InputError
 from .options import add_arguments, from_namespace
 from .progress import ProgressReporter, human_stream
@@ -43,8 +43,14 @@ def _add_predict(subparsers) -> None:
     for name in ("flair", "t1", "t1ce", "t2"):
         p.add_argument(f"--{name}", type=Path,
                        help=f"{name.upper()} file or DICOM series folder (instead of --case)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created atomically)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output folder (created atomically); with --cases, the folder of "
+                        "the cases' output folders and the cohort table")
     _add_run_args(p)
+    p.add_argument("--force", action="store_true",
+                   help="run a case that does not look prepared as the model expects "
+                        "(skull-stripped, co-registered MRI)")
+    cohort_cli.add_arguments(p)
     p.set_defaults(handler=_cmd_predict)
 
 
@@ -172,7 +178,8 @@ def _case_from_args(args):
         return args.case
     if len(given) != 4:
         missing = ", ".join(f"--{m}" for m in explicit if explicit[m] is None)
-        raise InputError(f"missing input: give --case DIR, or all four files (missing {missing})")
+        raise InputError(f"missing input: give --case DIR, --cases DIR_OR_LIST, or all four "
+                         f"files (missing {missing})")
     return explicit
 
 
@@ -183,12 +190,17 @@ def run_predict(args, reporter, case=None):
     case = case if case is not None else _case_from_args(args)
     out_dir, result = predict(case, args.out, from_namespace(args), overwrite=args.overwrite,
                               snapshot=not args.no_snapshot, progress=reporter,
-                              note_stream=human_stream(args.progress))
+                              note_stream=human_stream(args.progress),
+                              force=getattr(args, "force", False))
     args.written = out_dir
     return out_dir, result
 
 
 def _cmd_predict(args, reporter) -> int:
+    if args.cases is not None:
+        if args.case is not None:
+            raise InputError("give either --case DIR (one case) or --cases (a cohort), not both")
+        return cohort_cli.run_command(args, reporter, from_namespace(args))
     out_dir, result = run_predict(args, reporter)
     reporter.finished(out_dir)
     _print_summary(result.report, out_dir, human_stream(args.progress))

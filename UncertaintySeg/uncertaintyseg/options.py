@@ -75,8 +75,9 @@ _OPTIONS = (
     Option("device", "--device", str, "auto", "where the networks run (auto: CUDA if present)",
            choices=("auto", "cpu", "cuda")),
     Option("precision", "--precision", str, "auto",
-           "autocast precision (auto: fp16 on CUDA, fp32 on CPU; bf16 is about 2x faster "
-           "on CPUs with bf16 instructions)", choices=("auto", "fp32", "bf16", "fp16")),
+           "autocast precision (auto: fp16 on CUDA; on the CPU bf16 where it has native "
+           "bf16 instructions, AVX512-BF16 or AMX, else fp32)",
+           choices=("auto", "fp32", "bf16", "fp16")),
     Option("threads", "--threads", int, None,
            "CPU threads for torch (default: torch's choice); size it to the free cores",
            low=1, high=512),

@@ -64,16 +64,19 @@ def load_case_from(case):
 
 
 def run(case, values: Mapping[str, object] | None = None, *, model=None, progress=None,
-        note_stream=None, timer=None):
+        note_stream=None, timer=None, force: bool = False):
     """Segment one case; returns (CaseResult, Settings). No file is written.
 
     `case`: a Case, a case folder or a {modality: path} mapping; `values`: option values
     by name (options.OPTIONS), e.g. {"projections": "preview", "max_boxes": 4};
     `model`: a loaded model (else `values["model"]` is loaded); `timer`: a
-    pipeline.StageTimer that already timed earlier stages (loading the case).
+    pipeline.StageTimer that already timed earlier stages (loading the case); `force`:
+    run a case that `input_checks` finds not prepared as the model expects (an
+    InputError otherwise).
     """
     import torch
 
+    from .input_checks import check_case
     from .pipeline import StageTimer, run_case
 
     values = dict(values or {})
@@ -83,14 +86,16 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
     timer = timer or StageTimer()
     with timer.stage("load"):
         case = load_case_from(case)
+        warnings = check_case(case, force)
     model = model or load_run_model(values.get("model"), settings.device, note_stream)
     result = run_case(case, model, settings, progress=progress, timer=timer)
+    result.report["input"]["warnings"] = warnings
     return result, settings
 
 
 def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
             overwrite: bool = False, snapshot: bool = True, progress=None, model=None,
-            note_stream=None):
+            note_stream=None, force: bool = False):
     """Segment one case and write the output contract into `out_dir`; returns
     (written folder, CaseResult). The options and the folder are checked before any
     work; from the model's loading on, the folder is locked against other runs and
@@ -105,7 +110,7 @@ def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
         case = load_case_from(case)
     with prepare_output(out_dir, overwrite, case.image.shape[1:]):
         result, _ = run(case, values, model=model, progress=progress,
-                        note_stream=note_stream, timer=timer)
+                        note_stream=note_stream, timer=timer, force=force)
         _notify(progress, "write", 0, str(out_dir))
         written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot)
     _notify(progress, "write", 1, str(written))

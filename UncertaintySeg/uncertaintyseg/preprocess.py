@@ -9,20 +9,23 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from nnunetv2.preprocessing.cropping.cropping import create_nonzero_mask
 from nnunetv2.preprocessing.normalization.default_normalization_schemes import (
     ZScoreNormalization)
 
 
 def brain_mask(image: np.ndarray) -> np.ndarray:
-    """bool (Z, Y, X): voxels where any channel of ``image`` (C, Z, Y, X) is non-zero.
+    """bool (Z, Y, X): voxels where any channel of ``image`` (C, Z, Y, X) is non-zero,
+    with enclosed holes filled: nnU-Net's own ``create_nonzero_mask``.
 
     BraTS images are skull-stripped, so zero in every modality means outside the
-    brain (nnU-Net's ``create_nonzero_mask`` makes the same choice).
+    brain; zero voxels enclosed by the brain (a resection cavity set to zero, a dropout)
+    are inside it, as nnU-Net's preprocessing of the training data counted them.
     """
     image = np.asarray(image)
     if image.ndim != 4:
         raise ValueError(f"brain_mask: expected (C, Z, Y, X), got shape {image.shape}")
-    return np.any(image != 0, axis=0)
+    return create_nonzero_mask(image)
 
 
 def bounding_box(mask: np.ndarray, margin: int | Sequence[int] = 0) -> tuple[slice, ...]:
