@@ -5,6 +5,7 @@ A model folder (written by `uncertaintyseg train`, layout in docs/TRAINING.md):
     model.json                 name, version, radius, kernel_mm, fusion weights, settings
     2d/plans.json, 2d/dataset.json, 2d/checkpoint.pth
     3d/plans.json, 3d/dataset.json, 3d/checkpoint.pth
+    2d_dropout/, 2d_head/, 3d_full/   the estimators' networks, where `train` made them
     curves.png, MODEL_CARD.md
 
 Networks are built from the folder's nnU-Net plans with nnU-Net's own
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,9 @@ MODEL_FILE = "model.json"
 CHECKPOINT_FILE = "checkpoint.pth"
 FORMAT_VERSION = 1
 DEFAULT_KERNEL_MM = (32.0, 32.0, 64.0)
+# The estimators' networks a model folder may hold (model.json "networks" keys, each its
+# own subfolder): `estimators.ESTIMATORS` says which method needs which.
+EXTRA_NETWORKS = ("2d_dropout", "2d_head", "3d_full")
 
 
 @dataclass
@@ -74,6 +78,46 @@ class Model:
     configuration_2d: str | None = None
     # Post-processing chosen by the training chain (postprocess.choose_component_fraction).
     min_component_fraction: float = DEFAULT_COMPONENT_FRACTION
+    # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
+    # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
+    folder: Path | None = None
+    network_entries: dict = field(default_factory=dict)
+    loaded_networks: dict = field(default_factory=dict)  # kind -> ExtraNetwork
+
+    def extra_network(self, kind: str, device: str | torch.device = "cpu"
+                      ) -> "ExtraNetwork | None":
+        """An estimator's network (REGIONS order, eval mode; the head's extra channel
+        last), or None when the model has none."""
+        if kind not in self.loaded_networks:
+            entry = self.network_entries.get(kind)
+            if entry is None or self.folder is None:
+                return None
+            self.loaded_networks[kind] = load_extra_network(self.folder, kind, entry)
+        found = self.loaded_networks[kind]
+        found.network.to(device)
+        return found
+
+
+@dataclass
+class ExtraNetwork:
+    """An estimator's network with the stride divisor and patch size of its plans."""
+
+    network: nn.Module
+    divisor: int
+    patch_size: tuple[int, ...]
+
+
+def load_extra_network(folder: Path, kind: str, entry: dict) -> ExtraNetwork:
+    """The network in folder/kind (a model.json "networks" entry: configuration, and
+    extra_outputs for the head)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = _read_json(folder / kind / "plans.json", folder)
+    configuration = entry["configuration"]
+    network, divisor = load_network(folder / kind, configuration, plans=plans,
+                                    extra_outputs=int(entry.get("extra_outputs", 0)))
+    patch = PlansManager(plans).get_configuration(configuration).patch_size
+    return ExtraNetwork(network, divisor, tuple(int(p) for p in patch))
 
 
 # --------------------------------------------------------------------------- analytic
@@ -179,15 +223,16 @@ def region_order(dataset: dict) -> list[int]:
 
 
 def build_network(plans: dict, dataset: dict, configuration: str,
-                  deep_supervision: bool = False) -> nn.Module:
-    """The bare nnU-Net network of `configuration` (outputs in dataset.json label order)."""
+                  deep_supervision: bool = False, extra_outputs: int = 0) -> nn.Module:
+    """The bare nnU-Net network of `configuration` (outputs in dataset.json label order,
+    then `extra_outputs` more channels: the uncertainty head's)."""
     # Imported here: nnU-Net is a heavy import and the analytic model needs none of it.
     # These two modules import without torchvision (checked with nnunetv2 2.8.1).
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     config = PlansManager(plans).get_configuration(configuration)
-    n_outputs = len(region_order(dataset))
+    n_outputs = len(region_order(dataset)) + int(extra_outputs)
     n_inputs = len(dataset["channel_names"])
     return get_network_from_plans(
         config.network_arch_class_name, config.network_arch_init_kwargs,
@@ -253,19 +298,22 @@ def _read_json(path: Path, folder: Path) -> dict:
 
 def load_network(subdir: Path, configuration: str, device: str = "cpu",
                  plans: dict | None = None, dataset: dict | None = None,
-                 checkpoint: str = CHECKPOINT_FILE) -> tuple[nn.Module, int]:
+                 checkpoint: str = CHECKPOINT_FILE, extra_outputs: int = 0
+                 ) -> tuple[nn.Module, int]:
     """Build the network of one model subfolder and load its checkpoint; -> (net, divisor).
 
     `plans` / `dataset`: the subfolder's plans.json / dataset.json when the caller has
     read them already (otherwise they are read here); `checkpoint`: the file name in
-    `subdir` (the training chain's work folder keeps `best.pth`)."""
+    `subdir` (the training chain's work folder keeps `best.pth`); `extra_outputs`:
+    channels after the regions (1 for the uncertainty head), kept last."""
     folder = subdir.parent
     plans = plans if plans is not None else _read_json(subdir / "plans.json", folder)
     dataset = dataset if dataset is not None else _read_json(subdir / "dataset.json", folder)
     ckpt = subdir / checkpoint
     try:
-        network = build_network(plans, dataset, configuration)
+        network = build_network(plans, dataset, configuration, extra_outputs=extra_outputs)
         order = region_order(dataset)
+        order += list(range(len(order), len(order) + int(extra_outputs)))
         divisor = stride_divisor(plans, configuration)
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise InputError(f"Cannot build the network of {subdir} from plans.json/dataset.json "
@@ -336,7 +384,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         radius=None if radius is None else float(radius), divisor_2d=div_2d,
         divisor_3d=div_3d, kernel_mm=kernel_mm, trained=bool(meta.get("trained", True)),
         description=str(meta.get("description", "")), plans=plans, dataset=dataset,
-        configuration_2d=cfg_2d, min_component_fraction=fraction)
+        configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
+        network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
 
 
 def _nnunet_managers(model: Model):
