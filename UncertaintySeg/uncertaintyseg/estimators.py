@@ -61,17 +61,21 @@ ESTIMATORS = {name: Method(name, refines=name == "hybrid",
                            dims=3 if name == "full-3d" else 2) for name in METHODS}
 
 
-def estimator_network(method: Method, model, device):
-    """The method's own network from the model (models.ExtraNetwork); InputError naming
-    the model and the `train` option when the model folder has none."""
-    found = model.extra_network(method.network, device)
-    if found is None:
+def check_network(method: Method, model) -> None:
+    """InputError naming the model and the `train` option when the method needs a
+    network the model lacks (checked before any work; nothing is loaded)."""
+    if method.network is not None and not model.has_network(method.network):
         raise InputError(
             f"--method {method.name}: model '{model.name}' has no {method.network} network "
             f"(the {method.name} estimator's). Re-run the `uncertaintyseg train` command that "
             f"made it with `--estimators {method.name}` (the same --work resumes and trains "
             f"only what is missing), or choose another --method.")
-    return found
+
+
+def estimator_network(method: Method, model, device):
+    """The method's own network from the model (models.ExtraNetwork)."""
+    check_network(method, model)
+    return model.extra_network(method.network, device)
 
 
 @contextmanager

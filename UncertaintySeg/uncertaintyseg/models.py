@@ -84,15 +84,20 @@ class Model:
     network_entries: dict = field(default_factory=dict)
     loaded_networks: dict = field(default_factory=dict)  # kind -> ExtraNetwork
 
+    def has_network(self, kind: str) -> bool:
+        """Whether the model has the estimator network `kind` (nothing is loaded)."""
+        return kind in self.loaded_networks or (
+            kind in self.network_entries and self.folder is not None)
+
     def extra_network(self, kind: str, device: str | torch.device = "cpu"
                       ) -> "ExtraNetwork | None":
         """An estimator's network (REGIONS order, eval mode; the head's extra channel
         last), or None when the model has none."""
+        if not self.has_network(kind):
+            return None
         if kind not in self.loaded_networks:
-            entry = self.network_entries.get(kind)
-            if entry is None or self.folder is None:
-                return None
-            self.loaded_networks[kind] = load_extra_network(self.folder, kind, entry)
+            self.loaded_networks[kind] = load_extra_network(self.folder, kind,
+                                                            self.network_entries[kind])
         found = self.loaded_networks[kind]
         found.network.to(device)
         return found

@@ -16,7 +16,7 @@ import torch
 
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
-from .estimators import ESTIMATORS, estimate
+from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .errors import InputError
 from .io import Case
@@ -173,10 +173,11 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None,
     device = resolve_device(settings.device)
     autocast = resolve_precision(settings.precision, device)
     timer = timer or StageTimer()
+    method = ESTIMATORS[settings.method]
+    check_network(method, model)  # before the preprocessing, which takes seconds
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
-    method = ESTIMATORS[settings.method]
     with timer.stage("uncertainty"):
         projected = estimate(method, model, grid, settings, radius, device, autocast,
                              progress)

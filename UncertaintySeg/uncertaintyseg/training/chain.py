@@ -3,9 +3,9 @@
 convert -> nnU-Net plan -> nnU-Net preprocess -> train 2D -> projected uncertainty on
 the training cases -> kernel search -> cubes -> train 3D -> PSO fusion fit on the
 training cases -> the estimators' own networks (`--estimators`: the dropout variant of
-the 2D network, the uncertainty head, the whole-crop 3D network) -> model folder. Every step leaves its result in the work folder and is
-skipped when that result is there, so a killed run picks up where it stopped (the
-trainers resume from their last checkpoint).
+the 2D network, the uncertainty head, the whole-crop 3D network) -> model folder. Every
+step leaves its result in the work folder and is skipped when that result is there, so
+a killed run picks up where it stopped (the trainers resume from their last checkpoint).
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ def _add_train(subparsers) -> None:
         "train", help="train the 2D and 3D networks and fit the fusion (resumable)",
         description="convert -> nnU-Net plan/preprocess -> 2D training -> uncertainty on the "
                     "training cases -> kernel search -> 3D training on the selected cubes -> "
-                    "PSO fusion fit -> model folder (+ validation with the real pipeline). "
+                    "PSO fusion fit -> the estimators' own networks (--estimators) -> model folder "
+                    "(+ validation with the real pipeline). "
                     "Re-running with the same --work resumes.")
     p.add_argument("source", type=Path, nargs="?", help="folder of BraTS case folders")
     p.add_argument("--phantoms", type=int, default=0,
@@ -183,11 +184,11 @@ def _reproduce_command(args, source) -> str:
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
     threads = f" --threads {args.threads}" if args.threads != 1 else ""
-    if args.estimators is not None:
-        threads += " --estimators" + "".join(f" {m}" for m in args.estimators)
+    estimators = ("" if args.estimators is None else
+                  " --estimators" + "".join(f" {m}" for m in args.estimators))
     return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
             f"--name {args.name or args.out.name}{version} --seed {args.seed} "
-            f"--n-val {args.n_val}" + extra + threads)
+            f"--n-val {args.n_val}" + extra + threads + estimators)
 
 
 def register(subparsers) -> None:
