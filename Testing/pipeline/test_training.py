@@ -177,6 +177,8 @@ def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
     head = model.extra_network("2d_head")
     x = torch.zeros(1, 4, 2 * head.divisor, 2 * head.divisor)
     assert head.network(x).shape[1] == 4  # ET, TC, WT and the head
+    biases = [layer.bias[3].item() for layer in head.network.network.decoder.seg_layers]
+    assert biases == pytest.approx([-3.0] * len(biases), abs=0.05)  # init_head's start
     full = model.extra_network("3d_full")
     assert full.patch_size == (32, 32, 32)  # the tiny preset's patch
     assert full.network(torch.zeros(1, 4, 32, 32, 32)).shape == (1, 3, 32, 32, 32)

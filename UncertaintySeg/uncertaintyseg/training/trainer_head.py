@@ -20,7 +20,9 @@ Deviations, each for a reason:
 - The MSE is taken over the whole patch, not only the mask: otherwise nothing trains the
   head outside the tumour and the kernel search would follow an untrained output there.
 The network starts from the trained 2D network (`loop.warm_start`), so a few hundred
-iterations fit the head without costing the segmentation.
+iterations fit the head; its output bias starts at HEAD_INIT_LOGIT. The checkpoint kept
+is the last validated one, not the best validation Dice: the Dice does not see the head,
+and its best is usually the warm start itself, before the head has learned anything.
 """
 
 from __future__ import annotations
@@ -31,12 +33,24 @@ import torch
 from torch import nn
 
 from .. import REGIONS
+from ..models import save_checkpoint
 from .loop import PRECISIONS, Loop
 from .trainer2d import Settings2D
 
 # The paper's "empirically optimized weights".
 UNC_WEIGHT, RMSD_WEIGHT, CORR_WEIGHT = 0.4, 0.5, 0.4
 _EPS = 1e-6
+# The head's initial output, sigmoid 0.047: the error map is near 0 over most of a patch,
+# and Adam moves a bias by about the learning rate per step, so starting at 0 (0.5)
+# would spend hundreds of iterations on the level alone.
+HEAD_INIT_LOGIT = -3.0
+
+
+def init_head(network: nn.Module, n_regions: int) -> None:
+    """Set the head channel's bias of every nnU-Net output layer to HEAD_INIT_LOGIT."""
+    with torch.no_grad():
+        for layer in network.decoder.seg_layers:
+            layer.bias[n_regions] = HEAD_INIT_LOGIT
 
 
 @dataclass
@@ -80,6 +94,9 @@ class HeadLoop(Loop):
         super().__init__(network, out_dir, settings, order)
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+        if self.iteration == 0:  # a fresh start, not a resumed run
+            init_head(network, len(order))
+
         # Starts from the current (warm-started or resumed) weights: a resumed run
         # restarts the average, which the decay forgets within a few hundred steps.
         self.average = AveragedModel(network,
@@ -88,6 +105,10 @@ class HeadLoop(Loop):
 
     def _after_step(self) -> None:
         self.average.update_parameters(self.network)
+
+    def _validate(self, val_batches, train_losses, started) -> None:
+        super()._validate(val_batches, train_losses, started)
+        save_checkpoint(self.network, self.out_dir / "best.pth")  # the last (see above)
 
     def _loss(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         dtype = PRECISIONS[self.settings.precision]
