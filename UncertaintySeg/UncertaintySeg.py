@@ -31,6 +31,7 @@ from UncertaintySegLib.process import STAGE_LABELS, overall_fraction
 from UncertaintySegLib.review import COLUMNS, box_rows, review_progress, set_reviewed, triage_summary
 from UncertaintySegLib.runner import RunOptions
 from UncertaintySegLib.session import RunSession
+from UncertaintySegLib.worklist_panel import WorklistPanel
 
 
 class UncertaintySeg(ScriptedLoadableModule):
@@ -196,9 +197,12 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
+        self.worklist = WorklistPanel(self.layout, self.logic.session.logics,
+                                      self.logic.session.loader, self.onWorklistCase)
         self.initializeParameterNode()
 
     def cleanup(self):
+        self.worklist.closeSession()
         self.timer.stop()
         self.pickTimer.stop()
         if self.logic and self.logic.runner.running():
@@ -220,6 +224,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onSceneStartClose(self, caller, event):
         # The nodes of the run are about to go: forget them, stop a run (review #6, #16).
+        self.worklist.sceneClosing()
         self.timer.stop()
         if self.logic.runner.running():
             self.logic.runner.cancel()
@@ -288,7 +293,9 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self.run is not None and self.run.uncertainty.GetScene() is None:
             self.run = None  # its nodes were deleted
         hasRun = self.run is not None and not running
-        self.ui.editButton.enabled = self.ui.exportButton.enabled = hasRun
+        self.ui.exportButton.enabled = hasRun
+        # A worklist case whose input MRIs moved has no volume to edit on.
+        self.ui.editButton.enabled = hasRun and self.run.reference_volume is not None
         if p is None:
             return
         for widget, value in ((self.ui.modelFolderPathLineEdit, p.modelFolder),
@@ -346,6 +353,14 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.showRun(self.run)
         self.updateGUI()
 
+    def onWorklistCase(self, run):
+        """A case opened from the worklist (None: the previous one closed, none opened)."""
+        self.run = run
+        if run is not None:
+            self.logic.session.show(run)
+            self.showRun(run)
+        self.updateGUI()
+
     def showRun(self, run):
         headline, hint = triage_summary(run.report)
         self.ui.triageLabel.text = headline
@@ -394,6 +409,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if path:
             with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
                 written = self.logic.exportLabels(self.run, path)
+                self.worklist.recordExport(self.run, written)
                 self.ui.statusLabel.text = _("Exported {path}").format(path=written)
 
 

@@ -95,6 +95,18 @@ ALLOWED = {
     "slicer.vtkSlicerSubjectHierarchyModuleLogic": V510 + "Modules/Loadable/SubjectHierarchy/Logic/vtkSlicerSubjectHierarchyModuleLogic.h",
     "slicer.vtkSlicerVolumesLogic": V510 + "Modules/Loadable/Volumes/Logic/vtkSlicerVolumesLogic.h",
     "vtk.vtkCommand.ModifiedEvent": V510 + "Utilities/Templates/Modules/Scripted/TemplateKey.py:191 (the module template)",
+    # The cohort worklist panel (UncertaintySegLib/worklist_panel.py), grepped in v5.10.0.
+    "ctk.ctkCollapsibleButton": PYQT + "Applications/SlicerApp/Testing/Python/AtlasTests.py:55 (CTK widget)",
+    "ctk.ctkPathLineEdit.Dirs": PYQT + "Modules/Scripted/DICOMPatcher/DICOMPatcher.py:60 (CTK widget)",
+    "qt.QFormLayout": PYQT + "Applications/SlicerApp/Testing/Python/AtlasTests.py:60",
+    "qt.QHBoxLayout": SLM + "147",
+    "qt.QHeaderView.ResizeToContents": PYQT + "Modules/Scripted/DICOMLib/DICOMBrowser.py:750",
+    "qt.QLabel": PYQT + "Base/Python/slicer/tests/test_slicer_parameter_node_wrapper_guis.py:1163",
+    "qt.QLineEdit": PYQT + "Base/Python/slicer/parameterNodeWrapper/guiCreation.py:210",
+    "qt.QPushButton": PYQT + "Applications/SlicerApp/Testing/Python/AtlasTests.py:63",
+    "qt.QTableView.SelectRows": PYQT + "Modules/Scripted/DICOMLib/DICOMBrowser.py:747",
+    "qt.QTableWidget": PYQT + "Modules/Scripted/DICOMLib/DICOMBrowser.py:726 (subclassed)",
+    "qt.Qt.ItemIsEditable": PYQT + "Modules/Scripted/DICOMLib/DICOMBrowser.py:771",
 }
 
 NEWER_THAN_5_10 = frozenset("""

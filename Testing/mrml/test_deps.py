@@ -20,7 +20,7 @@ NNUNET_REQUIRES = ["torch>=2.1.2", "acvl-utils<0.3,>=0.2.3", "SimpleITK>=2.2.1",
                    "pytest; extra == \"dev\""]
 EVERYTHING = {"torch": "2.5.1+cu121", "nnunetv2": "2.6.2", "pyswarms": "1.3.0",
               "numpy": "2.0.2", "scipy": "1.14.1", "SimpleITK": "2.5.2", "nibabel": "5.3.2",
-              "tqdm": "4.67.1", "matplotlib": "3.9.2"}
+              "tqdm": "4.67.1", "matplotlib": "3.9.2", "filelock": "4.3.1"}
 PY312 = (3, 12, 10)
 
 

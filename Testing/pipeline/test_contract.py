@@ -117,7 +117,7 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_result(tmp_path):
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.txt").write_text("years of work")
-    with pytest.raises(InputError, match="not an UncertaintySeg result"):
+    with pytest.raises(InputError, match="no earlier UncertaintySeg result"):
         write_outputs(_result(), precious, overwrite=True, snapshot=False)
     assert (precious / "thesis.txt").read_text() == "years of work"
     with pytest.raises(InputError, match="is a file"):

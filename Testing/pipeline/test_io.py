@@ -321,7 +321,7 @@ def test_to_image_rejects_a_wrong_shape():
 def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
     path = tmp_path / "seg.unknownformat"
     path.write_bytes(b"previous result")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(io.OutputError, match="seg.unknownformat: could not be written"):
         # SimpleITK has no writer for this extension: the write fails midway.
         io.write_image_atomic(io.to_image(label_map(4), reference_image()), path)
     assert path.read_bytes() == b"previous result"

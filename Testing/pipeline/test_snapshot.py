@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from matplotlib import colormaps
 from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
@@ -108,10 +107,12 @@ def test_choose_slice():
 
 def test_heatmap_appears_only_inside_the_uncertain_square(tmp_path):
     flair, uncertainty, labels = synthetic_case()
-    uncertainty[2, :, 20:30, 10:20] = 0.9            # WT only: the max over regions shows it
+    # WT only: the max over regions shows it; within 15 mm of the tumour (rows 40-45,
+    # columns 25-30), so drawn at full strength.
+    uncertainty[2, :, 30:40, 15:25] = 0.9
     fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
     heat_ax = axes_by_label(fig, "uncertainty")
-    square = pixel_box(fig, heat_ax, 9.5, 19.5, 19.5, 29.5)
+    square = pixel_box(fig, heat_ax, 14.5, 24.5, 29.5, 39.5)
     png = imread(snapshot.write_snapshot(tmp_path / "s.png", flair, uncertainty, labels, [],
                                          (1.0, 1.0, 1.0)))
     panel = axes_pixels(fig, heat_ax)
@@ -120,10 +121,10 @@ def test_heatmap_appears_only_inside_the_uncertain_square(tmp_path):
     assert inside.sum() > 500
     assert saturated(png)[inside].mean() > 0.98
     assert saturated(png)[outside].sum() == 0
-    # The colour is the colour map's value at 0.9 blended over grey with HEAT_ALPHA: what
-    # is left after removing the colour's share must be grey (equal channels).
-    colour = np.asarray(colormaps[snapshot.HEAT_CMAP](0.9)[:3])
-    residue = png[inside][:, :3] - snapshot.HEAT_ALPHA * colour
+    # The colour is the colour map's value at 0.9 blended over grey with its own alpha
+    # times HEAT_ALPHA: what is left after removing its share must be grey.
+    *colour, alpha = snapshot.HEAT_CMAP(0.9)
+    residue = png[inside][:, :3] - snapshot.HEAT_ALPHA * alpha * np.asarray(colour)
     assert np.abs(residue - residue.mean(axis=1, keepdims=True)).max() < 0.03
     # Transparent elsewhere: away from the square the right panel shows the same FLAIR
     # pixels as the left one (whose only overlay is the tumour outline, masked out).
@@ -228,3 +229,71 @@ def test_only_top_ranked_boxes_are_drawn():
     labels_drawn = sorted(text.get_text() for text in heat.texts if "#" in text.get_text())
     assert labels_drawn == ["WT#1", "WT#2", "WT#3"]
     assert "3 here, 5 in all" in heat.get_title()
+
+
+def test_box_labels_of_boxes_with_one_corner_do_not_cover_each_other():
+    flair, uncertainty, labels = synthetic_case()
+    boxes = [FakeBox(region, rank, 10.0 - rank, (1, 28, 8), (4, 24, 24))
+             for region in ("ET", "TC", "WT") for rank in (1, 2, 3)]
+    figure = snapshot.render_figure(flair, uncertainty, labels, boxes, (1.0, 1.0, 1.0))
+    figure.canvas.draw()
+    heat = axes_by_label(figure, "uncertainty")
+    tags = [t for t in heat.texts if "#" in t.get_text()]
+    assert len(tags) == 9
+    renderer = figure.canvas.get_renderer()
+    extents = [t.get_bbox_patch().get_window_extent(renderer) for t in tags]
+    for i, a in enumerate(extents):
+        for b in extents[i + 1:]:
+            assert not a.overlaps(b)
+
+
+def test_far_from_the_tumour_only_strong_uncertainty_shows_and_faintly(tmp_path):
+    flair, uncertainty, labels = synthetic_case()
+    uncertainty[2, :, 2:10, 2:10] = 0.9      # far (> 30 mm) from the tumour at rows 40-45
+    uncertainty[2, :, 12:18, 2:10] = 0.3     # far and moderate: not drawn
+    uncertainty[2, :, 34:40, 18:26] = 0.9    # beside the tumour
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
+    heat_ax = axes_by_label(fig, "uncertainty")
+    png = imread(snapshot.write_snapshot(tmp_path / "s.png", flair, uncertainty, labels, [],
+                                         (1.0, 1.0, 1.0)))
+
+    def chroma(x0, x1, y0, y1):
+        mask = region_mask(*pixel_box(fig, heat_ax, x0, x1, y0, y1), grow=-3)
+        rgb = png[mask][:, :3]
+        return float((rgb.max(axis=1) - rgb.min(axis=1)).mean())
+
+    near, far, moderate = (chroma(17.5, 25.5, 33.5, 39.5), chroma(1.5, 9.5, 1.5, 9.5),
+                           chroma(1.5, 9.5, 11.5, 17.5))
+    assert moderate < 0.02                  # grey FLAIR only
+    assert 0.1 < far < 0.7 * near           # shown, fainter than the same value near it
+    # Inside a drawn box the uncertainty that chose it is shown in full.
+    box = FakeBox("WT", 1, 5.0, (1, 0, 0), (4, 20, 12))
+    fig = snapshot.render_figure(flair, uncertainty, labels, [box], (1.0, 1.0, 1.0))
+    heat_ax = axes_by_label(fig, "uncertainty")
+    png = imread(snapshot.write_snapshot(tmp_path / "b.png", flair, uncertainty, labels,
+                                         [box], (1.0, 1.0, 1.0)))
+    assert chroma(1.5, 9.5, 1.5, 9.5) == pytest.approx(near, abs=0.03)
+    assert chroma(1.5, 9.5, 11.5, 17.5) > 0.05
+
+
+def test_snapshot_names_the_model_and_says_not_for_clinical_use():
+    from uncertaintyseg.contract import provenance_note
+
+    note = provenance_note({"model": {"name": "analytic", "trained": False}})
+    assert "analytic" in note and "UNTRAINED" in note and "not for clinical use" in note
+    assert "UNTRAINED" not in provenance_note({"model": {"name": "brats-mini", "trained": True}})
+    flair, uncertainty, labels = synthetic_case()
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0), note=note)
+    assert note in [t.get_text() for t in fig.texts]
+    default = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
+    assert any("not for clinical use" in t.get_text() for t in default.texts)
+
+
+def test_snapshot_colours_are_the_slicer_scene_colours():
+    from uncertaintyseg import palette
+
+    for region, rgb in palette.REGION_COLOURS.items():
+        assert np.allclose(to_rgb(snapshot.REGION_COLOURS[region]), rgb, atol=1 / 255)
+    for t in (0.2, 0.5, 0.9):
+        assert np.allclose(snapshot.HEAT_CMAP(t), palette.heatmap_rgba(t), atol=1 / 255)
+    assert snapshot.HEAT_FLOOR == palette.HEATMAP_THRESHOLD

@@ -14,10 +14,14 @@ run the same inside the Slicer application and under the slicer-core wheel:
 - render:  offscreen slice and 3D views (EGL) to PNG
 - bundle:  a whole scene (.mrb) from the command line
 - deps:    installing the pipeline's packages into Slicer's Python on first use
+- worklist, worklist_scene: a cohort of output folders ranked by triage score, review
+  state in review.json; worklist_panel is its Qt glue (the one Lib file importing qt,
+  imported only by the module file)
 
 Nothing here imports torch; submodules import slicer/vtk only when they need them, so
 importing this package is cheap.
 """
 
 __all__ = ["bundle", "context", "deps", "editing", "export", "inputs", "process", "render",
-           "review", "runner", "scene", "segments", "session", "volumes"]
+           "review", "runner", "scene", "segments", "session", "volumes", "worklist",
+           "worklist_scene"]

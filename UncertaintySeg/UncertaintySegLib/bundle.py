@@ -16,11 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from uncertaintyseg import REGIONS
+from uncertaintyseg.contract_names import IMAGE_FILES
+
 from .context import SceneLogics, create_headless_logics
 from .inputs import LABELS, MODALITIES, guess_modality
-from .scene import (HeatmapSettings, LoadedRun, ResultLoader, place_in_folder, read_contract,
-                    show_in_slice_views)
-from .volumes import ResultFolderError, read_scalar_volume
+from .scene import (ATTR, HeatmapSettings, LoadedRun, ResultLoader, place_in_folder,
+                    read_contract, show_in_slice_views)
+from .volumes import ResultFolderError, array_to_volume, read_channel, read_scalar_volume
 
 
 @dataclass
@@ -35,15 +38,49 @@ class SceneBundle:
 def find_input_files(report: dict, inputs_dir=None) -> dict[str, Path]:
     """Input files per modality: from `inputs_dir` (matched by name) when given, else
     from the paths recorded in report.json; only files that exist."""
+    return locate_inputs(report, inputs_dir)[0]
+
+
+def locate_inputs(report: dict, inputs_dir=None) -> tuple[dict[str, Path], dict[str, str]]:
+    """(found, missing): the input files per modality, and for each modality not found
+    where it was looked for (report.json's path, or `inputs_dir`)."""
     if inputs_dir is not None:
         found = {}
         for path in sorted(Path(inputs_dir).glob("*.nii*")):
             modality = guess_modality(path.name.split(".nii")[0])
             if modality is not None and modality not in found:
                 found[modality] = path
-        return found
+        return found, {m: f"no {m} file in {inputs_dir}" for m in MODALITIES if m not in found}
     paths = (report.get("input") or {}).get("paths") or {}
-    return {m: Path(p) for m, p in paths.items() if m in MODALITIES and Path(p).is_file()}
+    found = {m: Path(paths[m]) for m in MODALITIES if m in paths and Path(paths[m]).is_file()}
+    missing = {m: str(paths.get(m, "not recorded in report.json")) for m in MODALITIES
+               if m not in found}
+    return found, missing
+
+
+def check_scene_request(results_dir, out, inputs_dir=None, overwrite: bool = False,
+                        allow_missing_inputs: bool = False) -> list[str]:
+    """Refuse, before any work, to replace an existing scene without `overwrite` (it may
+    hold the user's edits) or to write one without its input MRIs unless
+    `allow_missing_inputs`; returns the warnings to show (the inputs left out)."""
+    out = Path(out)
+    if not str(out).lower().endswith(".mrb"):
+        raise ResultFolderError(f"{out}: the scene bundle must end with .mrb")
+    if out.exists() and not overwrite:
+        raise ResultFolderError(f"{out}: exists (a scene you may have edited); choose "
+                                "another --out or pass --overwrite to replace it")
+    report, _ = read_contract(results_dir)
+    _, missing = locate_inputs(report, inputs_dir)
+    if not missing:
+        return []
+    listed = "; ".join(f"{m}: {where}" for m, where in missing.items())
+    if not allow_missing_inputs:
+        raise ResultFolderError(
+            f"{results_dir}: input MRIs not found ({listed}). Give the folder they are in "
+            "now with --inputs DIR, or pass --allow-missing-inputs to write the scene "
+            "without them")
+    return [f"warning: the scene has no {m} volume (not found: {where})"
+            for m, where in missing.items()]
 
 
 def build_scene(results_dir, inputs_dir=None, region: str = "WT",
@@ -54,14 +91,36 @@ def build_scene(results_dir, inputs_dir=None, region: str = "WT",
     files = find_input_files(report, inputs_dir)
     inputs = {m: read_scalar_volume(logics.volumes, files[m], LABELS[m])
               for m in MODALITIES if m in files}
-    run = ResultLoader(logics).load(results_dir, reference_volume=inputs.get("flair"),
-                                    region=region)
+    loader = ResultLoader(logics)
+    run = loader.load(results_dir, reference_volume=inputs.get("flair"), region=region)
+    add_region_heatmaps(loader, run)
     if inputs:
         sh = logics.scene.GetSubjectHierarchyNode()
         folder = sh.CreateFolderItem(run.folder_item, "Inputs")
         for node in inputs.values():
             place_in_folder(logics.scene, node, folder)
     return SceneBundle(logics, run, inputs)
+
+
+def add_region_heatmaps(loader: ResultLoader, run: LoadedRun) -> list:
+    """The uncertainty of the regions the run's heatmap does not show, as volumes styled
+    the same way, in the run's folder (`run.extra_nodes`): a scene bundle is read
+    without the output folder, so it carries all of ET, TC and WT."""
+    shown = run.uncertainty.GetName()
+    base = shown[: -len(run.uncertainty_region)].rstrip()
+    added = []
+    for region in REGIONS:
+        if region == run.uncertainty_region:
+            continue
+        array = read_channel(Path(run.output_dir) / IMAGE_FILES["uncertainty"],
+                             REGIONS.index(region), run.uncertainty)
+        volume = array_to_volume(loader.scene, array, run.uncertainty, f"{base} {region}")
+        loader.style_heatmap(volume)
+        volume.SetAttribute(ATTR + "Region", region)
+        place_in_folder(loader.scene, volume, run.folder_item)
+        added.append(volume)
+    run.extra_nodes.extend(added)
+    return added
 
 
 def _background(bundle: SceneBundle):
@@ -147,15 +206,15 @@ def write_mrb(bundle: SceneBundle, path, thumbnail: np.ndarray | None = None) ->
 
 
 def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,
-                       region: str = "WT", size=(640, 640), screenshot_max_rank: int | None = 1
-                       ) -> Path:
+                       region: str = "WT", size=(640, 640), screenshot_max_rank: int | None = 1,
+                       overwrite: bool = False, allow_missing_inputs: bool = False) -> Path:
     """Build the scene for `results_dir` and write it to `out` (.mrb); returns the path.
+    Refuses as `check_scene_request` does (warnings are the caller's to show, from it).
 
     With `screenshots_dir`, also writes PNGs of the views showing the boxes ranked up to
     `screenshot_max_rank` in each region (None: all); the bundle keeps all boxes visible.
     """
-    if not str(out).lower().endswith(".mrb"):
-        raise ResultFolderError(f"{out}: the scene bundle must end with .mrb")
+    check_scene_request(results_dir, out, inputs_dir, overwrite, allow_missing_inputs)
     bundle = build_scene(results_dir, inputs_dir, region)
     red, threed = set_up_views(bundle, size)
     axial, volume = render_views(bundle, red, threed, screenshot_max_rank)

@@ -35,6 +35,7 @@ REQUIREMENTS = (
     "nibabel>=5.0",
     "tqdm>=4.60",
     "matplotlib>=3.7",
+    "filelock>=4.3",
 )
 # Slicer builds these itself: pip-installing them would shadow Slicer's own build.
 SHIPPED_BY_SLICER = ("simpleitk", "torch", "requests", "numpy")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from uncertaintyseg import REGIONS
+from uncertaintyseg.palette import HEATMAP_OPACITY, HEATMAP_THRESHOLD
 from uncertaintyseg.contract_names import (BOXES_FILE, IMAGE_FILES, REPORT_FILE,
                                            SEGMENTATION_FILE)
 
@@ -36,8 +37,8 @@ ATTR = "UncertaintySeg."  # prefix of every node / item attribute the module set
 class HeatmapSettings:
     """How the uncertainty volume is displayed: values in [0, 1] (normalised entropy)."""
 
-    threshold: float = 0.2     # below: transparent
-    opacity: float = 0.6       # foreground layer opacity in the slice views
+    threshold: float = HEATMAP_THRESHOLD  # below: transparent (as in snapshot.png)
+    opacity: float = HEATMAP_OPACITY      # foreground layer opacity in the slice views
     window_min: float = 0.0
     window_max: float = 1.0
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from uncertaintyseg.palette import REGION_COLOURS as PALETTE_REGION_COLOURS
+
 DEFAULT_CONVENTION = "brats2018"
 
 
@@ -61,8 +63,9 @@ SEGMENT_NAMES = tuple(spec.name for spec in SEGMENTS)
 # as the regions are nested ET in TC in WT.
 EXPORT_ORDER = ("ED", "NCR", "ET")
 
-# Box outlines: ET as its segment; TC and WT in colours the heatmap does not use.
-REGION_COLOURS = {"ET": _rgb(30, 120, 255), "TC": _rgb(230, 60, 230), "WT": _rgb(40, 200, 80)}
+# Box outlines: ET as its segment; TC and WT in colours the heatmap does not use. Shared
+# with snapshot.png (uncertaintyseg.palette).
+REGION_COLOURS = PALETTE_REGION_COLOURS
 
 
 def normalise_convention(value: str | None) -> str:

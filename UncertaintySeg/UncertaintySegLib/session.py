@@ -34,7 +34,7 @@ class RunSession:
         """Load the finished run and show it; RuntimeError with the pipeline's message
         when it failed. `last_events` holds the progress read last (review #15)."""
         run, self.last_events = self.runner.load_result(self.loader)
-        return self._shown(run)
+        return self.show(run)
 
     def run_blocking(self, selection, options: RunOptions, threshold: float = 0.2,
                      timeout_s: float = 3600.0, process_events=lambda: None):
@@ -44,10 +44,11 @@ class RunSession:
 
     def load_output_folder(self, folder, reference_volume=None, region: str = "WT"):
         """An existing output folder (e.g. from the command line) into the scene, shown."""
-        return self._shown(self.loader.load(folder, reference_volume=reference_volume,
+        return self.show(self.loader.load(folder, reference_volume=reference_volume,
                                             region=region))
 
-    def _shown(self, run):
+    def show(self, run):
+        """Show a loaded run (this session's, or one the worklist opened) and keep it."""
         show_in_slice_views(self.logics.scene, run.reference_volume, run.uncertainty,
                             self.loader.heatmap.opacity)
         self.reset_views()

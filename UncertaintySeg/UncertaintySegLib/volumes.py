@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from uncertaintyseg.palette import heatmap_rgba
+
 from .segments import SEGMENTS, label_values
 
 
@@ -103,15 +105,7 @@ HEATMAP_TABLE_NAME = "UncertaintySeg heatmap"
 
 
 def _heatmap_rgba(t: float) -> tuple[float, float, float, float]:
-    # Pale yellow at the threshold, through orange, to deep red at maximal uncertainty;
-    # more opaque as uncertainty grows so the anatomy stays readable under faint areas.
-    stops = ((0.0, (1.0, 1.0, 0.45)), (0.5, (1.0, 0.55, 0.0)), (1.0, (0.8, 0.0, 0.0)))
-    for (t0, c0), (t1, c1) in zip(stops, stops[1:]):
-        if t <= t1:
-            w = (t - t0) / (t1 - t0)
-            rgb = [a + w * (b - a) for a, b in zip(c0, c1)]
-            return (*rgb, 0.55 + 0.45 * t)
-    return (*stops[-1][1], 1.0)
+    return heatmap_rgba(t)  # one palette for the snapshot, the module and the .mrb
 
 
 def heatmap_colour_table(scene, entries: int = 256):

@@ -37,9 +37,12 @@ def _add_predict(subparsers) -> None:
                               description="Segment one case (4 co-registered MRI volumes) "
                                           "and write the output contract into --out.")
     p.add_argument("--case", type=Path, help="case folder with *_flair/_t1/_t1ce/_t2 or "
-                                             "-t2f/-t1n/-t1c/-t2w NIfTI files")
+                                             "-t2f/-t1n/-t1c/-t2w NIfTI files, or one "
+                                             "DICOM series sub-folder per modality "
+                                             "(flair/ t1/ t1ce/ t2/)")
     for name in ("flair", "t1", "t1ce", "t2"):
-        p.add_argument(f"--{name}", type=Path, help=f"{name.upper()} file (instead of --case)")
+        p.add_argument(f"--{name}", type=Path,
+                       help=f"{name.upper()} file or DICOM series folder (instead of --case)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created atomically)")
     _add_run_args(p)
     p.set_defaults(handler=_cmd_predict)
@@ -115,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .signals import install
+
+    install()  # SIGTERM/SIGHUP take Ctrl-C's path: clean-up, message, exit 130
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_models:
@@ -194,7 +200,11 @@ def _print_summary(report: dict, out_dir, stream) -> None:
 def _cmd_metrics(args, reporter) -> int:
     from .label_maps import load_labels
     from .metrics import CSV_FIELDS, case_metrics, format_table, to_csv_rows
+    from .image_writer import write_text_atomic
+    from .output_safety import check_file_destination
 
+    for table_file in (t for t in (args.json, args.csv) if t is not None):
+        check_file_destination(table_file)  # before the metrics, not after
     ref, _ = load_labels(args.ref)
     import SimpleITK as sitk
 
@@ -204,21 +214,25 @@ def _cmd_metrics(args, reporter) -> int:
     table = case_metrics(ref, pred, spacing, empty_hd95=args.empty_hd95)
     print(format_table(table))
     if args.json:
-        args.json.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.json, json.dumps(table, indent=2) + "\n")
     if args.csv:
         import csv
+        import io
 
         rows = to_csv_rows({args.pred.name: table})
-        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(args.csv, text.getvalue())
     return 0
 
 
 def _cmd_phantom(args, reporter) -> int:
+    from .output_safety import preflight
     from .phantom import write_phantom_case
 
+    preflight(args.out)  # writable, no file in the path: said now, not as a raw OSError
     folder = write_phantom_case(args.out, seed=args.seed, spacing=tuple(args.spacing),
                                 naming=args.naming)
     print(f"wrote phantom case {folder}")

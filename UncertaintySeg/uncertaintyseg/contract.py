@@ -6,6 +6,7 @@ cancelled or failed run never leaves a half-written result where a reader would 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,11 +18,17 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import REGIONS
-from .io import InputError, to_image
+from . import REGIONS, signals
+from .image_writer import write_image_verified
+from .io import InputError, OutputError, to_image
 from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPORT_FILE,
                              SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions
+from .output_safety import claim_output, estimate_output_bytes, lock_path, output_lock
+
+# report.json last: its presence marks a whole folder.
+CONTRACT_FILES = (SEGMENTATION_FILE, *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values(),
+                  BOXES_FILE, SNAPSHOT_FILE, REPORT_FILE)
 
 FORMAT_VERSION = 1
 
@@ -87,21 +94,39 @@ def _write_json(data: dict, path: Path) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
-def _write_images(result: CaseResult, folder: Path) -> None:
-    labels = to_image(result.labels.astype(np.uint8), result.reference)
-    sitk.WriteImage(labels, str(folder / SEGMENTATION_FILE), useCompression=True)
-    images = dict(IMAGE_FILES)
+def provenance_note(report: dict) -> str:
+    """One line for every picture and label map: the model, whether it was trained, and
+    that the result is not for clinical use."""
+    model = report.get("model", {})
+    trained = "" if model.get("trained", True) else " (UNTRAINED)"
+    return f"model {model.get('name', '?')}{trained} - research software, not for clinical use"
+
+
+def file_note(report: dict) -> str:
+    """The NIfTI header's 80-character description of every image we write (ITK writes
+    the `ITK_FileNotes` metadata there): a label map opened alone still says what made
+    it, whether that model was trained, and that it is not for clinical use."""
+    model = report.get("model", {})
+    trained = "" if model.get("trained", True) else " UNTRAINED"
+    return f"uncertaintyseg, model {model.get('name', '?')}{trained}; not for clinical use"[:79]
+
+
+def _write_images(result: CaseResult, folder: Path, shown: Path) -> None:
+    # Every image is verified: SimpleITK does not raise on a full disk (io.verify_written_image).
+    note = file_note(result.report)
+    images = {"labels": SEGMENTATION_FILE, **IMAGE_FILES}
     if result.uncertainty_raw is not None:
         images.update(OPTIONAL_IMAGE_FILES)
     for attribute, filename in images.items():
-        array = np.asarray(getattr(result, attribute), dtype=np.float32)
-        sitk.WriteImage(to_image(array, result.reference), str(folder / filename),
-                        useCompression=True)
+        dtype = np.uint8 if attribute == "labels" else np.float32
+        image = to_image(np.asarray(getattr(result, attribute), dtype=dtype), result.reference)
+        image.SetMetaData("ITK_FileNotes", note)
+        write_image_verified(image, folder / filename, shown / filename)
 
 
-def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
+def _write_folder(result: CaseResult, folder: Path, snapshot: bool, shown: Path) -> None:
     start = time.perf_counter()
-    _write_images(result, folder)
+    _write_images(result, folder, shown)
     _write_json(boxes_to_json(result.boxes, result.reference), folder / BOXES_FILE)
     if snapshot and result.flair is not None:
         from .snapshot import write_snapshot
@@ -110,7 +135,8 @@ def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
         write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,
                        result.labels, result.boxes, spacing_zyx,
                        title=result.report.get("input", {}).get("case_id", ""),
-                       direction=result.reference.GetDirection())
+                       direction=result.reference.GetDirection(),
+                       note=provenance_note(result.report))
     # report.json goes last, with the write time in it: its presence marks a whole folder.
     timings = result.report.setdefault("timings_s", {})
     timings["write"] = round(time.perf_counter() - start, 3)
@@ -118,41 +144,58 @@ def _write_folder(result: CaseResult, folder: Path, snapshot: bool) -> None:
     _write_json(result.report, folder / REPORT_FILE)
 
 
-def _is_output_folder(folder: Path) -> bool:
-    """True for a folder that holds only what `write_outputs` writes (hidden files aside)."""
-    known = {SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE, SNAPSHOT_FILE,
-             *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values()}
+def _is_earlier_result(folder: Path) -> bool:
+    """True when `folder` holds a report.json written by UncertaintySeg."""
     try:
         report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
-    return report.get("software", {}).get("name") == "uncertaintyseg" and names <= known
+    return isinstance(report, dict) and report.get("software", {}).get("name") == "uncertaintyseg"
+
+
+def _transient(path: Path, out_dir: Path) -> bool:
+    """A run's own passing file inside out_dir: its lock (out_dir a mount point) or a
+    partial folder; neither makes the folder "not empty"."""
+    return path.name == lock_path(out_dir).name or path.name.startswith(f".{out_dir.name}.partial-")
 
 
 def check_output_folder(out_dir, overwrite: bool = False) -> Path:
     """Refuse an --out that cannot take a result, before any work is done.
 
-    A file, or a non-empty folder without --overwrite, is refused; with --overwrite only
-    an earlier UncertaintySeg output folder is replaced, never anything else.
+    A file, or a non-empty folder without --overwrite, is refused. With --overwrite the
+    folder must hold an earlier UncertaintySeg result (its report.json); only the
+    contract's files are replaced then, anything else in the folder is kept.
     """
     out_dir = Path(out_dir).resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; give a folder for --out")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
+    if out_dir.is_dir() and any(not _transient(p, out_dir) for p in out_dir.iterdir()):
         if not overwrite:
             raise InputError(f"{out_dir}: the output folder exists and is not empty; "
                              "choose another --out or pass --overwrite")
-        if not _is_output_folder(out_dir):
-            raise InputError(f"{out_dir}: holds files that are not an UncertaintySeg result; "
-                             "--overwrite replaces only earlier results. Choose another --out")
+        if not _is_earlier_result(out_dir):
+            raise InputError(f"{out_dir}: holds no earlier UncertaintySeg result (no "
+                             f"{REPORT_FILE} written by it); --overwrite replaces only "
+                             "earlier results. Choose another --out")
+        odd = [n for n in CONTRACT_FILES if (out_dir / n).exists() and not (out_dir / n).is_file()]
+        if odd:
+            raise InputError(f"{out_dir}: {', '.join(odd)} is not a file; move it away or "
+                             "choose another --out")
     return out_dir
+
+
+def prepare_output(out_dir, overwrite: bool, shape_zyx):
+    """Context manager for a run, entered before the model is loaded: locks `out_dir`
+    against other runs, checks it (`check_output_folder`), that it can be written and
+    that the disk has room for a case of `shape_zyx`. Write the results inside it."""
+    return claim_output(out_dir, shape_zyx, lambda d: check_output_folder(d, overwrite))
 
 
 def _remove_stale_partials(out_dir: Path) -> None:
     # A run killed hard (SIGKILL, power loss) cannot clean up after itself; the next run
     # into the same folder removes partial folders whose writer process is gone.
-    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
+    places = [out_dir.parent, out_dir] if out_dir.is_dir() else [out_dir.parent]
+    for stale in (p for place in places for p in place.glob(f".{out_dir.name}.partial-*")):
         pid = stale.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
@@ -169,44 +212,66 @@ def _process_alive(pid: int) -> bool:
 
 
 def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True) -> Path:
-    """Write the output contract into `out_dir`, atomically.
+    """Write the output contract into `out_dir`, atomically, under the folder's lock.
 
-    Everything is written into a hidden sibling folder first and renamed at the end; an
-    exception (or Ctrl-C) on the way removes the partial folder and leaves an existing
-    `out_dir` untouched. See `check_output_folder` for what may be replaced.
+    Everything is written into a hidden folder first (beside a new `out_dir`, inside an
+    existing one) and moved into place at the end; an exception (a full disk, Ctrl-C, SIGTERM) on the way removes the partial
+    folder and leaves an existing `out_dir` untouched. See `check_output_folder` for
+    what may be replaced; files the project did not write are never removed.
     """
-    out_dir = check_output_folder(out_dir, overwrite)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(out_dir)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
-                                    dir=out_dir.parent))
-    try:
-        _write_folder(result, partial, snapshot)
-        # mkdtemp makes the folder private (0700); results are meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(partial, 0o777 & ~umask)
-        _replace_folder(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    with output_lock(out_dir):
+        out_dir = check_output_folder(out_dir, overwrite)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(out_dir)
+        # Assembled beside a new folder, inside an existing one: the final moves are then
+        # renames on one file system even when out_dir is a mount point (a Docker volume).
+        staging = out_dir if out_dir.is_dir() else out_dir.parent
+        partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
+                                        dir=staging))
+        try:
+            _write_partial(result, partial, snapshot, out_dir)
+            _move_into_place(partial, out_dir)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return out_dir
 
 
-def _replace_folder(new: Path, target: Path) -> None:
+def _write_partial(result: CaseResult, partial: Path, snapshot: bool, out_dir: Path) -> None:
+    needed = f"the results need about {estimate_output_bytes(result.labels.shape) / 1e6:.0f} MB"
+    try:
+        _write_folder(result, partial, snapshot, out_dir)
+    except OutputError as err:  # an image not written whole (io: a full disk, mostly)
+        raise OutputError(f"{err} ({needed} in {out_dir}.)") from err
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise OutputError(f"{out_dir}: the disk is full ({err.strerror}); {needed}, "
+                          f"{shutil.disk_usage(partial).free / 1e6:.0f} MB are free. Free "
+                          "space or choose an --out on another disk.") from err
+    # mkdtemp makes the folder private (0700); results are meant to be shared.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(partial, 0o777 & ~umask)
+
+
+def _move_into_place(new: Path, target: Path) -> None:
+    """A new folder is renamed into place; into an existing one (an earlier result under
+    --overwrite) only the contract's files are moved, the others stay where they are."""
     if not target.exists():
         os.replace(new, target)
         return
-    # Move the old folder aside first so that a reader never sees a mix of two runs;
-    # put it back if the new one cannot take its place.
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    # Renames only, held together against Ctrl-C/SIGTERM so the folder is never left
+    # half old, half new. report.json goes first and comes back last: a folder without
+    # it reads as incomplete (read_outputs) until the last rename.
+    with signals.deferred():
+        (target / REPORT_FILE).unlink(missing_ok=True)
+        for name in CONTRACT_FILES:
+            if (new / name).is_file():
+                os.replace(new / name, target / name)
+            elif (target / name).is_file():
+                (target / name).unlink()  # an earlier run's optional file, not made now
+        shutil.rmtree(new, ignore_errors=True)
 
 
 def read_outputs(out_dir) -> dict:

@@ -23,7 +23,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import MODALITIES
-from .io import InputError, find_case_files, to_image, write_image_atomic
+from .image_writer import write_image_atomic
+from .io import InputError, find_case_files, to_image
+from .output_safety import preflight
 from .label_maps import ED_LABEL, ET_LABEL, NCR_LABEL, load_labels
 
 # BraTS label (either convention, as load_labels reads it) -> nnU-Net consecutive label
@@ -121,6 +123,16 @@ def write_dataset_json(out: Path, n_cases: int, source: str, split: dict) -> Non
                         "split": split})
 
 
+def _refuse_a_second_dataset_with_the_id(out: Path) -> None:
+    # nnU-Net finds a dataset by its id alone and stops when two folders share one.
+    prefix = out.name.split("_", 1)[0] + "_"
+    others = sorted(p.name for p in out.parent.glob(prefix + "*") if p.is_dir() and p != out)
+    if others:
+        raise InputError(f"{out.parent}: already holds {', '.join(others)} with dataset id "
+                         f"{prefix[7:-1]}; nnU-Net cannot tell two datasets with one id "
+                         "apart. Choose another --dataset-id or another --out.")
+
+
 def convert_dataset(source: Path, raw_root: Path, dataset_id: int = 500,
                     name: str = "UncertaintySeg", n_val: int = 3, seed: int = 0,
                     val_cases: list[str] | None = None, progress=None) -> Path:
@@ -132,6 +144,8 @@ def convert_dataset(source: Path, raw_root: Path, dataset_id: int = 500,
     cases = find_cases(source)
     split = make_split([c[0] for c in cases], n_val, seed, val_cases)
     out = Path(raw_root) / dataset_folder_name(dataset_id, name)
+    preflight(out)  # read-only, no permission, a file in the path: said before any work
+    _refuse_a_second_dataset_with_the_id(out)
     (out / "imagesTr").mkdir(parents=True, exist_ok=True)
     (out / "labelsTr").mkdir(parents=True, exist_ok=True)
     for done, (case_id, files, label_path) in enumerate(cases):

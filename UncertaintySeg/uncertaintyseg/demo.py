@@ -28,7 +28,7 @@ def _write_scene(result_dir: Path, out: Path, stream) -> Path | None:
     except ImportError:
         return None
     try:
-        return write_scene_bundle(result_dir, out)
+        return write_scene_bundle(result_dir, out, overwrite=True)  # the demo's own folder
     except ImportError:
         print("note: no Slicer scene written (pip install .[scene] adds slicer-core)", file=stream)
         return None
@@ -41,12 +41,14 @@ def _claim_demo_folder(out: Path) -> None:
     """The demo replaces its own earlier output only: a non-empty folder without the
     demo's marker file is refused, so `--out ~/Documents` cannot delete anything."""
     from .io import InputError
+    from .output_safety import preflight
 
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file; give a folder for the demo's --out")
     if out.is_dir() and any(out.iterdir()) and not (out / DEMO_MARKER).exists():
         raise InputError(f"{out}: exists and was not made by `uncertaintyseg demo`; "
                          "choose an empty or new folder for --out")
+    preflight(out)  # writable, no file in the path: said now, not as a raw OSError
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).write_text("written by uncertaintyseg demo\n", encoding="utf-8")
 

@@ -7,3 +7,12 @@ raise it before any heavy package is installed or imported (`io` re-exports it).
 
 class InputError(ValueError):
     """Bad input; the message names the file (or the flag) and says what to do."""
+
+
+class InputWarning(UserWarning):
+    """Input that runs but is probably not what the user meant (a constant modality)."""
+
+
+class OutputError(InputError):
+    """The output cannot be written where asked (read-only, no permission, disk full);
+    the message names the path and says what to do. An InputError: --out is an input."""

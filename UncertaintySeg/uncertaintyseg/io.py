@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import uuid
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
-from .errors import InputError  # noqa: F401 - re-exported: callers import it from io
+# Re-exported: callers import them from io.
+from .errors import InputError, InputWarning, OutputError  # noqa: F401
 
 BRATS2018 = "brats2018"
 BRATS2023 = "brats2023"
@@ -87,10 +88,9 @@ def find_case_files(case_dir) -> dict[str, Path]:
                          f"four modality files of one case.")
     found: dict[str, Path] = {}
     for path in sorted(case_dir.iterdir()):
-        match = _match_name(path)
-        if path.name.startswith(".") or match is None or not path.is_file():
+        modality = _modality_of_entry(path)
+        if modality is None:
             continue
-        modality = match[0]
         if modality in found:
             raise InputError(
                 f"{case_dir}: two files for {modality}: {found[modality].name} and "
@@ -98,10 +98,33 @@ def find_case_files(case_dir) -> dict[str, Path]:
         found[modality] = path
     missing = [m for m in MODALITIES if m not in found]
     if missing:
+        from .dicom import dicom_hint  # it imports this module (InputError, read_image)
+
         expected = "; ".join(f"{m}: {_expected_patterns(m)}" for m in missing)
         raise InputError(f"{case_dir}: no file for {', '.join(missing)}. Expected file "
-                         f"names ({expected}; .nii also accepted).")
+                         f"names ({expected}; .nii also accepted), or one DICOM series "
+                         f"folder per modality named {', '.join(MODALITIES)}."
+                         f"{dicom_hint(case_dir)}")
     return {m: found[m] for m in MODALITIES}
+
+
+_FOLDER_NAMES = {**{m: m for m in MODALITIES},
+                 **{suffix: m for suffix, (m, _) in _SUFFIX_TO_MODALITY.items()}}
+
+
+def _modality_of_entry(path: Path) -> str | None:
+    """The modality a case folder entry holds: a BraTS-named NIfTI file, or a sub-folder
+    (a DICOM series) named after the modality (flair, t1ce, t2f, CASE_flair, ...)."""
+    if path.name.startswith("."):
+        return None
+    if path.is_file():
+        match = _match_name(path)
+        return match[0] if match else None
+    if path.is_dir():
+        token = re.split(r"[_-]", path.name.lower())[-1]
+        return _FOLDER_NAMES.get(path.name.lower(), _FOLDER_NAMES.get(token))
+    return None
+
 
 
 def _detect_naming(paths: Sequence[Path]) -> str:
@@ -204,8 +227,30 @@ def _check_3d(image: sitk.Image, path: Path) -> None:
 def read_image(path) -> sitk.Image:
     """Read and check one 3D scalar image; InputError if missing, damaged or not 3D."""
     path = Path(path)
+    try:
+        path.stat()
+    except PermissionError as err:  # a folder on the way the user may not enter
+        raise InputError(f"{path}: permission denied, you may not open a folder on this "
+                         f"path. Ask its owner for access, or copy the file somewhere you "
+                         f"may read.") from err
+    except OSError:
+        pass  # not there: reported below
+    if path.is_dir():
+        from .dicom import read_folder  # it imports this module (InputError, read_image)
+
+        image = read_folder(path)
+        _check_3d(image, path)
+        return image
     if not path.is_file():
         raise InputError(f"{path}: file not found. Check the path.")
+    try:
+        # Opening is the one check that sees modes, ACLs and the effective user alike;
+        # nibabel would report the refusal as a damaged file.
+        with open(path, "rb"):
+            pass
+    except PermissionError as err:
+        raise InputError(f"{path}: permission denied, you may not read this file. Ask "
+                         f"its owner for read access, or copy it somewhere you may read.") from err
     _check_nifti(path)
     try:
         image = sitk.ReadImage(str(path))
@@ -254,6 +299,14 @@ def _voxels(image: sitk.Image, path: Path) -> np.ndarray:
     if not array.any():
         raise InputError(f"{path}: every voxel is zero. The file is empty; export the "
                          f"image again.")
+    values = array[array != 0]
+    if values.min() == values.max():
+        # Runs, but the networks see no contrast in it: almost surely the wrong file.
+        warnings.warn_explicit(
+            f"every voxel {'' if values.size == array.size else 'of the non-zero ones '}"
+            f"has the value {values.min():g}: this modality carries no image information "
+            f"(a mask or a placeholder?). Check that the right file was given.",
+            InputWarning, filename=str(path), lineno=0)
     return array
 
 
@@ -312,21 +365,11 @@ def to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
                      f"reference grid (Z, Y, X) = {grid}")
 
 
-def write_image_atomic(image: sitk.Image, path) -> None:
-    """Write ``image`` to ``path`` through a temporary file in the same folder.
+def __getattr__(name):
+    # The writers moved to image_writer (which imports this module for OutputError);
+    # `io.write_image_atomic` keeps working for existing callers.
+    if name in ("write_image_atomic", "write_image_verified", "verify_written_image"):
+        from . import image_writer
 
-    A cancelled or failed write leaves no half file under ``path``. The temporary
-    name keeps the extension so SimpleITK picks the format (and gzip for .nii.gz).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.name
-    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-    try:
-        sitk.WriteImage(image, str(temporary), useCompression=suffix.lower().endswith(".gz"))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        return getattr(image_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,16 +19,24 @@ ED_LABEL = 2
 ET_LABEL = {BRATS2018: 4, BRATS2023: 3}
 
 
+_IMAGE_HINT = (": an image, not a label map? Give a segmentation (*_seg.nii.gz, "
+               "segmentation.nii.gz)")
+
+
 def _label_values(array: np.ndarray, path: Path) -> np.ndarray:
     """Sorted distinct label values; InputError unless all lie in {0, 1, 2, 3, 4}."""
     if array.dtype.kind == "f":
         if not np.isfinite(array).all() or np.any(array != np.round(array)):
-            raise InputError(f"{path}: label map holds non-integer values. Save labels "
-                             f"as integers (0, 1, 2 and 4 or 3).")
+            raise InputError(f"{path}: label map holds non-integer values{_IMAGE_HINT}. "
+                             f"Save labels as integers (0, 1, 2 and 4 or 3).")
     if array.min() < 0 or array.max() > 4:
         bad = np.unique(array[(array < 0) | (array > 4)])
-        raise InputError(f"{path}: unknown label values {bad.tolist()}. Expected BraTS "
-                         f"labels 0, 1 NCR, 2 ED, 4 ET (or 3 ET in BraTS 2023+).")
+        # An MRI given by mistake has thousands of values: name a few, not all.
+        shown = ", ".join(str(v) for v in bad[:5].tolist()) + (", ..." if bad.size > 5 else "")
+        hint = _IMAGE_HINT if bad.size > 5 else ""
+        raise InputError(f"{path}: {bad.size} unknown label values ({shown}){hint}. "
+                         f"Expected BraTS labels 0, 1 NCR, 2 ED, 4 ET (or 3 ET in BraTS "
+                         f"2023+).")
     integers = array if array.dtype.kind in "iu" else array.astype(np.intp)
     counts = np.bincount(integers.ravel(), minlength=5)
     return np.flatnonzero(counts)

@@ -64,12 +64,13 @@ def load_case_from(case):
 
 
 def run(case, values: Mapping[str, object] | None = None, *, model=None, progress=None,
-        note_stream=None):
+        note_stream=None, timer=None):
     """Segment one case; returns (CaseResult, Settings). No file is written.
 
     `case`: a Case, a case folder or a {modality: path} mapping; `values`: option values
     by name (options.OPTIONS), e.g. {"projections": "preview", "max_boxes": 4};
-    `model`: a loaded model (else `values["model"]` is loaded).
+    `model`: a loaded model (else `values["model"]` is loaded); `timer`: a
+    pipeline.StageTimer that already timed earlier stages (loading the case).
     """
     import torch
 
@@ -79,7 +80,7 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
     settings = settings_from(values)
     if values.get("threads"):
         torch.set_num_threads(int(values["threads"]))
-    timer = StageTimer()
+    timer = timer or StageTimer()
     with timer.stage("load"):
         case = load_case_from(case)
     model = model or load_run_model(values.get("model"), settings.device, note_stream)
@@ -91,14 +92,22 @@ def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
             overwrite: bool = False, snapshot: bool = True, progress=None, model=None,
             note_stream=None):
     """Segment one case and write the output contract into `out_dir`; returns
-    (written folder, CaseResult). The folder is checked before any work is done."""
-    from .contract import check_output_folder, write_outputs
+    (written folder, CaseResult). The options and the folder are checked before any
+    work; from the model's loading on, the folder is locked against other runs and
+    known to be writable with room for the case (contract.prepare_output)."""
+    from .contract import check_output_folder, prepare_output, write_outputs
+    from .pipeline import StageTimer
 
     settings_from(dict(values or {}))  # option values checked before the output folder
     check_output_folder(out_dir, overwrite)
-    result, _ = run(case, values, model=model, progress=progress, note_stream=note_stream)
-    _notify(progress, "write", 0, str(out_dir))
-    written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot)
+    timer = StageTimer()
+    with timer.stage("load"):
+        case = load_case_from(case)
+    with prepare_output(out_dir, overwrite, case.image.shape[1:]):
+        result, _ = run(case, values, model=model, progress=progress,
+                        note_stream=note_stream, timer=timer)
+        _notify(progress, "write", 0, str(out_dir))
+        written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot)
     _notify(progress, "write", 1, str(written))
     return written, result
 

@@ -40,6 +40,11 @@ def add_scene_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--screenshot-boxes", type=int, default=1, metavar="RANK",
                    help="boxes shown in the screenshots: those ranked up to RANK in each "
                         "region (default 1; 0 hides them; the .mrb always keeps them all)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing .mrb (a scene edited in Slicer is lost)")
+    p.add_argument("--allow-missing-inputs", action="store_true",
+                   help="write the scene even when input MRIs are not found (moved or "
+                        "deleted since the run), with a warning; default: refuse")
     p.set_defaults(handler=lambda args, reporter=None: run_scene(args))
     return p
 
@@ -59,21 +64,36 @@ def _require_slicer_core() -> None:
 
 
 def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,
-                       region: str = "WT", size=(640, 640), screenshot_boxes: int = 1) -> Path:
+                       region: str = "WT", size=(640, 640), screenshot_boxes: int = 1,
+                       overwrite: bool = False, allow_missing_inputs: bool = False,
+                       warn=None) -> Path:
     """Write `out` (.mrb) for `results_dir`; ImportError (with the install hint) when
-    slicer-core is missing."""
+    slicer-core is missing. An existing `out` is refused unless `overwrite`; input MRIs
+    that cannot be found unless `allow_missing_inputs` (then `warn(message)` is called
+    for each, default: print to stderr)."""
+    from UncertaintySegLib.bundle import check_scene_request
+
+    from .output_safety import check_file_destination
+
+    # Checked before slicer-core is loaded: a refusal must not wait for it.
+    check_file_destination(out)
+    for message in check_scene_request(results_dir, out, inputs_dir, overwrite,
+                                       allow_missing_inputs):
+        (warn or (lambda text: print(text, file=sys.stderr)))(message)
     _require_slicer_core()
     from UncertaintySegLib.bundle import write_scene_bundle as write
 
     return write(results_dir, out, inputs_dir=inputs_dir, screenshots_dir=screenshots_dir,
-                 region=region, size=tuple(size), screenshot_max_rank=screenshot_boxes)
+                 region=region, size=tuple(size), screenshot_max_rank=screenshot_boxes,
+                 overwrite=overwrite, allow_missing_inputs=allow_missing_inputs)
 
 
 def run_scene(args) -> int:
     """Run the `scene` subcommand; returns the exit code."""
     try:
         path = write_scene_bundle(args.results, args.out, args.inputs, args.screenshots,
-                                  args.region, args.size, args.screenshot_boxes)
+                                  args.region, args.size, args.screenshot_boxes,
+                                  args.overwrite, args.allow_missing_inputs)
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_MISSING_SCENE_EXTRA

@@ -25,28 +25,43 @@ import numpy as np
 # figure registry (a notebook's, say) stay untouched.
 from matplotlib import patheffects
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize, to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from . import REGIONS
+from scipy import ndimage
+
+from . import REGIONS, palette
 from .label_maps import labels_to_regions
 
 FIGSIZE_IN = (12.0, 6.0)
 DPI = 100
-HEAT_FLOOR = 0.05       # normalised entropy below this is left transparent
-HEAT_ALPHA = 0.8
-HEAT_CMAP = "inferno"
-REGION_COLOURS = {"ET": "#ff2a2a", "TC": "#ffd21f", "WT": "#34e0ff"}
+# The heatmap and the box colours are Slicer's (uncertaintyseg.palette): the PNG, the
+# module and the .mrb scene look alike.
+HEAT_FLOOR = palette.HEATMAP_THRESHOLD   # normalised entropy below this is transparent
+HEAT_ALPHA = palette.HEATMAP_OPACITY
+HEAT_CMAP = ListedColormap([palette.heatmap_rgba(i / 255) for i in range(256)],
+                           name="uncertaintyseg-heatmap")
+# Far from the tumour (brain edge, cortex) a model is unsure too: on a BraTS case with
+# brats-mini 44 % of the brain beyond 15 mm is above HEAT_FLOOR, only 2.5 % above 0.5.
+# There only FAR_FLOOR and up is drawn, faint, so the picture is not a brain-wide wash
+# and a distant hot spot (a missed lesion) still shows.
+FAINT_BEYOND_MM = 15.0
+FAR_FLOOR = 0.5
+FAINT_FACTOR = 0.5
+REGION_COLOURS = {r: to_hex(c) for r, c in palette.REGION_COLOURS.items()}
 REGION_NAMES = {"ET": "enhancing tumour", "TC": "tumour core", "WT": "whole tumour"}
 # TC is drawn wide under a thin ET line: where the two borders coincide (a core that is
-# all enhancing rim) the yellow shows on both sides of the red instead of vanishing.
+# all enhancing rim) the TC colour shows on both sides of the ET line instead of vanishing.
 OUTLINE_WIDTHS = {"WT": 1.6, "TC": 3.4, "ET": 1.4}
 CROP_MARGIN_VOX = 6
 _LETTERS = (("R", "L"), ("A", "P"), ("I", "S"))   # (negative, positive) per LPS axis
 
 
 SHOWN_RANKS = 3
+NOT_CLINICAL = "research software, not for clinical use"
 
 
 def _box_centre_z(box, n_slices: int) -> int:
@@ -158,17 +173,24 @@ def _draw_outlines(ax, labels_slice: np.ndarray) -> None:
               fontsize=9, frameon=False, labelcolor="white", handlelength=1.6)
 
 
+def _shown_boxes(boxes: Sequence, z: int) -> list:
+    """The boxes drawn on slice z: those cutting it, ranked up to SHOWN_RANKS."""
+    return [b for b in sorted(boxes, key=lambda b: (str(b.region), int(b.rank)))
+            if b.start[0] <= z < b.start[0] + b.size[0] and int(b.rank) <= SHOWN_RANKS]
+
+
 def _draw_boxes(ax, boxes: Sequence, z: int, flips) -> int:
     """Rectangles for the top-ranked boxes whose z-range holds slice z; returns how many.
 
     Only ranks up to SHOWN_RANKS per region are drawn: with 8 boxes per region the
     overlapping outlines hide the heatmap they are meant to explain.
     """
-    drawn = 0
-    for box in sorted(boxes, key=lambda b: (str(b.region), int(b.rank))):
+    shown = _shown_boxes(boxes, z)
+    ax.apply_aspect()  # the final axes box: label extents are measured in pixels below
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    for box in shown:
         (z0, y0, x0), (kz, ky, kx) = box.start, box.size
-        if not z0 <= z < z0 + kz or int(box.rank) > SHOWN_RANKS:
-            continue
         colour = REGION_COLOURS.get(str(box.region), "white")
         # A black stroke under the dashed line keeps it visible on the bright heatmap.
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), kx, ky, fill=False, edgecolor=colour,
@@ -177,23 +199,55 @@ def _draw_boxes(ax, boxes: Sequence, z: int, flips) -> int:
         # Label at the corner shown top-left, whatever the flips.
         label_x = x0 + kx - 0.5 if flips[1] else x0 - 0.5
         label_y = y0 + ky - 0.5 if flips[0] else y0 - 0.5
-        ax.text(label_x, label_y, f"{box.region}#{box.rank}", color="black", fontsize=8,
-                fontweight="bold", ha="left", va="bottom", clip_on=True,
-                bbox=dict(facecolor=colour, edgecolor="none", pad=1.0))
-        drawn += 1
-    return drawn
+        text = ax.text(label_x, label_y, f"{box.region}#{box.rank}", color="black",
+                       fontsize=8, fontweight="bold", ha="left", va="bottom", clip_on=True,
+                       bbox=dict(facecolor=colour, edgecolor="none", pad=1.0))
+        placed.append(_clear_of(ax, text, placed, renderer))
+    return len(shown)
 
 
-def _draw_heatmap(fig, ax, cax, heat: np.ndarray, aspect: float) -> None:
-    shown = np.ma.masked_less(heat, HEAT_FLOOR)
-    image = ax.imshow(shown, cmap=HEAT_CMAP, vmin=0.0, vmax=1.0, alpha=HEAT_ALPHA,
+def _clear_of(ax, text, placed: list, renderer):
+    """Move `text` down the screen until its tag covers none already placed (boxes of
+    one tumour share corners: their tags would pile up); returns its pixel extent."""
+    # The text's extent leaves out the coloured tag around it (1 pt pad): 3 px more.
+    extent = text.get_window_extent(renderer).padded(3)
+    for _ in range(4 * SHOWN_RANKS * len(REGIONS)):
+        if not any(extent.overlaps(other) for other in placed):
+            break
+        x, y = ax.transData.transform(text.get_position())
+        text.set_position(ax.transData.inverted().transform((x, y - extent.height)))
+        extent = text.get_window_extent(renderer).padded(3)
+    return extent
+
+
+def _near_tumour(labels_slice: np.ndarray, spacing_yx) -> np.ndarray:
+    """bool (Y, X): within FAINT_BEYOND_MM of the tumour on this slice (all True when
+    the slice has none: then nothing is faded)."""
+    tumour = labels_slice > 0
+    if not tumour.any():
+        return np.ones_like(tumour)
+    distance = ndimage.distance_transform_edt(~tumour, sampling=spacing_yx)
+    return distance <= FAINT_BEYOND_MM
+
+
+def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: float) -> None:
+    shown = np.ma.masked_where((heat < HEAT_FLOOR) | (~near & (heat < FAR_FLOOR)), heat)
+    alpha = np.where(near, HEAT_ALPHA, HEAT_ALPHA * FAINT_FACTOR)
+    # The colour map carries its own alpha (more opaque as uncertainty grows), which
+    # matplotlib multiplies with `alpha`, as Slicer does with the layer's opacity.
+    image = ax.imshow(shown, cmap=HEAT_CMAP, vmin=0.0, vmax=1.0, alpha=alpha,
                       origin="upper", aspect=aspect, interpolation="nearest")
-    bar = fig.colorbar(image, cax=cax)
+    image.set_alpha(alpha)
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), HEAT_CMAP), cax=cax)
+    bar.ax.axhspan(0.0, HEAT_FLOOR, color="black")
     bar.set_label("normalised entropy (max over ET, TC, WT)")
+    ax.text(0.5, -0.01, f"shown from {HEAT_FLOOR:g}; beyond {FAINT_BEYOND_MM:g} mm of "
+            f"tumour and boxes: from {FAR_FLOOR:g}, faint", transform=ax.transAxes, ha="center",
+            va="top", color="#bbbbbb", fontsize=9)
 
 
 def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
-                  title: str = "", direction=None) -> Figure:
+                  title: str = "", direction=None, note: str = NOT_CLINICAL) -> Figure:
     """The snapshot as a matplotlib Figure (FIGSIZE_IN at DPI); see `write_snapshot`.
 
     The axes are labelled "anatomy", "uncertainty" and "colorbar" (`Axes.get_label()`).
@@ -213,7 +267,11 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     for ax in (anatomy, heat_ax):
         _setup_panel(ax, flair[z], view, flips, aspect)
     _draw_outlines(anatomy, labels[z])
-    _draw_heatmap(fig, heat_ax, cax, uncertainty[:, z].max(axis=0), aspect)
+    near = _near_tumour(labels[z], (float(spacing_zyx[1]), float(spacing_zyx[2])))
+    for box in _shown_boxes(boxes, z):  # a box shows the uncertainty that chose it
+        (_, y0, x0), (_, ky, kx) = box.start, box.size
+        near[y0:y0 + ky, x0:x0 + kx] = True
+    _draw_heatmap(fig, heat_ax, cax, uncertainty[:, z].max(axis=0), near, aspect)
     n_boxes = _draw_boxes(heat_ax, boxes, z, flips)
     cax.tick_params(colors="white")
     cax.yaxis.label.set_color("white")
@@ -221,6 +279,9 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     heat_ax.set_title(f"uncertainty + top-{SHOWN_RANKS} boxes per region "
                       f"({n_boxes} here, {len(boxes)} in all)", color="white", fontsize=11)
     fig.suptitle(_headline(title, z, flair.shape[0], boxes), color="white", fontsize=12, y=0.985)
+    # The model and "not for clinical use" travel with the picture wherever it is sent.
+    fig.text(0.99, 0.008, note, color="#ffb000", fontsize=10, fontweight="bold",
+             ha="right", va="bottom")
     return fig
 
 
@@ -236,18 +297,19 @@ def _headline(title: str, z: int, n_slices: int, boxes: Sequence) -> str:
 
 
 def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
-                   title: str = "", direction=None) -> Path:
+                   title: str = "", direction=None, note: str = NOT_CLINICAL) -> Path:
     """Write the snapshot PNG atomically and return its path.
 
     flair: (Z, Y, X) any float; uncertainty: (3, Z, Y, X) normalised entropy in [0, 1]
     (ET, TC, WT); labels: (Z, Y, X) uint8 (1 NCR, 2 ED, 3 or 4 ET); boxes: objects with
     .region, .rank, .score, .start (z, y, x) and .size (kz, ky, kx) in voxels;
     spacing_zyx: (sz, sy, sx) mm, sets the pixel aspect; direction: SimpleITK
-    `GetDirection()` (9 numbers) or None for the identity (see module doc).
+    `GetDirection()` (9 numbers) or None for the identity (see module doc); note: the
+    line at the bottom (the model, untrained or not, not for clinical use).
     The picture is FIGSIZE_IN * DPI pixels (1200 x 600).
     """
     path = Path(path)
-    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction)
+    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction, note)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write under a temporary name in the same folder, then rename: a reader never sees
     # a half-written PNG and a crash leaves the previous snapshot intact.

@@ -92,19 +92,29 @@ def _add_train(subparsers) -> None:
     p.add_argument("--work", type=Path, default=None,
                    help="work folder (nnU-Net folders, checkpoints; default in the temp dir)")
     p.add_argument("--name", default=None, help="model name (default: the --out folder name)")
-    p.add_argument("--version", default="1")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="brats-mini")
-    p.add_argument("--dataset-id", type=int, default=500)
+    p.add_argument("--version", default="1",
+                   help="model version written into model.json and every report (default 1)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="brats-mini",
+                   help="network sizes and training lengths to start from: tiny (a smoke "
+                        "test), phantom, brats-mini (default; 1600 2D / 600 3D "
+                        "iterations); the options below override single values")
+    p.add_argument("--dataset-id", type=int, default=500,
+                   help="nnU-Net dataset id in the work folder, 1-999 (default 500)")
     p.add_argument("--dataset-name", default="", help="nnU-Net dataset name (default: name)")
-    p.add_argument("--n-val", type=int, default=3)
-    p.add_argument("--val-cases", nargs="*", default=[])
+    p.add_argument("--n-val", type=int, default=3,
+                   help="cases held out for validation, chosen by --seed (default 3)")
+    p.add_argument("--val-cases", nargs="*", default=[],
+                   help="explicit validation case ids (instead of a random --n-val)")
     p.add_argument("--estimators", nargs="*", default=None, choices=list(TRAINED_NETWORKS),
                    metavar="METHOD",
                    help="the estimators whose networks to train as well: "
                         f"{', '.join(TRAINED_NETWORKS)} (default: all; the flag alone: none)")
-    p.add_argument("--iterations-2d", type=int, default=None)
-    p.add_argument("--iterations-3d", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None, help="Adam's initial learning rate")
+    p.add_argument("--iterations-2d", type=int, default=None,
+                   help="2D network training iterations (default: the preset's)")
+    p.add_argument("--iterations-3d", type=int, default=None,
+                   help="3D network training iterations (default: the preset's)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam's initial learning rate, both networks (default: the preset's)")
     p.add_argument("--train-projections", type=int, default=None,
                    help="projections per slice for the uncertainty of the training cases "
                         "(the kernel search that picks the 3D training cubes)")
@@ -112,11 +122,15 @@ def _add_train(subparsers) -> None:
                    help="training and training-case inference precision (preset's: fp32; "
                         "bf16 is about 1.8x faster on CPUs with bf16 instructions)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the validation split and the PSO fusion fit (default 0)")
     p.add_argument("--no-validate", action="store_true",
                    help="skip the final validation with the pipeline")
-    p.add_argument("--validate-projections", default="preview")
-    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar")
+    p.add_argument("--validate-projections", default="preview",
+                   help="projections per slice when validating with the real pipeline: a "
+                        "number or preview/standard/paper (default preview)")
+    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+                   help="tqdm bars on stderr, JSON lines on stdout, or nothing")
     p.set_defaults(handler=_cmd_train)
 
 

@@ -1,0 +1,123 @@
+"""Writing images so that nothing half-written ever carries a final name.
+
+Workaround at the heart of it: on a full disk SimpleITK prints "** ERROR: NWAD" and
+returns without raising, leaving a truncated file. Every write is verified here.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+from .io import OutputError
+
+
+def _expected_nifti_bytes(path: Path) -> int:
+    """Header plus voxel bytes the NIfTI header of `path` announces."""
+    proxy = nib.load(path).dataobj  # reads the header only
+    return int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+
+
+def verify_written_image(path, shown=None) -> None:
+    """OutputError unless the image file at `path` was written whole; the message names
+    `shown` (the final name of a file written under a temporary one), else `path`.
+
+    Workaround: on a full disk SimpleITK prints "** ERROR: NWAD" and returns without
+    raising, leaving a truncated file. A .nii.gz file is checked against the gzip
+    trailer (its last 4 bytes hold the uncompressed size mod 2**32), a .nii file against
+    its size; any other format must at least have a readable header.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    try:
+        if name.endswith(".nii.gz"):
+            with open(path, "rb") as stream:
+                stream.seek(-4, os.SEEK_END)
+                stored = int.from_bytes(stream.read(4), "little")
+            whole = stored == _expected_nifti_bytes(path) % (1 << 32)
+        elif name.endswith(".nii"):
+            whole = path.stat().st_size >= _expected_nifti_bytes(path)
+        else:
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            whole = path.stat().st_size > 0
+    except (OSError, EOFError, RuntimeError, zlib.error,
+            nib.filebasedimages.ImageFileError):
+        whole = False
+    if not whole:
+        shown = Path(shown or path)
+        raise OutputError(f"{shown}: the image was not written whole ({_space_note(shown)}). "
+                          "Free disk space or choose another output folder, then run again.")
+
+
+def _space_note(path: Path) -> str:
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "the disk may be full"
+    return f"{free / 1e6:.1f} MB free on the disk of {folder}; the disk is probably full"
+
+
+def write_image_verified(image: sitk.Image, path, shown=None) -> None:
+    """sitk.WriteImage (gzip for .nii.gz), then `verify_written_image`; OutputError
+    (and no file left) if it was not written whole. Messages name `shown` or `path`."""
+    path = Path(path)
+    try:
+        sitk.WriteImage(image, str(path), useCompression=path.name.lower().endswith(".gz"))
+        verify_written_image(path, shown)
+    except RuntimeError as err:
+        path.unlink(missing_ok=True)
+        reason = str(err).strip().splitlines()[-1]
+        raise OutputError(f"{shown or path}: could not be written ({reason}). Check the folder's "
+                          f"permissions and free space.") from err
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def write_image_atomic(image: sitk.Image, path) -> None:
+    """Write ``image`` to ``path`` through a temporary file in the same folder.
+
+    A cancelled or failed write (a full disk included) leaves no file under ``path``.
+    The temporary name keeps the extension so SimpleITK picks the format (and gzip for
+    .nii.gz).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
+    stem = name[: len(name) - len(suffix)] if suffix else name
+    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+    try:
+        write_image_verified(image, temporary, shown=path)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write a text file (a JSON or CSV table) through a temporary name in its folder,
+    made if missing; a full disk is an OutputError naming `path`, with nothing left."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise OutputError(f"{path}: could not be written ({err.strerror}; "
+                          f"{_space_note(path)}). Free disk space or choose another path.") from err
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
