@@ -28,6 +28,7 @@ from . import REGIONS
 # The analytic networks live in their own module; importable from here as before.
 from .analytic import AnalyticNetwork2D, AnalyticNetwork3D  # noqa: F401
 from .io import InputError
+from .options import TRAINED_NETWORKS
 from .postprocess import DEFAULT_COMPONENT_FRACTION
 
 
@@ -47,7 +48,7 @@ FORMAT_VERSION = 1
 DEFAULT_KERNEL_MM = (32.0, 32.0, 64.0)
 # The estimators' networks a model folder may hold (model.json "networks" keys, each its
 # own subfolder): `estimators.ESTIMATORS` says which method needs which.
-EXTRA_NETWORKS = ("2d_dropout", "2d_head", "3d_full")
+EXTRA_NETWORKS = tuple(TRAINED_NETWORKS.values())
 
 
 @dataclass

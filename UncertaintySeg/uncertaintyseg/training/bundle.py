@@ -15,12 +15,13 @@ from ..fusion import normalized_weights
 from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
 from ..options import TRAINED_NETWORKS
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
-from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_HEAD
+from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
 
 # Per estimator network: its settings in ChainSettings and its title in curves / card.
-EXTRA_SETTINGS = {"2d_dropout": "net_dropout", "2d_head": "net_head", "3d_full": "net_full3d"}
-EXTRA_TITLES = {"2d_dropout": "2D dropout", "2d_head": "2D uncertainty head",
-                "3d_full": "3D full crop"}
+EXTRA_SETTINGS = {CONFIG_DROPOUT: "net_dropout", CONFIG_HEAD: "net_head",
+                  CONFIG_FULL_3D: "net_full3d"}
+EXTRA_TITLES = {CONFIG_DROPOUT: "2D dropout", CONFIG_HEAD: "2D uncertainty head",
+                CONFIG_FULL_3D: "3D full crop"}
 
 
 def _copy_checkpoint(best: Path, target: Path, half: bool) -> None:
@@ -183,8 +184,8 @@ def _estimators_text(meta: dict) -> str:
     for method, sub in TRAINED_NETWORKS.items():
         if sub in meta["networks"]:
             net = s[EXTRA_SETTINGS[sub]]
-            extra = {"2d_dropout": f", Dropout2d p={s['dropout_probability']}",
-                     "3d_full": f", patch {s['patch_full_3d']}^3"}.get(sub, "")
+            extra = {CONFIG_DROPOUT: f", Dropout2d p={s['dropout_probability']}",
+                     CONFIG_FULL_3D: f", patch {s['patch_full_3d']}^3"}.get(sub, "")
             present.append(f"`{sub}` for `--method {method}` ({net['iterations']} iterations"
                            f"{extra})")
     if not present:

@@ -29,14 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..options import TRAINED_NETWORKS
+
 PLANS_NAME = "nnUNetPlans"
 CONFIG_2D = "2d_small"
 CONFIG_3D = "3d_cube"
 # The estimators' own networks (docs/TRAINING.md): the 2D topology with dropout, the 2D
 # topology with one more output channel (the uncertainty head), a whole-crop 3D network.
-CONFIG_DROPOUT = "2d_dropout"
-CONFIG_HEAD = "2d_head"
-CONFIG_FULL_3D = "3d_full"
+# Each is named as its network in a model folder (options.TRAINED_NETWORKS).
+CONFIG_DROPOUT = TRAINED_NETWORKS["mc-dropout"]
+CONFIG_HEAD = TRAINED_NETWORKS["uncertainty-head"]
+CONFIG_FULL_3D = TRAINED_NETWORKS["full-3d"]
 DROPOUT_OP = "torch.nn.modules.dropout.Dropout2d"
 MIN_BOTTLENECK = 4  # voxels per axis at the deepest stage of the 3D network
 
