@@ -101,7 +101,7 @@ def runs(tmp_path_factory):
     return {method: run_case(case, model, Settings(method=method, projections=4,
                                                    kernel_mm=(12.0, 12.0, 24.0),
                                                    max_boxes=2, batch_size_2d=4))
-            for method in options.METHODS}
+            for method in options.METHODS if method not in options.TRAINED_NETWORKS}
 
 
 def test_2d_only_methods_refine_nothing_and_keep_their_own_boxes(runs):

@@ -162,6 +162,69 @@ def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
     assert "## Reproduce" in card and chain.split["val"][0] in card
 
 
+def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
+    from uncertaintyseg.training.stamps import checkpoint_digest
+
+    record, out = trained
+    assert {"train_dropout", "train_head", "train_full3d"} <= set(record["timings"])
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["networks"]["2d_head"] == {"configuration": "2d_head", "extra_outputs": 1}
+    assert meta["networks"]["2d_dropout"]["configuration"] == "2d_dropout"
+    model = load_model(str(out))
+    dropout = model.extra_network("2d_dropout").network
+    rates = {m.p for m in dropout.modules() if isinstance(m, torch.nn.Dropout2d)}
+    assert rates == {0.1}
+    head = model.extra_network("2d_head")
+    x = torch.zeros(1, 4, 2 * head.divisor, 2 * head.divisor)
+    assert head.network(x).shape[1] == 4  # ET, TC, WT and the head
+    biases = [layer.bias[3].item() for layer in head.network.network.decoder.seg_layers]
+    assert biases == pytest.approx([-3.0] * len(biases), abs=0.05)  # init_head's start
+    full = model.extra_network("3d_full")
+    assert full.patch_size == (32, 32, 32)  # the tiny preset's patch
+    assert full.network(torch.zeros(1, 4, 32, 32, 32)).shape == (1, 3, 32, 32, 32)
+    # the dropout and head networks started from the 2D network they were bundled with
+    for sub in ("2d_dropout", "2d_head"):
+        assert record["histories"][sub] and (out / sub / "checkpoint.pth").is_file()
+        started = json.loads((chain.train_dir / sub / "warm_start.json").read_text())
+        assert started == {"2d": checkpoint_digest(chain.train_dir, "2d")}
+    card = (out / "MODEL_CARD.md").read_text()
+    assert all(f"`--method {m}`" in card for m in ("mc-dropout", "uncertainty-head", "full-3d"))
+
+
+def test_predict_runs_each_estimator_from_the_model_folder(chain, trained, tmp_path):
+    from uncertaintyseg.contract import read_outputs
+    from uncertaintyseg.predict import predict
+
+    case_dir = chain.source / chain.split["val"][0]
+    for method in ("mc-dropout", "uncertainty-head", "full-3d"):
+        folder, result = predict(case_dir, tmp_path / method,
+                                 {"model": str(trained[1]), "method": method,
+                                  "projections": "2", "device": "cpu"}, snapshot=False)
+        written = read_outputs(folder)
+        assert written["report"]["method"] == method
+        assert 0 <= result.uncertainty.min() and result.uncertainty.max() <= 1
+        assert ((result.probabilities_2d == -1).all()) == (method == "full-3d")
+
+
+def test_train_estimators_option_chooses_the_networks(tmp_path):
+    import argparse
+
+    from uncertaintyseg.training.cli import chain_settings, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    base = ["train", "--phantoms", "1", "--out", str(tmp_path / "m"), "--preset", "tiny"]
+    assert chain_settings(parser.parse_args(base)).estimators == [
+        "mc-dropout", "uncertainty-head", "full-3d"]
+    assert chain_settings(parser.parse_args(base + ["--estimators"])).estimators == []
+    chosen = chain_settings(parser.parse_args(base + ["--estimators", "full-3d"]))
+    assert chosen.estimators == ["full-3d"] and chosen.net_full3d.iterations == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args(base + ["--estimators", "ensembles"])
+    with pytest.raises(ValueError, match="ensembles"):
+        ChainSettings.from_dict({"estimators": ["ensembles"]})
+
+
 def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
     from uncertaintyseg.io import load_case
     from uncertaintyseg.models import nnunet_export, nnunet_preprocess
@@ -219,4 +282,7 @@ def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
     stamps = json.loads((chain.train_dir / "stamps.json").read_text())
     assert set(stamps) == {"uncertainty", "cubes", "fusion", "postprocess"}
     assert len({s["2d"] for s in stamps.values()}) == 1  # all from the same checkpoint
+    for sub in ("2d_dropout", "2d_head"):  # trained again from the changed 2D network
+        started = json.loads((chain.train_dir / sub / "warm_start.json").read_text())
+        assert started["2d"] == stamps["uncertainty"]["2d"]
     assert record["postprocess"]["min_component_fraction"] in (0.1, 0.25, 0.5, 1.0)

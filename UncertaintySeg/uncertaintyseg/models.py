@@ -5,6 +5,7 @@ A model folder (written by `uncertaintyseg train`, layout in docs/TRAINING.md):
     model.json                 name, version, radius, kernel_mm, fusion weights, settings
     2d/plans.json, 2d/dataset.json, 2d/checkpoint.pth
     3d/plans.json, 3d/dataset.json, 3d/checkpoint.pth
+    2d_dropout/, 2d_head/, 3d_full/   the estimators' networks, where `train` made them
     curves.png, MODEL_CARD.md
 
 Networks are built from the folder's nnU-Net plans with nnU-Net's own
@@ -16,8 +17,7 @@ torchvision and crashes beside the CPU torch wheel), and checkpoints are read wi
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,10 @@ import torch
 from torch import nn
 
 from . import REGIONS
+# The analytic networks live in their own module; importable from here as before.
+from .analytic import AnalyticNetwork2D, AnalyticNetwork3D  # noqa: F401
 from .io import InputError
+from .options import TRAINED_NETWORKS
 from .postprocess import DEFAULT_COMPONENT_FRACTION
 
 
@@ -43,6 +46,9 @@ MODEL_FILE = "model.json"
 CHECKPOINT_FILE = "checkpoint.pth"
 FORMAT_VERSION = 1
 DEFAULT_KERNEL_MM = (32.0, 32.0, 64.0)
+# The estimators' networks a model folder may hold (model.json "networks" keys, each its
+# own subfolder): `estimators.ESTIMATORS` says which method needs which.
+EXTRA_NETWORKS = tuple(TRAINED_NETWORKS.values())
 
 
 @dataclass
@@ -74,65 +80,54 @@ class Model:
     configuration_2d: str | None = None
     # Post-processing chosen by the training chain (postprocess.choose_component_fraction).
     min_component_fraction: float = DEFAULT_COMPONENT_FRACTION
+    # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
+    # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
+    folder: Path | None = None
+    network_entries: dict = field(default_factory=dict)
+    loaded_networks: dict = field(default_factory=dict)  # kind -> ExtraNetwork
+
+    def has_network(self, kind: str) -> bool:
+        """Whether the model has the estimator network `kind` (nothing is loaded)."""
+        return kind in self.loaded_networks or (
+            kind in self.network_entries and self.folder is not None)
+
+    def extra_network(self, kind: str, device: str | torch.device = "cpu"
+                      ) -> "ExtraNetwork | None":
+        """An estimator's network (REGIONS order, eval mode; the head's extra channel
+        last), or None when the model has none."""
+        if not self.has_network(kind):
+            return None
+        if kind not in self.loaded_networks:
+            self.loaded_networks[kind] = load_extra_network(self.folder, kind,
+                                                            self.network_entries[kind])
+        found = self.loaded_networks[kind]
+        found.network.to(device)
+        return found
+
+
+@dataclass
+class ExtraNetwork:
+    """An estimator's network with the stride divisor and patch size of its plans."""
+
+    network: nn.Module
+    divisor: int
+    patch_size: tuple[int, ...]
+
+
+def load_extra_network(folder: Path, kind: str, entry: dict) -> ExtraNetwork:
+    """The network in folder/kind (a model.json "networks" entry: configuration, and
+    extra_outputs for the head)."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = _read_json(folder / kind / "plans.json", folder)
+    configuration = entry["configuration"]
+    network, divisor = load_network(folder / kind, configuration, plans=plans,
+                                    extra_outputs=int(entry.get("extra_outputs", 0)))
+    patch = PlansManager(plans).get_configuration(configuration).patch_size
+    return ExtraNetwork(network, divisor, tuple(int(p) for p in patch))
 
 
 # --------------------------------------------------------------------------- analytic
-
-
-def _gaussian_kernel(sigma: float, dims: int) -> torch.Tensor:
-    """Separable-free dense gaussian kernel of side 2*ceil(2 sigma)+1, sums to 1."""
-    half = int(math.ceil(2 * sigma))
-    x = torch.arange(-half, half + 1, dtype=torch.float32)
-    g = torch.exp(-0.5 * (x / sigma) ** 2)
-    g = g / g.sum()
-    kernel = g
-    for _ in range(dims - 1):
-        kernel = kernel[..., None] * g
-    return kernel
-
-
-class _AnalyticNetwork(nn.Module):
-    """Untrained region 'network': logits are smooth functions of the normalised channels.
-
-    Channels (FLAIR, T1, T1ce, T2) are blurred with a fixed gaussian (depthwise conv),
-    then, in z-score units: WT from FLAIR/T2 brightness, ET from T1ce brightness, TC
-    from ET or a T1ce-dark, T2-bright core inside the whole tumour. No weights are
-    learned; it exists so the demo and tests can run the pipeline before training.
-    """
-
-    dims = 2
-    gain = 3.0
-
-    def __init__(self, sigma: float = 1.0):
-        super().__init__()
-        kernel = _gaussian_kernel(sigma, self.dims)
-        weight = kernel[None, None].repeat(4, *([1] * (self.dims + 1)))
-        self.register_buffer("blur_weight", weight, persistent=False)
-        self.padding = kernel.shape[0] // 2
-        self.conv = nn.functional.conv2d if self.dims == 2 else nn.functional.conv3d
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.conv(x, self.blur_weight, padding=self.padding, groups=4)
-        flair, t1ce, t2 = s[:, 0], s[:, 2], s[:, 3]
-        wt = self.gain * (0.5 * (flair + t2) - 1.0)
-        et = self.gain * (t1ce - 1.5)
-        # necrotic core: dark on T1ce, bright on T2; TC = ET or (core and inside WT)
-        core = self.gain * (0.5 * t2 - 0.5 * t1ce - 0.75)
-        core_in_wt = -torch.logaddexp(-core, -wt)  # smooth minimum
-        tc = torch.logaddexp(et, core_in_wt)  # smooth maximum
-        return torch.stack([et, tc, wt], dim=1)
-
-
-class AnalyticNetwork2D(_AnalyticNetwork):
-    """(B, 4, H, W) normalised -> (B, 3, H, W) logits (ET, TC, WT); untrained."""
-
-    dims = 2
-
-
-class AnalyticNetwork3D(_AnalyticNetwork):
-    """(B, 4, D, H, W) normalised -> (B, 3, D, H, W) logits (ET, TC, WT); untrained."""
-
-    dims = 3
 
 
 def analytic_model() -> Model:
@@ -179,15 +174,16 @@ def region_order(dataset: dict) -> list[int]:
 
 
 def build_network(plans: dict, dataset: dict, configuration: str,
-                  deep_supervision: bool = False) -> nn.Module:
-    """The bare nnU-Net network of `configuration` (outputs in dataset.json label order)."""
+                  deep_supervision: bool = False, extra_outputs: int = 0) -> nn.Module:
+    """The bare nnU-Net network of `configuration` (outputs in dataset.json label order,
+    then `extra_outputs` more channels: the uncertainty head's)."""
     # Imported here: nnU-Net is a heavy import and the analytic model needs none of it.
     # These two modules import without torchvision (checked with nnunetv2 2.8.1).
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     config = PlansManager(plans).get_configuration(configuration)
-    n_outputs = len(region_order(dataset))
+    n_outputs = len(region_order(dataset)) + int(extra_outputs)
     n_inputs = len(dataset["channel_names"])
     return get_network_from_plans(
         config.network_arch_class_name, config.network_arch_init_kwargs,
@@ -253,19 +249,22 @@ def _read_json(path: Path, folder: Path) -> dict:
 
 def load_network(subdir: Path, configuration: str, device: str = "cpu",
                  plans: dict | None = None, dataset: dict | None = None,
-                 checkpoint: str = CHECKPOINT_FILE) -> tuple[nn.Module, int]:
+                 checkpoint: str = CHECKPOINT_FILE, extra_outputs: int = 0
+                 ) -> tuple[nn.Module, int]:
     """Build the network of one model subfolder and load its checkpoint; -> (net, divisor).
 
     `plans` / `dataset`: the subfolder's plans.json / dataset.json when the caller has
     read them already (otherwise they are read here); `checkpoint`: the file name in
-    `subdir` (the training chain's work folder keeps `best.pth`)."""
+    `subdir` (the training chain's work folder keeps `best.pth`); `extra_outputs`:
+    channels after the regions (1 for the uncertainty head), kept last."""
     folder = subdir.parent
     plans = plans if plans is not None else _read_json(subdir / "plans.json", folder)
     dataset = dataset if dataset is not None else _read_json(subdir / "dataset.json", folder)
     ckpt = subdir / checkpoint
     try:
-        network = build_network(plans, dataset, configuration)
+        network = build_network(plans, dataset, configuration, extra_outputs=extra_outputs)
         order = region_order(dataset)
+        order += list(range(len(order), len(order) + int(extra_outputs)))
         divisor = stride_divisor(plans, configuration)
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise InputError(f"Cannot build the network of {subdir} from plans.json/dataset.json "
@@ -336,7 +335,8 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         radius=None if radius is None else float(radius), divisor_2d=div_2d,
         divisor_3d=div_3d, kernel_mm=kernel_mm, trained=bool(meta.get("trained", True)),
         description=str(meta.get("description", "")), plans=plans, dataset=dataset,
-        configuration_2d=cfg_2d, min_component_fraction=fraction)
+        configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
+        network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
 
 
 def _nnunet_managers(model: Model):

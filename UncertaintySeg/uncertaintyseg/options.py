@@ -25,7 +25,12 @@ PROJECTION_PRESETS = {"preview": 16, "standard": 128, "paper": None}
 AUTO = "auto"
 MAX_PROJECTIONS = 4096
 # Estimators of `predict --method` (estimators.ESTIMATORS says what each does).
-METHODS = ("hybrid", "projection-2d", "tta-2d", "lsu-2d")
+METHODS = ("hybrid", "projection-2d", "tta-2d", "lsu-2d", "mc-dropout", "uncertainty-head",
+           "full-3d")
+# The methods that need a network of their own, trained by `train --estimators`, and its
+# name in the model folder (models.EXTRA_NETWORKS); here so that the CLI needs no torch.
+TRAINED_NETWORKS = {"mc-dropout": "2d_dropout", "uncertainty-head": "2d_head",
+                    "full-3d": "3d_full"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,11 @@ _OPTIONS = (
            "uncertainty estimator: hybrid (the paper: spherical projections, 3D refinement "
            "of the most uncertain cubes, fusion), projection-2d (its 2D stage alone), "
            "lsu-2d (linear scaling instead of the spherical projection), tta-2d (nnU-Net's "
-           "flip test-time augmentation)", choices=METHODS),
+           "flip test-time augmentation), mc-dropout (the 2D network with dropout on, one "
+           "pass per projection count), uncertainty-head (the BraTS 2023 uncertainty-aware "
+           "nnU-Net, one pass), full-3d (a whole-crop 3D nnU-Net, sliding window, mirror "
+           "variance); the last three need a model trained with them (train --estimators)",
+           choices=METHODS),
     Option("model", "--model", str, None,
            "bundled model name (see --list-models) or a model folder made by "
            "`uncertaintyseg train` (default: brats-mini)"),

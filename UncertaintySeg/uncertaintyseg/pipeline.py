@@ -16,7 +16,7 @@ import torch
 
 from . import REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .errors import InputError
 from .io import Case
@@ -28,7 +28,6 @@ from .postprocess import nest, remove_small_components
 from .projection import default_radius, resolve_count
 from .refine import refine
 from .working_grid import WorkingGrid, from_crop, from_nnunet
-from .uncertainty import predict_volume
 
 TRIAGE_THRESHOLD = 0.25
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
@@ -213,16 +212,14 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
     """`run_case` on a case in the canonical orientation."""
     device = resolve_device(settings.device)
     autocast = resolve_precision(settings.precision, device)
+    method = ESTIMATORS[settings.method]
+    check_network(method, model)  # before the preprocessing, which takes seconds
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
-    method = ESTIMATORS[settings.method]
     with timer.stage("uncertainty"):
-        projected = predict_volume(
-            model.network_2d, grid.image, grid.mask, settings.resolved_projections(),
-            radius=radius, batch_size=settings.batch_size_2d, divisor=model.divisor_2d,
-            device=device, autocast_dtype=autocast, progress=progress,
-            stride=settings.stride, views=method.views(radius))
+        projected = estimate(method, model, grid, settings, radius, device, autocast,
+                             progress)
     if method.refines:
         boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer,
                                              device, autocast, progress)
@@ -230,7 +227,7 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
         boxes = _search(model, settings, grid, projected, timer, progress)
         p3d, fused = np.full_like(projected.p2d, -1.0), projected.p2d
     with timer.stage("export"):
-        result = _to_input_grid(case, settings, grid, projected, p3d, fused, boxes)
+        result = _to_input_grid(case, grid, projected, p3d, fused, boxes, method.dims)
     with timer.stage("postprocess"):
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
@@ -266,14 +263,20 @@ def _notify(progress, stage: str, message: str) -> None:
         progress(stage, 1, 1, message)
 
 
-def _to_input_grid(case, settings, grid, projected, p3d, fused, boxes) -> CaseResult:
+def _to_input_grid(case, grid, projected, p3d, fused, boxes, dims: int = 2) -> CaseResult:
     """Every map and box from the working grid back onto the input's grid (labels are
-    made afterwards, from the fused probabilities on the input grid)."""
+    made afterwards, from the fused probabilities on the input grid). With `dims` 3
+    (full-3d) the method's probabilities are a 3D network's: P3D is them, on the whole
+    grid, and P2D is -1 everywhere (no 2D part, docs/OUTPUT-CONTRACT.md)."""
+    probabilities = np.clip(grid.to_input(fused), 0.0, 1.0)
+    if dims == 3:
+        p2d_input, p3d_input = np.full_like(probabilities, -1.0), probabilities
+    else:
+        p2d_input = np.clip(grid.to_input(projected.p2d), 0.0, 1.0)
+        p3d_input = grid.to_input(p3d, fill=-1.0)
     return CaseResult(
-        reference=case.reference, labels=None,
-        probabilities=np.clip(grid.to_input(fused), 0.0, 1.0),
-        probabilities_2d=np.clip(grid.to_input(projected.p2d), 0.0, 1.0),
-        probabilities_3d=grid.to_input(p3d, fill=-1.0),
+        reference=case.reference, labels=None, probabilities=probabilities,
+        probabilities_2d=p2d_input, probabilities_3d=p3d_input,
         uncertainty=np.clip(grid.to_input(projected.entropy_norm), 0.0, 1.0),
         uncertainty_raw=np.maximum(grid.to_input(projected.entropy_raw), 0.0),
         boxes=[grid.box_to_input(b) for b in boxes], flair=case.image[0])

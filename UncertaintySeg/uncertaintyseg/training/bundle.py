@@ -12,9 +12,16 @@ import torch
 
 from .. import REGIONS, __version__
 from ..fusion import normalized_weights
-from ..models import CHECKPOINT_FILE, FORMAT_VERSION, MODEL_FILE, save_state
+from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
+from ..options import TRAINED_NETWORKS
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
-from .prepare import CONFIG_2D, CONFIG_3D
+from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
+
+# Per estimator network: its settings in ChainSettings and its title in curves / card.
+EXTRA_SETTINGS = {CONFIG_DROPOUT: "net_dropout", CONFIG_HEAD: "net_head",
+                  CONFIG_FULL_3D: "net_full3d"}
+EXTRA_TITLES = {CONFIG_DROPOUT: "2D dropout", CONFIG_HEAD: "2D uncertainty head",
+                CONFIG_FULL_3D: "3D full crop"}
 
 
 def _copy_checkpoint(best: Path, target: Path, half: bool) -> None:
@@ -37,12 +44,20 @@ def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Pat
     """Assemble the model folder from a finished Chain; returns `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for sub, config in (("2d", CONFIG_2D), ("3d", CONFIG_3D)):
+    extras = chain.estimator_networks()
+    for sub, config in (("2d", CONFIG_2D), ("3d", CONFIG_3D), *((e, e) for e in extras)):
         (out / sub).mkdir(exist_ok=True)
         (out / sub / "plans.json").write_text(
             json.dumps(_plans_for(chain.plans, config), indent=2) + "\n")
         shutil.copyfile(chain.pre / "dataset.json", out / sub / "dataset.json")
         _copy_checkpoint(chain.train_dir / sub / "best.pth", out / sub / CHECKPOINT_FILE, half)
+    for sub in set(EXTRA_NETWORKS) - set(extras):  # a folder of an earlier run's choice
+        shutil.rmtree(out / sub, ignore_errors=True)
+    networks = {"2d": {"configuration": CONFIG_2D}, "3d": {"configuration": CONFIG_3D}}
+    for sub in extras:
+        networks[sub] = {"configuration": sub, **({"extra_outputs": 1} if sub == CONFIG_HEAD
+                                                  else {})}
+    histories = record.get("histories", {})
     weights = np.asarray(record["fusion"], dtype=np.float64)
     w2d, w3d = normalized_weights(weights)
     s = chain.settings
@@ -55,18 +70,23 @@ def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Pat
         "fusion_weights": weights.tolist(),
         "fusion_weights_normalized": {r: [float(a), float(b)] for r, a, b in
                                       zip(REGIONS, np.atleast_1d(w2d), np.atleast_1d(w3d))},
-        "networks": {"2d": {"configuration": CONFIG_2D}, "3d": {"configuration": CONFIG_3D}},
+        "networks": networks,
         "postprocess": record.get("postprocess") or {"min_component_fraction": DEFAULT_COMPONENT_FRACTION},
         "split": chain.split, "settings": asdict(s),
         "training": {"seconds": record["timings"],
                      "iterations_2d": s.net2d.iterations, "iterations_3d": s.net3d.iterations,
                      "best_val_2d": _best(record["history_2d"]),
-                     "best_val_3d": _best(record["history_3d"])},
+                     "best_val_3d": _best(record["history_3d"]),
+                     **{f"iterations_{sub}": getattr(s, EXTRA_SETTINGS[sub]).iterations
+                        for sub in extras},
+                     **{f"best_val_{sub}": _best(histories.get(sub, [])) for sub in extras}},
     }
     if record.get("validation"):
         meta["validation"] = record["validation"]
     (out / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    write_curves(record["history_2d"], record["history_3d"], out / "curves.png")
+    write_curves({"2D": record["history_2d"], "3D (cubes)": record["history_3d"],
+                  **{EXTRA_TITLES[sub]: histories.get(sub, []) for sub in extras}},
+                 out / "curves.png")
     return out
 
 
@@ -74,17 +94,19 @@ def _best(history: list[dict]) -> dict:
     return max(history, key=lambda h: h["mean_dice"]) if history else {}
 
 
-def write_curves(history_2d: list[dict], history_3d: list[dict], path: Path) -> None:
-    """Training/validation loss and validation Dice per region against iterations (PNG)."""
+def write_curves(histories: dict[str, list[dict]], path: Path) -> None:
+    """Training/validation loss and validation Dice per region against iterations (PNG),
+    one column per network (`histories`: title -> history)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a server / in tests
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    for col, (title, history) in enumerate((("2D", history_2d), ("3D (cubes)", history_3d))):
+    fig, axes = plt.subplots(2, len(histories), figsize=(5 * len(histories), 7), squeeze=False)
+    for col, (title, history) in enumerate(histories.items()):
         it = [h["iteration"] for h in history]
-        axes[0, col].plot(it, [h["train_loss"] for h in history], label="train BCE")
+        # the head's training loss is BCE plus its own terms (training/trainer_head.py)
+        axes[0, col].plot(it, [h["train_loss"] for h in history], label="train loss")
         axes[0, col].plot(it, [h["val_loss"] for h in history], label="validation BCE")
         axes[0, col].set_title(f"{title}: loss")
         for region in REGIONS:
@@ -132,6 +154,7 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
              f"{[[round(v, 3) for v in row] for row in meta['fusion_weights']]}",
              f"- post-processing: {_postprocess_text(meta['postprocess'])}; chosen on the "
              f"training cases (docs/DECISIONS.md #13)",
+             f"- estimators' networks: {_estimators_text(meta)}",
              f"- checkpoints: {_size_text(size_mb)}", "",
              "## Training time", "",
              f"Seconds per step (CPU, {s['threads']} thread(s), {s['net2d']['precision']}): "
@@ -153,6 +176,22 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
     path = Path(out) / "MODEL_CARD.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _estimators_text(meta: dict) -> str:
+    """Which of the estimators' networks the folder holds, with their training."""
+    s, present = meta["settings"], []
+    for method, sub in TRAINED_NETWORKS.items():
+        if sub in meta["networks"]:
+            net = s[EXTRA_SETTINGS[sub]]
+            extra = {CONFIG_DROPOUT: f", Dropout2d p={s['dropout_probability']}",
+                     CONFIG_FULL_3D: f", patch {s['patch_full_3d']}^3"}.get(sub, "")
+            present.append(f"`{sub}` for `--method {method}` ({net['iterations']} iterations"
+                           f"{extra})")
+    if not present:
+        return ("none: `predict --method` mc-dropout, uncertainty-head and full-3d need "
+                "`train --estimators`")
+    return "; ".join(present)
 
 
 def _postprocess_text(postprocess: dict) -> str:

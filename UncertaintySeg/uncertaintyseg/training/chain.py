@@ -2,14 +2,16 @@
 
 convert -> nnU-Net plan -> nnU-Net preprocess -> train 2D -> projected uncertainty on
 the training cases -> kernel search -> cubes -> train 3D -> PSO fusion fit on the
-training cases -> model folder. Every step leaves its result in the work folder and is
-skipped when that result is there, so a killed run picks up where it stopped (the
-trainers resume from their last checkpoint).
+training cases -> the estimators' own networks (`--estimators`: the dropout variant of
+the 2D network, the uncertainty head, the whole-crop 3D network) -> model folder. Every
+step leaves its result in the work folder and is skipped when that result is there, so
+a killed run picks up where it stopped (the trainers resume from their last checkpoint).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
@@ -20,6 +22,7 @@ import torch
 
 from .. import REGIONS
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
+from ..options import TRAINED_NETWORKS
 from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
@@ -27,11 +30,18 @@ from ..postprocess import choose_component_fraction
 from ..refine import refine
 from . import prepare
 from .loop import PRECISIONS
-from .stamps import Stamps
+from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
+from .trainer_full3d import SettingsFull3D, train_full_3d
+from .trainer_head import HeadLoop, SettingsHead
 from .trainer3d import (Settings3D, case_uncertainty, cubes_of_case, load_cubes,
                         load_preprocessed, merge_cubes, region_targets, save_cubes,
                         select_boxes, train_3d)
+
+# The chain step that trains each estimator network (models.EXTRA_NETWORKS); the
+# configuration in the plans has the same name (prepare.CONFIG_DROPOUT, ...).
+ESTIMATOR_STEPS = {prepare.CONFIG_DROPOUT: "train_dropout", prepare.CONFIG_HEAD: "train_head",
+                   prepare.CONFIG_FULL_3D: "train_full3d"}
 
 
 @dataclass
@@ -52,6 +62,13 @@ class ChainSettings:
     max_features_3d: int = 128
     net2d: Settings2D = field(default_factory=Settings2D)
     net3d: Settings3D = field(default_factory=Settings3D)
+    # The estimators whose networks `train` makes (estimators.TRAINED_NETWORKS keys).
+    estimators: list[str] = field(default_factory=lambda: list(TRAINED_NETWORKS))
+    net_dropout: Settings2D = field(default_factory=lambda: Settings2D(iterations=400))
+    net_head: SettingsHead = field(default_factory=lambda: SettingsHead(iterations=400))
+    net_full3d: SettingsFull3D = field(default_factory=SettingsFull3D)
+    dropout_probability: float = 0.1
+    patch_full_3d: int = 96  # voxels per axis of the full-3d network's patch
     pso_particles: int = 20
     pso_iterations: int = 50
     threads: int = 1
@@ -64,7 +81,10 @@ class ChainSettings:
         return {"features_2d": self.features_2d, "max_features_2d": self.max_features_2d,
                 "batch_size_2d": self.net2d.batch_size, "features_3d": self.features_3d,
                 "max_features_3d": self.max_features_3d,
-                "batch_size_3d": self.net3d.batch_size, "kernel_mm": list(self.kernel_mm)}
+                "batch_size_3d": self.net3d.batch_size, "kernel_mm": list(self.kernel_mm),
+                "dropout_probability": self.dropout_probability,
+                "patch_full_3d": self.patch_full_3d,
+                "batch_size_full_3d": self.net_full3d.batch_size}
 
     @classmethod
     def from_dict(cls, data: dict) -> "ChainSettings":
@@ -72,6 +92,14 @@ class ChainSettings:
         values = {k: v for k, v in data.items() if k in known}
         values["net2d"] = Settings2D(**data.get("net2d", {}))
         values["net3d"] = Settings3D(**data.get("net3d", {}))
+        for key, kind in (("net_dropout", Settings2D), ("net_head", SettingsHead),
+                          ("net_full3d", SettingsFull3D)):
+            if key in data:
+                values[key] = kind(**data[key])
+        unknown = set(values.get("estimators", ())) - set(TRAINED_NETWORKS)
+        if unknown:
+            raise ValueError(f"estimators {sorted(unknown)}: `train` trains networks for "
+                             f"{', '.join(TRAINED_NETWORKS)} only")
         values["kernel_mm"] = tuple(values.get("kernel_mm", cls.kernel_mm))
         return cls(**values)
 
@@ -231,6 +259,46 @@ class Chain:
                  load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
                  self.settings.net3d, self.progress)
 
+    def _warm_started_folder(self, sub: str) -> Path:
+        """train/<sub> for a network that starts from the 2D network's best weights; a
+        folder trained from another 2D checkpoint (the 2D network trained on since) is
+        removed, so that it is trained again from the current one."""
+        out, source = self.train_dir / sub, checkpoint_digest(self.train_dir, "2d")
+        record = out / "warm_start.json"
+        if out.is_dir() and (not record.is_file()
+                             or json.loads(record.read_text()).get("2d") != source):
+            shutil.rmtree(out)
+            self.progress("chain", 0, 1, f"{sub}: the 2D network changed; training again")
+        out.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"2d": source}) + "\n")
+        return out
+
+    def train_dropout(self) -> None:
+        """The 2D network with dropout (MC dropout), from the 2D network's weights."""
+        train_2d(self.data_folder, self.plans, self.dataset, self.split,
+                 self._warm_started_folder(prepare.CONFIG_DROPOUT), self.settings.net_dropout,
+                 self.progress, configuration=prepare.CONFIG_DROPOUT,
+                 warm_from=self.train_dir / "2d" / "best.pth", stage="train 2D dropout")
+
+    def train_head(self) -> None:
+        """The 2D network with the uncertainty head, from the 2D network's weights."""
+        train_2d(self.data_folder, self.plans, self.dataset, self.split,
+                 self._warm_started_folder(prepare.CONFIG_HEAD), self.settings.net_head,
+                 self.progress, configuration=prepare.CONFIG_HEAD,
+                 warm_from=self.train_dir / "2d" / "best.pth", loop_class=HeadLoop,
+                 stage="train 2D uncertainty head")
+
+    def train_full3d(self) -> None:
+        """The whole-crop 3D network (the 3D-only baseline)."""
+        train_full_3d(self.data_folder, self.plans, self.dataset, self.split,
+                      self.train_dir / prepare.CONFIG_FULL_3D, self.settings.net_full3d,
+                      self.progress)
+
+    def estimator_networks(self) -> list[str]:
+        """The networks (model subfolders) of the chosen estimators."""
+        return [kind for method, kind in TRAINED_NETWORKS.items()
+                if method in self.settings.estimators]
+
     def _training_predictions(self) -> list:
         """(p2d, p3d, reference) per training case, (3, Z, Y, X) each, REGIONS order.
 
@@ -280,11 +348,14 @@ class Chain:
         """Run every step (skipping finished ones); returns the training record."""
         torch.set_num_threads(self.settings.threads)
         for name in ("convert", "plan", "preprocess", "train2d", "uncertainty", "cubes",
-                     "train3d", "fusion", "postprocess"):
+                     "train3d", "fusion", "postprocess",
+                     *(ESTIMATOR_STEPS[kind] for kind in self.estimator_networks())):
             self._step(name, getattr(self, name))
         self._predictions = None  # the training-case predictions are large; free them
         return {"timings": self.timings,
                 "history_2d": self._load_json("2d/history.json", []),
                 "history_3d": self._load_json("3d/history.json", []),
+                "histories": {sub: self._load_json(f"{sub}/history.json", [])
+                              for sub in self.estimator_networks()},
                 "fusion": self._load_json("fusion.json", {})["weights"],
                 "postprocess": self._load_json("postprocess.json", {})}

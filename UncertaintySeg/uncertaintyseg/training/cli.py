@@ -7,6 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from ..options import TRAINED_NETWORKS
+
 # Named starting points; every value can still be overridden on the command line.
 PRESETS = {
     "tiny": dict(features_2d=4, max_features_2d=16, features_3d=4, max_features_3d=16,
@@ -14,18 +16,38 @@ PRESETS = {
                             val_batches=1),
                  net3d=dict(iterations=4, batch_size=2, validate_every=2, checkpoint_every=2,
                             projections=2, max_boxes=2),
-                 pso_particles=4, pso_iterations=3),
+                 net_dropout=dict(iterations=2, batch_size=2, validate_every=2,
+                                  checkpoint_every=2, val_batches=1),
+                 net_head=dict(iterations=2, batch_size=2, validate_every=2,
+                               checkpoint_every=2, val_batches=1),
+                 net_full3d=dict(iterations=2, batch_size=1, validate_every=2,
+                                 checkpoint_every=2, val_batches=1),
+                 patch_full_3d=32, pso_particles=4, pso_iterations=3),
     "phantom": dict(features_2d=8, max_features_2d=64, features_3d=8, max_features_3d=64,
                     net2d=dict(iterations=600, batch_size=8, validate_every=50,
                                checkpoint_every=50, val_batches=2),
                     net3d=dict(iterations=300, batch_size=2, validate_every=50,
-                               checkpoint_every=50, projections=8, max_boxes=4)),
+                               checkpoint_every=50, projections=8, max_boxes=4),
+                    net_dropout=dict(iterations=200, batch_size=8, validate_every=50,
+                                     checkpoint_every=50, val_batches=2),
+                    net_head=dict(iterations=200, batch_size=8, validate_every=50,
+                                  checkpoint_every=50, val_batches=2),
+                    net_full3d=dict(iterations=300, batch_size=2, validate_every=50,
+                                    checkpoint_every=50, val_batches=2),
+                    patch_full_3d=64),
     "brats-mini": dict(features_2d=16, max_features_2d=128, features_3d=16,
                        max_features_3d=128,
                        net2d=dict(iterations=1600, batch_size=8, validate_every=100,
                                   checkpoint_every=25, val_batches=4),
                        net3d=dict(iterations=600, batch_size=2, validate_every=50,
-                                  checkpoint_every=25, projections=16, max_boxes=8)),
+                                  checkpoint_every=25, projections=16, max_boxes=8),
+                       net_dropout=dict(iterations=400, batch_size=8, validate_every=100,
+                                        checkpoint_every=25, val_batches=4),
+                       net_head=dict(iterations=400, batch_size=8, validate_every=100,
+                                     checkpoint_every=25, val_batches=4),
+                       net_full3d=dict(iterations=1000, batch_size=2, validate_every=100,
+                                       checkpoint_every=25, val_batches=2),
+                       patch_full_3d=96),
 }
 
 
@@ -60,7 +82,8 @@ def _add_train(subparsers) -> None:
         "train", help="train the 2D and 3D networks and fit the fusion (resumable)",
         description="convert -> nnU-Net plan/preprocess -> 2D training -> uncertainty on the "
                     "training cases -> kernel search -> 3D training on the selected cubes -> "
-                    "PSO fusion fit -> model folder (+ validation with the real pipeline). "
+                    "PSO fusion fit -> the estimators' own networks (--estimators) -> model folder "
+                    "(+ validation with the real pipeline). "
                     "Re-running with the same --work resumes.")
     p.add_argument("source", type=Path, nargs="?", help="folder of BraTS case folders")
     p.add_argument("--phantoms", type=int, default=0,
@@ -82,6 +105,10 @@ def _add_train(subparsers) -> None:
                    help="cases held out for validation, chosen by --seed (default 3)")
     p.add_argument("--val-cases", nargs="*", default=[],
                    help="explicit validation case ids (instead of a random --n-val)")
+    p.add_argument("--estimators", nargs="*", default=None, choices=list(TRAINED_NETWORKS),
+                   metavar="METHOD",
+                   help="the estimators whose networks to train as well: "
+                        f"{', '.join(TRAINED_NETWORKS)} (default: all; the flag alone: none)")
     p.add_argument("--iterations-2d", type=int, default=None,
                    help="2D network training iterations (default: the preset's)")
     p.add_argument("--iterations-3d", type=int, default=None,
@@ -116,6 +143,8 @@ def chain_settings(args):
                   dataset_id=args.dataset_id, dataset_name=args.dataset_name,
                   n_val=args.n_val, val_cases=args.val_cases, seed=args.seed,
                   threads=args.threads)
+    if args.estimators is not None:
+        values["estimators"] = list(args.estimators)
     for key, net in (("iterations_2d", "net2d"), ("iterations_3d", "net3d")):
         if getattr(args, key) is not None:
             values[net]["iterations"] = getattr(args, key)
@@ -169,9 +198,11 @@ def _reproduce_command(args, source) -> str:
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
     threads = f" --threads {args.threads}" if args.threads != 1 else ""
+    estimators = ("" if args.estimators is None else
+                  " --estimators" + "".join(f" {m}" for m in args.estimators))
     return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
             f"--name {args.name or args.out.name}{version} --seed {args.seed} "
-            f"--n-val {args.n_val}" + extra + threads)
+            f"--n-val {args.n_val}" + extra + threads + estimators)
 
 
 def register(subparsers) -> None:

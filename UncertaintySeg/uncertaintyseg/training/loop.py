@@ -61,7 +61,8 @@ def evaluate(network: nn.Module, batches: Iterable[Batch], order: list[int]) -> 
     network.eval()
     with torch.inference_mode():
         for data, target in batches:
-            logits = network(data)
+            # A network with extra outputs (the uncertainty head) is scored on its regions.
+            logits = network(data)[:, :target.shape[1]]
             losses.append(float(loss_fn(logits, target)))
             counts = counts + dice_per_region(logits, target)
     network.train()
@@ -69,6 +70,24 @@ def evaluate(network: nn.Module, batches: Iterable[Batch], order: list[int]) -> 
     dice = np.where(pred + ref > 0, 2 * inter / np.maximum(pred + ref, 1), 1.0)
     return {"val_loss": float(np.mean(losses)),
             **{f"dice_{r}": float(dice[order[i]]) for i, r in enumerate(REGIONS)}}
+
+
+def warm_start(network: nn.Module, checkpoint: Path) -> None:
+    """Start `network` from another network's weights (a state dict file, e.g. the 2D
+    network's best.pth): equal shapes are copied; an output layer with more channels
+    (the uncertainty head) gets the old channels first and keeps its fresh extra ones."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["network_weights"]
+    own = network.state_dict()
+    with torch.no_grad():
+        for key, value in state.items():
+            target = own.get(key)
+            if target is None:
+                continue
+            if target.shape == value.shape:
+                target.copy_(value)
+            elif target.shape[1:] == value.shape[1:] and target.shape[0] > value.shape[0]:
+                target[:value.shape[0]].copy_(value)
+    network.load_state_dict(own)
 
 
 class Loop:
@@ -126,6 +145,9 @@ class Loop:
             logits = self.network(data)
         return self.loss_fn(logits.float(), target)
 
+    def _after_step(self) -> None:
+        """Called after every optimiser step (the head's trainer averages its weights)."""
+
     def run(self, sample: Callable[[], Batch], val_batches: list[Batch],
             progress: Callable | None = None, stage: str = "train") -> list[dict]:
         """Train until settings.iterations; returns the history (one record per validation)."""
@@ -140,6 +162,7 @@ class Loop:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.network.parameters(), 12)
             self.optimizer.step()
+            self._after_step()
             losses.append(float(loss.detach()))
             self.iteration += 1
             done = self.iteration == self.settings.iterations

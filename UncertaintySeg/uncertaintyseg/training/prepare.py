@@ -10,6 +10,15 @@ run serves both networks):
   features per stage, so the checkpoint stays small and a CPU can train it;
 - `3d_cube`: a 3D PlainConvUNet whose patch is the refinement cube (design 4.4), with
   only as many stride-2 stages as keep the bottleneck of the smallest cube >= 4 voxels.
+
+and three for the estimators the papers compare (`train --estimators`):
+
+- `2d_dropout`: `2d_small` with nnU-Net's `dropout_op` (Dropout2d, p = 0.1 by default)
+  after every convolution, for MC dropout;
+- `2d_head`: `2d_small` itself; the network gets one more output channel (the
+  uncertainty head), which `models.build_network(extra_outputs=1)` adds;
+- `3d_full`: the `3d_cube` topology with a larger patch (96^3 for BraTS), trained on
+  nnU-Net's patches of the whole brain crop, for the 3D-only baseline.
 """
 
 from __future__ import annotations
@@ -20,9 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..options import TRAINED_NETWORKS
+
 PLANS_NAME = "nnUNetPlans"
 CONFIG_2D = "2d_small"
 CONFIG_3D = "3d_cube"
+# The estimators' own networks (docs/TRAINING.md): the 2D topology with dropout, the 2D
+# topology with one more output channel (the uncertainty head), a whole-crop 3D network.
+# Each is named as its network in a model folder (options.TRAINED_NETWORKS).
+CONFIG_DROPOUT = TRAINED_NETWORKS["mc-dropout"]
+CONFIG_HEAD = TRAINED_NETWORKS["uncertainty-head"]
+CONFIG_FULL_3D = TRAINED_NETWORKS["full-3d"]
+DROPOUT_OP = "torch.nn.modules.dropout.Dropout2d"
 MIN_BOTTLENECK = 4  # voxels per axis at the deepest stage of the 3D network
 
 
@@ -109,8 +127,28 @@ def cube_3d_configuration(plans: dict, cube_voxels: int, base_features: int,
             "patch_size": [int(cube_voxels)] * 3, "architecture": arch}
 
 
+def dropout_2d_configuration(plans: dict, probability: float) -> dict:
+    """CONFIG_2D with nnU-Net's dropout_op after every convolution (same weights names)."""
+    arch = json.loads(json.dumps(plans["configurations"][CONFIG_2D]["architecture"]))
+    arch["arch_kwargs"]["dropout_op"] = DROPOUT_OP
+    arch["arch_kwargs"]["dropout_op_kwargs"] = {"p": float(probability)}
+    return {"inherits_from": CONFIG_2D, "architecture": arch}
+
+
+def add_estimator_configurations(plans: dict, settings: dict) -> None:
+    """CONFIG_DROPOUT, CONFIG_HEAD and CONFIG_FULL_3D, added to `plans` in place."""
+    configurations = plans["configurations"]
+    configurations[CONFIG_DROPOUT] = dropout_2d_configuration(
+        plans, settings.get("dropout_probability", 0.1))
+    configurations[CONFIG_HEAD] = {"inherits_from": CONFIG_2D}
+    patch = int(settings.get("patch_full_3d", 96))
+    configurations[CONFIG_FULL_3D] = cube_3d_configuration(
+        plans, patch, settings["features_3d"], settings["max_features_3d"],
+        settings.get("batch_size_full_3d", 2))
+
+
 def add_configurations(plans_file: Path, settings: dict) -> dict:
-    """Add CONFIG_2D and CONFIG_3D to the plans file (in place); returns the plans."""
+    """Add our configurations to the plans file (in place); returns the plans."""
     plans = json.loads(Path(plans_file).read_text())
     plans["configurations"][CONFIG_2D] = small_2d_configuration(
         plans, settings["features_2d"], settings["max_features_2d"], settings["batch_size_2d"])
@@ -121,6 +159,7 @@ def add_configurations(plans_file: Path, settings: dict) -> dict:
     plans["configurations"][CONFIG_3D] = cube_3d_configuration(
         plans, cube, settings["features_3d"], settings["max_features_3d"],
         settings["batch_size_3d"])
+    add_estimator_configurations(plans, settings)
     Path(plans_file).write_text(json.dumps(plans, indent=2) + "\n")
     return plans
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..models import build_network, region_order
 from ..projection import default_radius, sampling_grid
-from .loop import Loop, LoopSettings
+from .loop import Loop, LoopSettings, warm_start
 from .prepare import CONFIG_2D
 
 
@@ -74,9 +74,22 @@ def project_batch(data: torch.Tensor, target: torch.Tensor, radius: float | None
     return data, target
 
 
+def _rotation_and_mirroring(patch: list[int]) -> tuple[tuple[float, float], tuple[int, ...]]:
+    """nnUNetTrainer's choice (configure_rotation_dummyDA_mirroring_and_inital_patch_size,
+    for the near-isotropic patches we plan): 2D full rotation for near-square patches,
+    else +-15 deg; 3D +-30 deg; mirroring along every axis."""
+    if len(patch) == 3:
+        angle = 30 / 180 * np.pi
+    else:
+        angle = np.pi if max(patch) / min(patch) <= 1.5 else 15 / 180 * np.pi
+    return (-angle, angle), tuple(range(len(patch)))
+
+
 def make_loader(folder: Path, plans: dict, dataset: dict, identifiers: list[str],
-                batch_size: int, training: bool, oversample: float = 0.33):
-    """nnU-Net's nnUNetDataLoader (2D patches) with nnU-Net's transforms for training/val."""
+                batch_size: int, training: bool, oversample: float = 0.33,
+                configuration: str = CONFIG_2D):
+    """nnU-Net's nnUNetDataLoader (patches of `configuration`, 2D or 3D) with nnU-Net's
+    transforms for training/validation."""
     from nnunetv2.training.data_augmentation.compute_initial_patch_size import get_patch_size
     from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
@@ -84,18 +97,16 @@ def make_loader(folder: Path, plans: dict, dataset: dict, identifiers: list[str]
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     manager = PlansManager(plans)
-    config = manager.get_configuration(CONFIG_2D)
+    config = manager.get_configuration(configuration)
     labels = manager.get_label_manager(dataset)
     patch = list(config.patch_size)
     data = infer_dataset_class(str(folder))(str(folder), identifiers)
     regions = labels.foreground_regions
     if training:
-        # nnUNetTrainer's 2D choice: full rotation for near-square patches, else +-15 deg
-        angle = np.pi if max(patch) / min(patch) <= 1.5 else 15 / 180 * np.pi
-        rotation = (-angle, angle)
+        rotation, mirror_axes = _rotation_and_mirroring(patch)
         initial = get_patch_size(patch, rotation, rotation, rotation, (0.85, 1.25))
         transforms = nnUNetTrainer.get_training_transforms(
-            patch, rotation, None, (0, 1), False, config.use_mask_for_norm,
+            patch, rotation, None, mirror_axes, False, config.use_mask_for_norm,
             regions=regions, ignore_label=labels.ignore_label)
     else:
         initial = patch
@@ -115,27 +126,36 @@ def fixed_batches(loader, count: int, seed: int) -> list:
 
 
 def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
-             settings: Settings2D, progress=None) -> list[dict]:
+             settings: Settings2D, progress=None, configuration: str = CONFIG_2D,
+             warm_from: Path | None = None, loop_class=Loop, stage: str = "train 2D"
+             ) -> list[dict]:
     """Train the 2D network on split['train'], validate on split['val'] patches.
 
     folder: nnU-Net's preprocessed data folder (nnUNetPlans_2d). Writes latest.pth,
     best.pth, history.json into out_dir; resumes from latest.pth. Returns the history.
+    `configuration`: the plans' 2D configuration (CONFIG_2D, or the dropout variant);
+    `warm_from`: a state dict file to start from when there is nothing to resume
+    (`loop.warm_start`); `loop_class`: Loop or a subclass with its own loss (the head's).
     """
-    network = build_network(plans, dataset, CONFIG_2D)
-    loop = Loop(network, out_dir, settings, region_order(dataset))
+    extra = getattr(loop_class, "extra_outputs", 0)
+    network = build_network(plans, dataset, configuration, extra_outputs=extra)
+    if warm_from is not None and not (Path(out_dir) / "latest.pth").is_file():
+        warm_start(network, warm_from)
+    loop = loop_class(network, out_dir, settings, region_order(dataset))
     # nnU-Net's loader draws from numpy's global RNG; a resumed run continues with fresh
     # draws instead of replaying the first batches.
     np.random.seed(settings.seed + loop.iteration)
     rng = np.random.default_rng(settings.seed + loop.iteration)
     val_ids = split["val"] or split["train"][:1]
     val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
-                                    False, 0.5), settings.val_batches, settings.seed)
+                                    False, 0.5, configuration),
+                        settings.val_batches, settings.seed)
     loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
-                         settings.oversample_foreground)
+                         settings.oversample_foreground, configuration)
 
     def sample():
         batch = next(loader)
         return project_batch(batch["data"].float(), batch["target"].float(), settings.radius,
                              settings.projection_probability, rng)
 
-    return loop.run(sample, val, progress, "train 2D")
+    return loop.run(sample, val, progress, stage)

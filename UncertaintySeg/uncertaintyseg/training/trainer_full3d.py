@@ -1,0 +1,50 @@
+"""The 3D-only baseline (`full-3d`): a region-based 3D nnU-Net on the whole brain crop.
+
+Unlike the refinement network (`trainer3d`, cubes the kernel search picks), this one sees
+what nnU-Net's own 3d_fullres training would: `nnUNetDataLoader` patches of the
+`3d_full` configuration (96^3 for BraTS) with foreground oversampling, and nnU-Net's
+3D training transforms (rotation +-30 deg, scaling, noise, blur, intensity, mirroring
+along every axis, labels to WT/TC/ET regions). The loss and optimiser are our loop's
+(the paper's BCE and Adam), as for the other networks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..models import build_network, region_order
+from .loop import Loop, LoopSettings
+from .prepare import CONFIG_FULL_3D
+from .trainer2d import fixed_batches, make_loader
+
+
+@dataclass
+class SettingsFull3D(LoopSettings):
+    """Patches per batch, nnU-Net's foreground oversampling, fixed validation batches."""
+
+    batch_size: int = 2
+    oversample_foreground: float = 0.33
+    val_batches: int = 2
+
+
+def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
+                  settings: SettingsFull3D, progress=None) -> list[dict]:
+    """Train the `3d_full` network on split['train'] (resumable, like `train_2d`)."""
+    network = build_network(plans, dataset, CONFIG_FULL_3D)
+    loop = Loop(network, out_dir, settings, region_order(dataset))
+    np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
+    val_ids = split["val"] or split["train"][:1]
+    val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
+                                    False, 0.5, CONFIG_FULL_3D),
+                        settings.val_batches, settings.seed)
+    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
+                         settings.oversample_foreground, CONFIG_FULL_3D)
+
+    def sample():
+        batch = next(loader)
+        return batch["data"].float(), batch["target"].float()
+
+    return loop.run(sample, val, progress, "train full 3D")
