@@ -134,6 +134,18 @@ def test_component_fraction_comes_from_model_json(tmp_path):
         load_model(str(folder))
 
 
+def test_triage_threshold_comes_from_model_json(tmp_path):
+    # evaluate --calibrate-triage stores {"triage": {"threshold": ...}}; predict uses it.
+    folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
+    meta = json.loads((folder / MODEL_FILE).read_text())
+    assert load_model(str(folder)).triage_threshold == 0.25  # none stored: the default
+    (folder / MODEL_FILE).write_text(json.dumps({**meta, "triage": {"threshold": 0.77}}))
+    assert load_model(str(folder)).triage_threshold == 0.77
+    (folder / MODEL_FILE).write_text(json.dumps({**meta, "triage": {"threshold": 7}}))
+    with pytest.raises(InputError, match=r"triage\.threshold 7.0 is not in \[0, 1\]"):
+        load_model(str(folder))
+
+
 def test_corrupt_checkpoint_gives_clear_error(tmp_path):
     folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
     (folder / "3d" / "checkpoint.pth").write_bytes(b"not a checkpoint")

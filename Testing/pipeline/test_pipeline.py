@@ -87,6 +87,10 @@ def test_triage_score():
     assert high["score"] == pytest.approx(0.8) and high["flag"] == "review"
     uncertainty[2] = 0.05
     assert triage(uncertainty, labels)["flag"] == "routine"
+    uncertainty[2] = 0.5  # the model's own threshold decides, and is recorded
+    assert triage(uncertainty, labels, threshold=0.6) == {**triage(uncertainty, labels, 0.6),
+                                                          "flag": "routine", "threshold": 0.6}
+    assert triage(uncertainty, labels, threshold=0.4)["flag"] == "review"
 
 
 def test_crop_is_optional_and_consistent(tmp_path):

@@ -53,7 +53,10 @@ def test_each_subcommand_answers_help_through_run_sh(tmp_path):
     assert {"predict", "metrics", "phantom", "demo", "scene", "convert", "train"} <= subcommands
     for sub in sorted(subcommands):
         done = subprocess.run(["bash", str(ROOT / "tools" / "run.sh"), sub, "--help"],
-                              capture_output=True, text=True, env=env, timeout=300)
+                              capture_output=True, text=True, env=env, timeout=300,
+                              # help texts hold "±" and "x"; the child writes UTF-8
+                              # whatever the locale (PEP 538), so read it as such
+                              encoding="utf-8")
         assert done.returncode == 0, done.stderr
         assert f"usage: uncertaintyseg {sub}" in done.stdout
         assert "setting up" not in done.stderr   # nothing was installed

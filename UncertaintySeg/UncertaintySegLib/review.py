@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from uncertaintyseg import DEFAULT_TRIAGE_THRESHOLD
+
 from .context import nodes_by_class
 
 ATTR_REVIEWED = "UncertaintySeg.Reviewed"
@@ -85,7 +87,8 @@ def triage_summary(report: dict) -> tuple[str, str]:
     if "score" not in triage:
         return ("Triage: not available", "This output has no triage score; review all boxes.")
     score = float(triage["score"])
-    threshold = float(triage.get("threshold", 0.3))
+    # The run records the model's threshold; older outputs without one get the default.
+    threshold = float(triage.get("threshold", DEFAULT_TRIAGE_THRESHOLD))
     flag = triage.get("flag") or ("review" if score >= threshold else "routine")
     if flag == "review":
         headline = f"Triage: REVIEW CAREFULLY (uncertainty {score:.2f}, threshold {threshold:.2f})"

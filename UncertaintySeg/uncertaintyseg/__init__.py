@@ -9,6 +9,10 @@ __version__ = "0.1.0"
 
 MODALITIES = ("flair", "t1", "t1ce", "t2")
 REGIONS = ("ET", "TC", "WT")
+# Case-level triage threshold when a model.json has none (`evaluate --calibrate-triage`
+# or `train` store one chosen on validation cases). Here, importable without anything,
+# because the Slicer Lib shows it too.
+DEFAULT_TRIAGE_THRESHOLD = 0.25
 
 # File-name suffix of each modality per BraTS naming convention, and the separator before
 # it (BraTS 2017-2021: <case>_flair.nii.gz; BraTS 2023+: <case>-t2f.nii.gz). Here, not in

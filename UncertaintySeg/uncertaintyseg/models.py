@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import REGIONS
+from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS
 # The analytic networks live in their own module; importable from here as before.
 from .analytic import AnalyticNetwork2D, AnalyticNetwork3D  # noqa: F401
 from .io import InputError
@@ -80,6 +80,8 @@ class Model:
     configuration_2d: str | None = None
     # Post-processing chosen by the training chain (postprocess.choose_component_fraction).
     min_component_fraction: float = DEFAULT_COMPONENT_FRACTION
+    # Case-level triage threshold chosen on validation cases (model.json "triage").
+    triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
@@ -322,6 +324,10 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
                                                                DEFAULT_COMPONENT_FRACTION))
         if not 0.0 <= fraction <= 1.0:
             raise ValueError(f"postprocess.min_component_fraction {fraction} is not in [0, 1]")
+        triage_threshold = float((meta.get("triage") or {}).get("threshold",
+                                                                  DEFAULT_TRIAGE_THRESHOLD))
+        if not 0.0 <= triage_threshold <= 1.0:
+            raise ValueError(f"triage.threshold {triage_threshold} is not in [0, 1]")
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
                          f"`uncertaintyseg train` or restore the model folder.") from None
@@ -336,6 +342,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         divisor_3d=div_3d, kernel_mm=kernel_mm, trained=bool(meta.get("trained", True)),
         description=str(meta.get("description", "")), plans=plans, dataset=dataset,
         configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
+        triage_threshold=triage_threshold,
         network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
 
 

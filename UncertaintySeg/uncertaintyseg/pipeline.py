@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import REGIONS, __version__
+from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
@@ -29,7 +29,7 @@ from .projection import default_radius, resolve_count
 from .refine import refine
 from .working_grid import WorkingGrid, from_crop, from_nnunet
 
-TRIAGE_THRESHOLD = 0.25
+TRIAGE_THRESHOLD = DEFAULT_TRIAGE_THRESHOLD  # a model's own (model.triage_threshold) wins
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 TRIAGE_DILATION_VOXELS = 3
@@ -282,9 +282,11 @@ def _to_input_grid(case, grid, projected, p3d, fused, boxes, dims: int = 2) -> C
         boxes=[grid.box_to_input(b) for b in boxes], flair=case.image[0])
 
 
-def triage(uncertainty: np.ndarray, labels: np.ndarray) -> dict:
+def triage(uncertainty: np.ndarray, labels: np.ndarray,
+           threshold: float = TRIAGE_THRESHOLD) -> dict:
     """Case-level uncertainty score: mean max-over-regions normalised entropy over the
-    predicted whole tumour dilated by a few voxels (0 when no tumour is found)."""
+    predicted whole tumour dilated by a few voxels (0 when no tumour is found); flagged
+    "review" from `threshold` on (the model's, chosen on validation cases)."""
     from scipy.ndimage import binary_dilation
 
     tumour = labels > 0
@@ -292,11 +294,11 @@ def triage(uncertainty: np.ndarray, labels: np.ndarray) -> dict:
     if tumour.any():
         zone = binary_dilation(tumour, iterations=TRIAGE_DILATION_VOXELS)
         score = float(uncertainty.max(axis=0)[zone].mean())
-    flag = "review" if score >= TRIAGE_THRESHOLD else "routine"
+    flag = "review" if score >= threshold else "routine"
     hint = ("The model disagrees with itself over much of the tumour: review this case "
             "slice by slice, starting with the boxes." if flag == "review" else
             "The model is consistent over most of the tumour: check the boxes first.")
-    return {"score": round(score, 4), "threshold": TRIAGE_THRESHOLD, "flag": flag,
+    return {"score": round(score, 4), "threshold": threshold, "flag": flag,
             "hint": hint}
 
 
@@ -343,5 +345,6 @@ def build_report(case, model, settings, projected, result, timer, device, radius
         "boxes_per_region": {r: sum(b.region == r for b in result.boxes) for r in REGIONS},
         "fusion_weights": _fusion_report(np.asarray(model.fusion_weights, dtype=float)),
         "volumes_ml": region_volumes_ml(result.labels, case.spacing),
-        "triage": triage(result.uncertainty, result.labels),
+        "triage": triage(result.uncertainty, result.labels,
+                         model.triage_threshold),
     }
