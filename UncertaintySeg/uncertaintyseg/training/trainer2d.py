@@ -146,12 +146,7 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     # draws instead of replaying the first batches.
     np.random.seed(settings.seed + loop.iteration)
     rng = np.random.default_rng(settings.seed + loop.iteration)
-    val_ids = split["val"] or split["train"][:1]
-    val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
-                                    False, 0.5, configuration),
-                        settings.val_batches, settings.seed)
-    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
-                         settings.oversample_foreground, configuration)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration)
 
     def sample():
         batch = next(loader)
@@ -159,3 +154,15 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
                              settings.projection_probability, rng)
 
     return loop.run(sample, val, progress, stage)
+
+
+def make_loaders(folder, plans, dataset, split, settings, configuration):
+    """(fixed validation batches, training loader) of a configuration, as every trainer
+    uses them: validation on split["val"] (the first training case when it is empty)."""
+    val_ids = split["val"] or split["train"][:1]
+    val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
+                                    False, 0.5, configuration),
+                        settings.val_batches, settings.seed)
+    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
+                         settings.oversample_foreground, configuration)
+    return val, loader

@@ -18,7 +18,7 @@ import numpy as np
 from ..models import build_network, region_order
 from .loop import Loop, LoopSettings
 from .prepare import CONFIG_FULL_3D
-from .trainer2d import fixed_batches, make_loader
+from .trainer2d import make_loaders
 
 
 @dataclass
@@ -36,12 +36,7 @@ def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir
     network = build_network(plans, dataset, CONFIG_FULL_3D)
     loop = Loop(network, out_dir, settings, region_order(dataset))
     np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
-    val_ids = split["val"] or split["train"][:1]
-    val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
-                                    False, 0.5, CONFIG_FULL_3D),
-                        settings.val_batches, settings.seed)
-    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
-                         settings.oversample_foreground, CONFIG_FULL_3D)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D)
 
     def sample():
         batch = next(loader)
