@@ -70,7 +70,7 @@ def parameters(module_file: Path = MODULE_FILE) -> dict[str, Parameter]:
     """
     from uncertaintyseg.options import OPTIONS
 
-    tree = ast.parse(Path(module_file).read_text())
+    tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
     cls = _wrapper_class(tree)
     cls.decorator_list = []
     helpers = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_")]
@@ -125,7 +125,7 @@ def ui_widget_names(ui_file: Path = UI_FILE) -> set[str]:
 
 def ui_attributes_used(module_file: Path = MODULE_FILE) -> set[str]:
     """Names X in `self.ui.X` in the module."""
-    tree = ast.parse(Path(module_file).read_text())
+    tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
     return {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
             and isinstance(n.value, ast.Attribute) and n.value.attr == "ui"}
 
@@ -146,7 +146,7 @@ def api_names(files) -> set[str]:
     and `from slicer.x import y`)."""
     found = set()
     for path in files:
-        for node in ast.walk(ast.parse(Path(path).read_text())):
+        for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute):
                 name = _dotted(node)
                 if name and name.split(".")[0] in API_ROOTS:
@@ -161,7 +161,7 @@ def called_methods(files) -> dict[str, list[str]]:
     """CamelCase attribute calls (VTK/MRML style) -> "file:line" where they are made."""
     calls: dict[str, list[str]] = {}
     for path in files:
-        for node in ast.walk(ast.parse(Path(path).read_text())):
+        for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr[:1].isupper():
                 calls.setdefault(node.func.attr, []).append(f"{Path(path).name}:{node.lineno}")

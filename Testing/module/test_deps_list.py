@@ -11,7 +11,7 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11+")
 
 
 def test_requirements_are_pyprojects_dependencies():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert list(REQUIREMENTS) == project["dependencies"]
 
 

@@ -19,7 +19,7 @@ def test_every_binding_follows_the_connector_rules():
 
 def _mutated(tmp_path, pattern, replacement, ui=False):
     """A copy of the module (and .ui) with one edit, for checking that a rule fires."""
-    source, layout = MODULE_FILE.read_text(), UI_FILE.read_text()
+    source, layout = MODULE_FILE.read_text(encoding="utf-8"), UI_FILE.read_text(encoding="utf-8")
     text = layout if ui else source
     changed, count = re.subn(pattern, replacement, text)
     assert count == 1, f"the edit {pattern!r} did not apply once"

@@ -47,7 +47,7 @@ def _load_chain() -> list[Path]:
         if path in seen:
             continue
         seen.append(path)
-        for node in ast.parse(path.read_text()).body:
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             if isinstance(node, ast.ImportFrom) and node.level:
@@ -65,7 +65,7 @@ def test_the_module_loads_on_python_3_9():
     chain = _load_chain()
     assert {"deps.py", "runner.py", "options.py", "errors.py"} <= {p.name for p in chain}
     for path in chain:
-        source = path.read_text()
+        source = path.read_text(encoding="utf-8")
         tree = ast.parse(source, feature_version=(3, 9))  # no match, no 3.10 grammar
         future = any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
                      for n in tree.body)

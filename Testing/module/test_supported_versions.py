@@ -9,13 +9,13 @@ from UncertaintySegLib.deps import MINIMUM_PYTHON, MINIMUM_SLICER
 
 
 def test_metadata_readme_docs_and_module_state_the_minimum_slicer():
-    cmake = (ROOT / "CMakeLists.txt").read_text()
+    cmake = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     description = re.search(r'set\(EXTENSION_DESCRIPTION "([^"]*)"\)', cmake).group(1)
     status = re.search(r'set\(EXTENSION_STATUS "([^"]*)"\)', cmake).group(1)
     stated = {"EXTENSION_DESCRIPTION": description, "EXTENSION_STATUS": status,
-              "README.md": (ROOT / "README.md").read_text(),
-              "docs/SLICER.md": (ROOT / "docs" / "SLICER.md").read_text(),
-              "UncertaintySeg.py helpText": MODULE_FILE.read_text()}
+              "README.md": (ROOT / "README.md").read_text(encoding="utf-8"),
+              "docs/SLICER.md": (ROOT / "docs" / "SLICER.md").read_text(encoding="utf-8"),
+              "UncertaintySeg.py helpText": MODULE_FILE.read_text(encoding="utf-8")}
     for where, text in stated.items():
         assert f"Slicer {MINIMUM_SLICER} or newer" in text, where
     # 5.10 ships Python 3.12.10 (Slicer's CMakeLists.txt v5.10.0 L210); nnunetv2 2.6+

@@ -23,7 +23,7 @@ def _cmake_list(text: str, variable: str) -> list[str]:
 
 
 def test_every_python_file_is_listed_and_every_listed_file_exists():
-    text = (MODULE_DIR / "CMakeLists.txt").read_text()
+    text = (MODULE_DIR / "CMakeLists.txt").read_text(encoding="utf-8")
     listed = set(_cmake_list(text, "MODULE_PYTHON_SCRIPTS"))
     on_disk = {"UncertaintySeg.py"} | {
         p.relative_to(MODULE_DIR).as_posix()
@@ -37,7 +37,7 @@ def test_every_python_file_is_listed_and_every_listed_file_exists():
 
 
 def test_extension_metadata():
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for key in ("HOMEPAGE", "CATEGORY", "CONTRIBUTORS", "DESCRIPTION", "ICONURL",
                 "SCREENSHOTURLS", "DEPENDS"):
         assert f"set(EXTENSION_{key} " in text
@@ -51,7 +51,7 @@ def test_extension_metadata():
 
 
 def _module_tree():
-    return ast.parse((MODULE_DIR / "UncertaintySeg.py").read_text())
+    return ast.parse((MODULE_DIR / "UncertaintySeg.py").read_text(encoding="utf-8"))
 
 
 def _ui():
@@ -84,7 +84,7 @@ GUI_LIB_FILES = {"worklist_panel.py"}
 
 def test_lib_has_no_torch_or_qt_import():
     for path in (MODULE_DIR / "UncertaintySegLib").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for name in names:

@@ -83,7 +83,7 @@ def _alive(pid: int) -> bool:
         return False
     # A zombie (exited, not yet reaped by its parent) counts as ended.
     status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "State:\tZ" in status.read_text())
+    return not (status.exists() and "State:\tZ" in status.read_text(encoding="utf-8"))
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX process groups; Windows uses taskkill /T")
@@ -92,10 +92,10 @@ def test_cancel_kills_the_child_of_the_child(tmp_path):
     process = PipelineProcess([sys.executable, FAKE, "hang", str(pid_file)])
     process.start()
     deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text()):
+    while not (pid_file.exists() and pid_file.read_text(encoding="utf-8")):
         assert time.monotonic() < deadline and process.running(), "the fake did not start"
         time.sleep(0.05)
-    grandchild = int(pid_file.read_text())
+    grandchild = int(pid_file.read_text(encoding="utf-8"))
     assert _alive(grandchild)
     process.cancel(grace_s=0.5)
     process.wait(timeout=10)

@@ -137,7 +137,7 @@ def test_incomplete_folder_is_refused_and_scene_untouched(logics, case2018, tmp_
         ResultLoader(logics).load(broken)
     assert logics.scene.GetNumberOfNodes() == before
     report, boxes = read_contract(case2018.output_dir)
-    assert boxes == json.loads((case2018.output_dir / "refinement_boxes.json").read_text())["boxes"]
+    assert boxes == json.loads((case2018.output_dir / "refinement_boxes.json").read_text(encoding="utf-8"))["boxes"]
     assert report["triage"]["flag"] in ("review", "routine")
 
 
@@ -160,7 +160,7 @@ def test_a_failure_half_way_leaves_the_scene_as_it_was(logics, case2018, tmp_pat
 def test_label_values_decide_when_the_report_disagrees(logics, case2023, tmp_path):
     folder = tmp_path / "relabelled"
     shutil.copytree(case2023.output_dir, folder)
-    report = json.loads((folder / "report.json").read_text())
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     report["input"]["label_convention"] = "brats2018"  # wrong: the labels use ET = 3
     (folder / "report.json").write_text(json.dumps(report))
     run = ResultLoader(logics).load(folder)

@@ -47,11 +47,11 @@ def cohort(cohort_source, tmp_path) -> Path:
 
 
 def _report(folder: Path) -> dict:
-    return json.loads((folder / "report.json").read_text())
+    return json.loads((folder / "report.json").read_text(encoding="utf-8"))
 
 
 def _review(folder: Path) -> dict:
-    return json.loads((folder / wl.REVIEW_FILE).read_text())
+    return json.loads((folder / wl.REVIEW_FILE).read_text(encoding="utf-8"))
 
 
 def _read(path: Path) -> np.ndarray:
@@ -230,7 +230,7 @@ def test_load_next_walks_the_ranking_and_a_new_session_resumes(logics, cohort):
     assert [h["reviewer"] for h in history][0] == "ann" and history[-1]["reviewer"] == "bob"
 
     path = again.write_csv()
-    written = list(csv.DictReader(path.read_text().splitlines()))
+    written = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
     assert [w["case"] for w in written] == order and [w["rank"] for w in written] == ["1", "2", "3"]
     assert [w["state"] for w in written] == [wl.REVIEWED, wl.REVIEWED, wl.IN_REVIEW]
     assert written[0]["reviewer"] == "ann" and written[1]["reviewer"] == "bob"

@@ -39,7 +39,7 @@ def test_predict_writes_contract_with_input_geometry(case_dir, tmp_path, capsys)
     flair = sitk.ReadImage(str(next(case_dir.glob("*_flair.nii.gz"))))
     assert seg.GetSize() == flair.GetSize() and seg.GetOrigin() == flair.GetOrigin()
     assert seg.GetSpacing() == flair.GetSpacing()
-    assert "load" in json.loads((out / "report.json").read_text())["timings_s"]
+    assert "load" in json.loads((out / "report.json").read_text(encoding="utf-8"))["timings_s"]
 
 
 def test_json_progress_on_stdout(case_dir, tmp_path):
@@ -88,10 +88,10 @@ def test_metrics_command_tables(case_dir, tmp_path, capsys):
     sitk.WriteImage(pred, str(tmp_path / "pred.nii.gz"))
     assert cli.main(["metrics", "--ref", str(seg), "--pred", str(tmp_path / "pred.nii.gz"),
                      "--json", str(tmp_path / "m.json"), "--csv", str(tmp_path / "m.csv")]) == 0
-    table = json.loads((tmp_path / "m.json").read_text())
+    table = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
     assert set(table) == {"ET", "TC", "WT"}
     assert 0 < table["WT"]["dice"] < 1 and table["WT"]["hd95"] > 0
-    assert "WT" in capsys.readouterr().out and (tmp_path / "m.csv").read_text().count("\n") >= 3
+    assert "WT" in capsys.readouterr().out and (tmp_path / "m.csv").read_text(encoding="utf-8").count("\n") >= 3
 
 
 def test_phantom_command(tmp_path):
@@ -103,7 +103,7 @@ def test_phantom_command(tmp_path):
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("keep me")
     assert cli.main(["demo", "--out", str(tmp_path), *SMALL]) == cli.EXIT_INPUT_ERROR
-    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "keep me"
     assert "not made by" in capsys.readouterr().err
 
 
@@ -113,8 +113,8 @@ def test_demo_runs_the_phantom_model_end_to_end(tmp_path):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--out", str(out), "--progress", "none", "--projections", "2",
                      "--max-boxes", "1"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    report = json.loads((out / "result" / "report.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    report = json.loads((out / "result" / "report.json").read_text(encoding="utf-8"))
     assert report["model"]["name"] == "phantom" and report["model"]["trained"] is True
     assert metrics["WT"]["dice"] > 0.8
     assert (out / "result" / "snapshot.png").stat().st_size > 10_000

@@ -109,7 +109,7 @@ def test_incomplete_folder_is_refused(tmp_path):
 
 def test_boxes_json_is_plain_json(tmp_path):
     out = write_outputs(_result(), tmp_path / "out", snapshot=False)
-    data = json.loads((out / "refinement_boxes.json").read_text())
+    data = json.loads((out / "refinement_boxes.json").read_text(encoding="utf-8"))
     assert data["coordinate_system"] == "RAS" and len(data["boxes"]) == 3
 
 
@@ -119,7 +119,7 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_result(tmp_path):
     (precious / "thesis.txt").write_text("years of work")
     with pytest.raises(InputError, match="no earlier UncertaintySeg result"):
         write_outputs(_result(), precious, overwrite=True, snapshot=False)
-    assert (precious / "thesis.txt").read_text() == "years of work"
+    assert (precious / "thesis.txt").read_text(encoding="utf-8") == "years of work"
     with pytest.raises(InputError, match="is a file"):
         write_outputs(_result(), precious / "thesis.txt", snapshot=False)
 

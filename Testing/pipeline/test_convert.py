@@ -35,7 +35,7 @@ def _array(path):
 
 
 def test_dataset_json_declares_regions_largest_first(dataset):
-    meta = json.loads((dataset / "dataset.json").read_text())
+    meta = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
     assert dataset.name == "Dataset987_Test"
     labels = {k: (v if isinstance(v, list) else [v]) for k, v in meta["labels"].items()}
     assert list(labels) == ["background", "WT", "TC", "ET"]
@@ -46,7 +46,7 @@ def test_dataset_json_declares_regions_largest_first(dataset):
 
 
 def test_images_in_pipeline_channel_order_and_regions_preserved(source, dataset):
-    meta = json.loads((dataset / "dataset.json").read_text())
+    meta = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
     for case_dir in sorted(p for p in source.iterdir() if p.is_dir()):
         files = find_case_files(case_dir)
         for index, modality in enumerate(MODALITIES):
@@ -63,14 +63,14 @@ def test_images_in_pipeline_channel_order_and_regions_preserved(source, dataset)
 
 
 def test_split_is_recorded_fixed_and_disjoint(source, dataset, tmp_path):
-    splits = json.loads((dataset / "splits_final.json").read_text())
+    splits = json.loads((dataset / "splits_final.json").read_text(encoding="utf-8"))
     assert len(splits) == 1
     train, val = splits[0]["train"], splits[0]["val"]
     assert len(val) == 1 and len(train) == 2 and not set(train) & set(val)
     assert sorted(train + val) == sorted(p.name for p in source.iterdir() if p.is_dir())
     again = convert_dataset(source, tmp_path, dataset_id=988, name="Again", n_val=1, seed=0)
-    assert json.loads((again / "splits_final.json").read_text()) == splits
-    meta = json.loads((dataset / "dataset.json").read_text())
+    assert json.loads((again / "splits_final.json").read_text(encoding="utf-8")) == splits
+    meta = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
     assert meta["uncertaintyseg"]["split"] == splits[0]
 
 
@@ -108,6 +108,6 @@ def test_convert_command_line(source, tmp_path):
     code = main(["convert", str(source), "--out", str(tmp_path), "--dataset-id", "989",
                  "--name", "Cli", "--val-cases", "Phantom_0001"])
     assert code == 0
-    split = json.loads((tmp_path / "Dataset989_Cli" / "splits_final.json").read_text())[0]
+    split = json.loads((tmp_path / "Dataset989_Cli" / "splits_final.json").read_text(encoding="utf-8"))[0]
     assert split["val"] == ["Phantom_0001"] and len(split["train"]) == 2
     assert main(["convert", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2

@@ -76,7 +76,7 @@ def test_evaluate_scores_fused_and_2d_only_as_computed_directly(study, tmp_path)
             dice(regions[2], fused[2]))
         assert float(rows[("2D-only", case_id, "ET")]["dice"]) == pytest.approx(
             dice(regions[0], two_d[0]))
-    table = (out / "table1.md").read_text()
+    table = (out / "table1.md").read_text(encoding="utf-8")
     assert "fused" in table and "2D-only" in table and "Bonferroni" in table
     assert (out / "box_dice.png").read_bytes()[:4] == b"\x89PNG"
     unc = {(r["method"], r["region"]): r for r in _rows(out / "uncertainty.csv")}
@@ -120,7 +120,7 @@ def test_evaluate_reuses_cached_cases_and_reports_missing_ones(study, tmp_path, 
     out2 = tmp_path / "eval2"
     assert main(["evaluate", "--cases", str(cases), "--results", str(broken), "--out",
                  str(out2), "--progress", "none", "--no-report", "--no-uncertainty"]) == 0
-    problems = (out2 / "problems.txt").read_text()
+    problems = (out2 / "problems.txt").read_text(encoding="utf-8")
     assert sorted(truth)[0] in problems and "segmentation.nii.gz" in problems
     assert len(_rows(out2 / "per_case.csv")) == 2 * 3 * (len(truth) - 1)
 
@@ -148,11 +148,11 @@ def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
     assert {"p ours vs ours 2D-only", "p_bonferroni ours vs again"} <= set(rows[0])
     same = [r for r in rows if r["metric"] == "dice"][0]
     assert float(same["p ours vs again"]) == 1.0  # identical folders: no difference
-    stored = json.loads((model / "model.json").read_text())
+    stored = json.loads((model / "model.json").read_text(encoding="utf-8"))
     scores = [0.1, 0.3, 0.5, 0.2]
     assert stored["triage"]["threshold"] == pytest.approx(np.quantile(scores, 0.75))
     assert stored["name"] == "m"  # the rest of model.json is kept
-    triage = json.loads((out / "triage.json").read_text())
+    triage = json.loads((out / "triage.json").read_text(encoding="utf-8"))
     assert triage["as_calibrated"]["flagged"] == 1
 
 
@@ -185,7 +185,7 @@ def test_report_renders_in_headless_chromium(study, tmp_path):
                  "--out", str(out), "--progress", "none",
                  "--explain-case", str(cases / sorted(truth)[0])]) == 0
     report = out / "report.html"
-    html = report.read_text()
+    html = report.read_text(encoding="utf-8")
     assert "src='data:image/png;base64," in html
     assert "alt='01_projections.png'" in html and "alt='case_best_" in html
     moved = tmp_path / "alone.html"  # self-contained: nothing beside it is needed

@@ -43,4 +43,4 @@ def test_explain_stages_are_the_pipelines_and_figures_are_written(phantom_case, 
                  str(data["z"]), "--threads", "1"]) == 0
     for name in CAPTIONS:
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert "02_backprojected.png" in (out / "captions.md").read_text()
+    assert "02_backprojected.png" in (out / "captions.md").read_text(encoding="utf-8")

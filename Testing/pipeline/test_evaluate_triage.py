@@ -69,7 +69,7 @@ def test_calibrate_flags_the_worst_quarter_and_writes_model_json(tmp_path):
     stored = triage.calibrate(tmp_path, rows)
     assert stored["threshold"] == pytest.approx(np.quantile(scores, 0.75), abs=1e-4)
     assert sum(s >= stored["threshold"] for s in scores) == 2  # a quarter of 8
-    model = json.loads((tmp_path / "model.json").read_text())
+    model = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
     assert model["triage"]["threshold"] == stored["threshold"] and model["version"] == "3"
     assert not list(tmp_path.glob(".*tmp"))  # written through a temporary file
     with pytest.raises(InputError, match="model.json"):

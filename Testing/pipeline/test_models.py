@@ -123,7 +123,7 @@ def test_fp16_checkpoint_loads_as_float32(tmp_path):
 
 def test_component_fraction_comes_from_model_json(tmp_path):
     folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
-    meta = json.loads((folder / MODEL_FILE).read_text())
+    meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
     assert load_model(str(folder)).min_component_fraction == 0.1  # no "postprocess": default
     for postprocess, expected in (({"min_component_fraction": 1.0}, 1.0), (None, 0.1)):
         (folder / MODEL_FILE).write_text(json.dumps({**meta, "postprocess": postprocess}))
@@ -137,7 +137,7 @@ def test_component_fraction_comes_from_model_json(tmp_path):
 def test_triage_threshold_comes_from_model_json(tmp_path):
     # evaluate --calibrate-triage stores {"triage": {"threshold": ...}}; predict uses it.
     folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
-    meta = json.loads((folder / MODEL_FILE).read_text())
+    meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
     assert load_model(str(folder)).triage_threshold == 0.25  # none stored: the default
     (folder / MODEL_FILE).write_text(json.dumps({**meta, "triage": {"threshold": 0.77}}))
     assert load_model(str(folder)).triage_threshold == 0.77
@@ -203,7 +203,7 @@ def _bundled(name):
 def test_bundled_model_is_small_documented_and_loads(name):
     folder = _bundled(name)
     assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 25e6
-    card = (folder / "MODEL_CARD.md").read_text()
+    card = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Validation" in card and "uncertaintyseg train" in card
     model = load_model(name)
     assert model.trained and model.name == name
@@ -236,7 +236,7 @@ def test_brats_mini_predicts_a_real_validation_case():
     from uncertaintyseg.pipeline import Settings, run_case
 
     folder = _bundled("brats-mini")
-    meta = json.loads((folder / MODEL_FILE).read_text())
+    meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
     case_id = meta["split"]["val"][0]  # a case the model never trained on
     case = load_case(case_dir=SHARED / case_id)
     result = run_case(case, load_model("brats-mini"), Settings(projections="preview",

@@ -94,9 +94,9 @@ def test_overwrite_keeps_foreign_files_and_replaces_ours(tmp_path):
     (out / "reading.md").write_text("the radiologist's note")
     newer = _result(seed=2)
     write_outputs(newer, out, overwrite=True, snapshot=False)
-    assert (out / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
-    assert (out / ".notes").read_text() == "hidden note"
-    assert (out / "reading.md").read_text() == "the radiologist's note"
+    assert (out / ".git" / "HEAD").read_text(encoding="utf-8") == "ref: refs/heads/main\n"
+    assert (out / ".notes").read_text(encoding="utf-8") == "hidden note"
+    assert (out / "reading.md").read_text(encoding="utf-8") == "the radiologist's note"
     back = contract.read_outputs(out)
     assert np.array_equal(back["labels"], newer.labels)
     assert "uncertainty_raw" not in back  # the earlier run's optional file went with it
@@ -371,7 +371,7 @@ def test_scene_and_metrics_destinations_checked_before_the_work(case_dir, tmp_pa
     tables = tmp_path / "new" / "folder"
     assert cli.main(["metrics", "--ref", str(seg), "--pred", str(seg), "--json",
                      str(tables / "m.json"), "--csv", str(tables / "m.csv")]) == 0
-    assert json.loads((tables / "m.json").read_text())["WT"]["dice"] == 1.0
+    assert json.loads((tables / "m.json").read_text(encoding="utf-8"))["WT"]["dice"] == 1.0
     assert sorted(p.name for p in tables.iterdir()) == ["m.csv", "m.json"]
 
 

@@ -23,7 +23,7 @@ BUNDLED = sorted(p.name for p in MODELS_DIR.glob("*") if (p / MODEL_FILE).is_fil
 
 def _setuptools() -> dict:
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
 
 
 def test_every_package_is_listed():

@@ -158,7 +158,7 @@ def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
     x = torch.zeros(1, 4, 2 * model.divisor_2d, 3 * model.divisor_2d)
     assert model.network_2d(x).shape == (1, 3, *x.shape[2:])
     assert (out / "curves.png").stat().st_size > 1000
-    card = (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Reproduce" in card and chain.split["val"][0] in card
 
 
@@ -167,7 +167,7 @@ def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
 
     record, out = trained
     assert {"train_dropout", "train_head", "train_full3d"} <= set(record["timings"])
-    meta = json.loads((out / "model.json").read_text())
+    meta = json.loads((out / "model.json").read_text(encoding="utf-8"))
     assert meta["networks"]["2d_head"] == {"configuration": "2d_head", "extra_outputs": 1}
     assert meta["networks"]["2d_dropout"]["configuration"] == "2d_dropout"
     model = load_model(str(out))
@@ -185,9 +185,9 @@ def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
     # the dropout and head networks started from the 2D network they were bundled with
     for sub in ("2d_dropout", "2d_head"):
         assert record["histories"][sub] and (out / sub / "checkpoint.pth").is_file()
-        started = json.loads((chain.train_dir / sub / "warm_start.json").read_text())
+        started = json.loads((chain.train_dir / sub / "warm_start.json").read_text(encoding="utf-8"))
         assert started == {"2d": checkpoint_digest(chain.train_dir, "2d")}
-    card = (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert all(f"`--method {m}`" in card for m in ("mc-dropout", "uncertainty-head", "full-3d"))
 
 
@@ -279,10 +279,10 @@ def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
     save_checkpoint(net, chain.train_dir / "2d" / "best.pth")
     record = chain.run()
     assert npz.read_bytes() != before  # recomputed with the new 2D network
-    stamps = json.loads((chain.train_dir / "stamps.json").read_text())
+    stamps = json.loads((chain.train_dir / "stamps.json").read_text(encoding="utf-8"))
     assert set(stamps) == {"uncertainty", "cubes", "fusion", "postprocess"}
     assert len({s["2d"] for s in stamps.values()}) == 1  # all from the same checkpoint
     for sub in ("2d_dropout", "2d_head"):  # trained again from the changed 2D network
-        started = json.loads((chain.train_dir / sub / "warm_start.json").read_text())
+        started = json.loads((chain.train_dir / sub / "warm_start.json").read_text(encoding="utf-8"))
         assert started["2d"] == stamps["uncertainty"]["2d"]
     assert record["postprocess"]["min_component_fraction"] in (0.1, 0.25, 0.5, 1.0)

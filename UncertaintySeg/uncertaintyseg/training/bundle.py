@@ -174,7 +174,7 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
     if notes:
         lines += ["## Notes", "", notes, ""]
     path = Path(out) / "MODEL_CARD.md"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines), encoding="utf-8")  # the card may hold ± and ρ
     return path
 
 
