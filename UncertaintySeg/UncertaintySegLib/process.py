@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from uncertaintyseg.options import OPTIONS, to_argv  # stdlib only
+from uncertaintyseg.options import to_argv  # stdlib only
 
 # Share of the whole run each stage takes (typical CPU run), for one overall progress bar.
 STAGE_WEIGHTS = {"load": 0.03, "uncertainty": 0.62, "kernels": 0.03, "refine": 0.2,

@@ -112,7 +112,7 @@ def file_note(report: dict) -> str:
 
 
 def _write_images(result: CaseResult, folder: Path, shown: Path) -> None:
-    # Every image is verified: SimpleITK does not raise on a full disk (io.verify_written_image).
+    # Every image is verified: SimpleITK does not raise on a full disk (image_writer.verify_written_image).
     note = file_note(result.report)
     images = {"labels": SEGMENTATION_FILE, **IMAGE_FILES}
     if result.uncertainty_raw is not None:

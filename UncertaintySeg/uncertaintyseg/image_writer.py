@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from .io import OutputError
+from .errors import OutputError
 
 
 def _expected_nifti_bytes(path: Path) -> int:

@@ -11,7 +11,6 @@ input raises ``InputError`` whose message names the file and the fix (design sec
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import warnings
 import zlib
@@ -26,6 +25,9 @@ import SimpleITK as sitk
 from . import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
 # Re-exported: callers import them from io.
 from .errors import InputError, InputWarning, OutputError  # noqa: F401
+# The writers live in image_writer; existing callers keep `io.write_image_atomic`.
+from .image_writer import (verify_written_image, write_image_atomic,  # noqa: F401
+                           write_image_verified)
 
 BRATS2018 = "brats2018"
 BRATS2023 = "brats2023"
@@ -363,13 +365,3 @@ def to_image(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
         return sitk.JoinSeries([to_image(channel, reference) for channel in array])
     raise ValueError(f"to_image: array of shape {array.shape} does not fit the "
                      f"reference grid (Z, Y, X) = {grid}")
-
-
-def __getattr__(name):
-    # The writers moved to image_writer (which imports this module for OutputError);
-    # `io.write_image_atomic` keeps working for existing callers.
-    if name in ("write_image_atomic", "write_image_verified", "verify_written_image"):
-        from . import image_writer
-
-        return getattr(image_writer, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from . import MODALITIES
 from .image_writer import write_image_atomic
-from .io import BRATS2018, BRATS2023, CONVENTIONS, SUFFIXES, to_image
+from .io import BRATS2018, CONVENTIONS, SUFFIXES, to_image
 from .label_maps import ET_LABEL
 
 DEFAULT_FOV_MM = (80.0, 128.0, 112.0)  # (z, y, x): the anatomy's true-to-size frame

@@ -190,7 +190,7 @@ def _draw_boxes(ax, boxes: Sequence, z: int, flips) -> int:
     renderer = ax.figure.canvas.get_renderer()
     placed = []
     for box in shown:
-        (z0, y0, x0), (kz, ky, kx) = box.start, box.size
+        (_, y0, x0), (_, ky, kx) = box.start, box.size
         colour = REGION_COLOURS.get(str(box.region), "white")
         # A black stroke under the dashed line keeps it visible on the bright heatmap.
         ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), kx, ky, fill=False, edgecolor=colour,

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import REGIONS
-from ..io import to_image, write_image_atomic
+from ..image_writer import write_image_atomic
+from ..io import to_image
 from ..label_maps import regions_to_labels
 
 SUFFIXES = {"ET": "enhance", "TC": "core", "WT": "whole"}

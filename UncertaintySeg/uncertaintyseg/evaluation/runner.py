@@ -34,29 +34,30 @@ class Evaluation:
     scored: int = 0
 
 
-def score_pair(reference, output, parts: set[str]) -> dict:
-    """The record of one method on one case: the parts asked for, with their seconds."""
-    seconds, record = {}, {}
-    start = time.perf_counter()
-    record[VOXEL] = voxel_scores(reference, output)
-    seconds[VOXEL] = time.perf_counter() - start
+def _scorers(parts: set[str]):
+    """(part, scorer) in order; a scorer returns the record entries of its part. The
+    lesion-wise and correction modules are imported only when asked for (slow imports)."""
+    yield VOXEL, lambda ref, out: {VOXEL: voxel_scores(ref, out)}
     if UNCERTAINTY in parts:
-        start = time.perf_counter()
-        record[UNCERTAINTY] = uncertainty_scores(reference, output)
-        record["case_scores"] = candidate_scores(reference, output)
-        seconds[UNCERTAINTY] = time.perf_counter() - start
+        yield UNCERTAINTY, lambda ref, out: {UNCERTAINTY: uncertainty_scores(ref, out),
+                                             "case_scores": candidate_scores(ref, out)}
     if LESIONWISE in parts:
         from .lesionwise import lesionwise_scores
 
-        start = time.perf_counter()
-        record[LESIONWISE] = lesionwise_scores(reference, output)
-        seconds[LESIONWISE] = time.perf_counter() - start
+        yield LESIONWISE, lambda ref, out: {LESIONWISE: lesionwise_scores(ref, out)}
     if CORRECTION in parts:
         from .correction import correction_scores
 
+        yield CORRECTION, lambda ref, out: {CORRECTION: correction_scores(ref, out)}
+
+
+def score_pair(reference, output, parts: set[str]) -> dict:
+    """The record of one method on one case: the parts asked for, with their seconds."""
+    seconds, record = {}, {}
+    for part, score in _scorers(parts):
         start = time.perf_counter()
-        record[CORRECTION] = correction_scores(reference, output)
-        seconds[CORRECTION] = time.perf_counter() - start
+        record.update(score(reference, output))
+        seconds[part] = time.perf_counter() - start
     report = output.report or {}
     record["report"] = {k: report[k] for k in _REPORT_KEYS if k in report}
     record["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
