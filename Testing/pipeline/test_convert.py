@@ -111,3 +111,21 @@ def test_convert_command_line(source, tmp_path):
     split = json.loads((tmp_path / "Dataset989_Cli" / "splits_final.json").read_text(encoding="utf-8"))[0]
     assert split["val"] == ["Phantom_0001"] and len(split["train"]) == 2
     assert main(["convert", str(tmp_path / "nothing"), "--out", str(tmp_path)]) == 2
+
+
+def test_make_split_puts_low_et_cases_on_both_sides():
+    ids = [f"c{i:02d}" for i in range(29)]
+    low = {"c03", "c07", "c11", "c19", "c23", "c28"}
+    for seed in range(20):
+        split = make_split(ids, 6, seed, low_et=low)
+        assert len(split["val"]) == 6 and set(split["val"]).isdisjoint(split["train"])
+        # 6 x 6/29 rounds to 1: one low-ET case held out, five trained on
+        assert len(low & set(split["val"])) == 1
+        assert len(low & set(split["train"])) == 5
+    # two low-ET cases in a small set: still one on each side
+    split = make_split(["a", "b", "c", "d", "e"], 2, 0, low_et={"a", "b"})
+    assert len({"a", "b"} & set(split["val"])) == 1
+    # all validation cases low-ET when the others cannot fill it
+    split = make_split(["a", "b", "c"], 2, 0, low_et={"a", "b", "c"})
+    assert len(split["val"]) == 2
+    assert make_split(ids, 6, 3, low_et=low) == make_split(ids, 6, 3, low_et=low)

@@ -35,6 +35,9 @@ REGIONS_CLASS_ORDER = [1, 2, 3]
 CHANNEL_NAMES = {"0": "FLAIR", "1": "T1", "2": "T1ce", "3": "T2"}
 SPLITS_FILE = "splits_final.json"
 FILE_ENDING = ".nii.gz"
+# Under this many enhancing-tumour voxels a case counts as low-ET (the shared data's
+# README: six of its 29 cases); the split keeps such cases on both sides.
+LOW_ET_VOXELS = 5000
 
 
 def dataset_folder_name(dataset_id: int, name: str) -> str:
@@ -79,8 +82,13 @@ def to_nnunet_labels(labels: np.ndarray, convention: str) -> np.ndarray:
 
 
 def make_split(case_ids: list[str], n_val: int, seed: int = 0,
-               val_cases: list[str] | None = None) -> dict[str, list[str]]:
-    """A fixed train/val split: `val_cases` if given, else `n_val` drawn with `seed`."""
+               val_cases: list[str] | None = None,
+               low_et: set[str] | frozenset = frozenset()) -> dict[str, list[str]]:
+    """A fixed train/val split: `val_cases` if given, else `n_val` drawn with `seed`.
+
+    `low_et`: the cases with little enhancing tumour. They are drawn apart from the others,
+    in proportion and at least one on each side when there are two or more, so that both
+    the networks and the validation see cases whose ET Dice hinges on a few voxels."""
     ids = sorted(case_ids)
     if val_cases:
         unknown = sorted(set(val_cases) - set(ids))
@@ -91,8 +99,34 @@ def make_split(case_ids: list[str], n_val: int, seed: int = 0,
         if not 0 <= n_val < len(ids):
             raise InputError(f"cannot keep {n_val} of {len(ids)} cases for validation; "
                              f"leave at least one for training")
-        val = sorted(np.random.default_rng(seed).permutation(ids)[:n_val].tolist())
+        low = [c for c in ids if c in low_et]
+        rest = [c for c in ids if c not in low_et]
+        n_low = _low_et_share(n_val, len(low), len(ids))
+        rng = np.random.default_rng(seed)
+        val = sorted(rng.permutation(low)[:n_low].tolist()
+                     + rng.permutation(rest)[:n_val - n_low].tolist())
     return {"train": [c for c in ids if c not in val], "val": val}
+
+
+def _low_et_share(n_val: int, n_low: int, n_all: int) -> int:
+    """How many of the `n_val` validation cases are low-ET cases (of `n_low`)."""
+    if n_val == 0 or n_low == 0:
+        return 0
+    share = round(n_val * n_low / n_all)
+    if n_low >= 2 and n_val >= 2:
+        share = min(max(share, 1), n_low - 1)  # one on each side
+    # Never more than there are, never so few that the other cases run out.
+    return max(min(share, n_val, n_low), n_val - (n_all - n_low))
+
+
+def low_et_cases(cases: list[tuple[str, dict, Path]]) -> set[str]:
+    """The case ids whose reference holds fewer than LOW_ET_VOXELS enhancing voxels."""
+    low = set()
+    for case_id, _, label_path in cases:
+        labels, convention = load_labels(label_path)
+        if int((labels == ET_LABEL[convention]).sum()) < LOW_ET_VOXELS:
+            low.add(case_id)
+    return low
 
 
 def _write_case(case_id: str, files: dict, label_path: Path, out: Path) -> None:
@@ -142,7 +176,8 @@ def convert_dataset(source: Path, raw_root: Path, dataset_id: int = 500,
     so an interrupted conversion resumes.
     """
     cases = find_cases(source)
-    split = make_split([c[0] for c in cases], n_val, seed, val_cases)
+    low_et = low_et_cases(cases) if n_val and not val_cases else set()
+    split = make_split([c[0] for c in cases], n_val, seed, val_cases, low_et)
     out = Path(raw_root) / dataset_folder_name(dataset_id, name)
     preflight(out)  # read-only, no permission, a file in the path: said before any work
     _refuse_a_second_dataset_with_the_id(out)

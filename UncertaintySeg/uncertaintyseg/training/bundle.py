@@ -145,15 +145,17 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
              "## Settings", "",
              f"- 2D: nnU-Net `2d_small`, features {s['features_2d']}..{s['max_features_2d']}, "
              f"batch {s['net2d']['batch_size']}, {s['net2d']['iterations']} iterations, Adam "
-             f"lr {s['net2d']['learning_rate']} (poly decay), BCE on WT/TC/ET, spherical "
+             f"lr {s['net2d']['learning_rate']} (poly decay), {_loss_text(s['net2d'])} on "
+             f"WT/TC/ET, spherical "
              f"projection augmentation p={s['net2d']['projection_probability']}",
              f"- 3D: nnU-Net `3d_cube`, features {s['features_3d']}..{s['max_features_3d']}, "
              f"batch {s['net3d']['batch_size']}, {s['net3d']['iterations']} iterations on the "
              f"cubes selected with {s['net3d']['projections']} projections per slice",
              f"- kernels (mm, ET/TC/WT): {meta['kernel_mm']}; fusion weights [w2d, w3d, b]: "
              f"{[[round(v, 3) for v in row] for row in meta['fusion_weights']]}",
-             f"- post-processing: {_postprocess_text(meta['postprocess'])}; chosen on the "
-             f"training cases (docs/DECISIONS.md #13)",
+             f"- post-processing: {_postprocess_text(meta['postprocess'])}",
+             f"- the fusion and the post-processing were chosen on "
+             f"{_fit_cases_text(meta)} (docs/DECISIONS.md #13)",
              f"- estimators' networks: {_estimators_text(meta)}",
              f"- checkpoints: {_size_text(size_mb)}", "",
              "## Training time", "",
@@ -192,6 +194,23 @@ def _estimators_text(meta: dict) -> str:
         return ("none: `predict --method` mc-dropout, uncertainty-head and full-3d need "
                 "`train --estimators`")
     return "; ".join(present)
+
+
+def _loss_text(net: dict) -> str:
+    # Settings of models trained before the loss became a setting hold no "loss" key.
+    loss = net.get("loss", "bce")
+    prior = ", output biases from the regions' prior" if net.get("prior_bias") else ""
+    return ("nnU-Net's BCE + batch soft Dice" if loss == "dice_bce" else "BCE") + prior
+
+
+def _fit_cases_text(meta: dict) -> str:
+    cases = meta["postprocess"].get("cases")
+    if cases is None:  # models before the choice moved to held-out cases
+        return "the training cases"
+    held_out = set(cases) <= set(meta["split"]["val"])
+    return (f"the {len(cases)} validation cases (not seen in network training; the "
+            f"networks' best checkpoints were also chosen on them)" if held_out
+            else f"{len(cases)} training cases (no validation split)")
 
 
 def _postprocess_text(postprocess: dict) -> str:

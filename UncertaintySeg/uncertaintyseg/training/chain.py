@@ -1,8 +1,9 @@
 """`uncertaintyseg train`: the whole training chain as one resumable command.
 
 convert -> nnU-Net plan -> nnU-Net preprocess -> train 2D -> projected uncertainty on
-the training cases -> kernel search -> cubes -> train 3D -> PSO fusion fit on the
-training cases -> the estimators' own networks (`--estimators`: the dropout variant of
+the training cases -> kernel search -> cubes -> train 3D -> PSO fusion fit and the
+post-processing choice on the validation cases (cases the networks did not learn from)
+-> the estimators' own networks (`--estimators`: the dropout variant of
 the 2D network, the uncertainty head, the whole-crop 3D network) -> model folder. Every
 step leaves its result in the work folder and is skipped when that result is there, so
 a killed run picks up where it stopped (the trainers resume from their last checkpoint).
@@ -299,21 +300,28 @@ class Chain:
         return [kind for method, kind in TRAINED_NETWORKS.items()
                 if method in self.settings.estimators]
 
-    def _training_predictions(self) -> list:
-        """(p2d, p3d, reference) per training case, (3, Z, Y, X) each, REGIONS order.
+    def fit_cases(self) -> list[str]:
+        """The cases the fusion and the post-processing are chosen on: the validation
+        cases, which the networks were not trained on (the training cases only when
+        there is no validation split: there the networks make no stray components and
+        fit their own predictions, brats-mini v3)."""
+        return self.split["val"] or self.split["train"]
 
-        fusion and postprocess both need them: the 3D refinement of every training case
-        runs once per pair of checkpoints, not once per step."""
+    def _fit_predictions(self) -> list:
+        """(p2d, p3d, reference) per fit case, (3, Z, Y, X) each, REGIONS order.
+
+        fusion and postprocess both need them: the 3D refinement of every case runs once
+        per pair of checkpoints, not once per step."""
         key = self.stamps.current("fusion")
         if self._predictions is None or self._predictions[0] != key:
-            self._predictions = (key, list(self._predict_training_cases()))
+            self._predictions = (key, list(self._predict_fit_cases()))
         return self._predictions[1]
 
-    def _predict_training_cases(self):
+    def _predict_fit_cases(self):
         net3d = self.network_3d()
         divisor = stride_divisor(self.plans, prepare.CONFIG_3D)
         regions = [self.dataset["labels"][r] for r in REGIONS]
-        for case_id in self.split["train"]:
+        for case_id in self.fit_cases():
             image, seg = load_preprocessed(self.data_folder, case_id)
             with np.load(self.train_dir / "uncertainty" / f"{case_id}.npz") as npz:
                 p2d = npz["p2d"].astype(np.float32)
@@ -322,27 +330,28 @@ class Chain:
             yield p2d, p3d, region_targets(seg, regions)
 
     def fusion(self) -> None:
-        """PSO fit of (w2d, w3d, b) per region on the training cases (design 4.5)."""
+        """PSO fit of (w2d, w3d, b) per region on the fit cases (design 4.5)."""
         if (self.train_dir / "fusion.json").is_file():
             return
-        cases = self._training_predictions()
+        cases = self._fit_predictions()
         s = self.settings
         weights = fit_fusion(cases, seed=s.seed, particles=s.pso_particles,
                              iterations=s.pso_iterations, progress=self.progress)
         self._save_json("fusion.json", {"regions": list(REGIONS),
-                                        "weights": np.asarray(weights).tolist()})
+                                        "weights": np.asarray(weights).tolist(),
+                                        "cases": self.fit_cases()})
 
     def postprocess(self) -> None:
-        """The WT component fraction, chosen on the fused training cases (design 4.6)."""
+        """The WT component fraction, chosen on the fused fit cases (design 4.6)."""
         if (self.train_dir / "postprocess.json").is_file():
             return
         weights = np.asarray(self._load_json("fusion.json", {})["weights"])
         cases = [(fuse(p2d, p3d, weights), ref)
-                 for p2d, p3d, ref in self._training_predictions()]
+                 for p2d, p3d, ref in self._fit_predictions()]
         fraction, table = choose_component_fraction(cases)
         self._save_json("postprocess.json", {
-            "min_component_fraction": fraction,
-            "training_dice": {str(f): dict(zip(REGIONS, d)) for f, d in table.items()}})
+            "min_component_fraction": fraction, "cases": self.fit_cases(),
+            "dice": {str(f): dict(zip(REGIONS, d)) for f, d in table.items()}})
 
     def run(self) -> dict:
         """Run every step (skipping finished ones); returns the training record."""

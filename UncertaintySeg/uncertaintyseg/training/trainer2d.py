@@ -141,7 +141,8 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     network = build_network(plans, dataset, configuration, extra_outputs=extra)
     if warm_from is not None and not (Path(out_dir) / "latest.pth").is_file():
         warm_start(network, warm_from)
-    loop = loop_class(network, out_dir, settings, region_order(dataset))
+    loop = loop_class(network, out_dir, settings, region_order(dataset),
+                      warm_started=warm_from is not None)
     # nnU-Net's loader draws from numpy's global RNG; a resumed run continues with fresh
     # draws instead of replaying the first batches.
     np.random.seed(settings.seed + loop.iteration)

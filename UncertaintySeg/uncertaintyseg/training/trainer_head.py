@@ -90,8 +90,9 @@ class HeadLoop(Loop):
 
     extra_outputs = 1
 
-    def __init__(self, network: nn.Module, out_dir, settings: SettingsHead, order: list[int]):
-        super().__init__(network, out_dir, settings, order)
+    def __init__(self, network: nn.Module, out_dir, settings: SettingsHead, order: list[int],
+                 warm_started: bool = False):
+        super().__init__(network, out_dir, settings, order, warm_started)
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         if self.iteration == 0:  # a fresh start, not a resumed run
