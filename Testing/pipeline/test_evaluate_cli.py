@@ -221,3 +221,31 @@ def test_qubrats_export_writes_uint8_maps_0_to_100(study, tmp_path):
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{case_id}.nii.gz")))
     np.testing.assert_array_equal(labels_to_regions(labels), truth[case_id][0])
     assert (folder / f"{case_id}_unc_enhance.nii.gz").is_file()
+
+
+def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, tmp_path):
+    from uncertaintyseg.models import MODELS_DIR
+
+    cases, results, truth = study
+    model = tmp_path / "model"
+    model.mkdir()
+    shutil.copyfile(MODELS_DIR / "brats-mini" / "model.json", model / "model.json")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--cases", str(cases), "--results", f"ours={results}",
+                 "--out", str(out), "--progress", "none", "--no-report",
+                 "--model-card", str(model)]) == 0
+    stored = json.loads((model / "model.json").read_text(encoding="utf-8"))
+    record = stored["estimators_validation"]
+    assert record["fused"] == "ours" and record["cases"] == sorted(truth)
+    for index, region in enumerate(("ET", "TC", "WT")):
+        fused = np.mean([dice(t[2][index], t[0][index]) for t in truth.values()])
+        two_d = np.mean([dice(t[2][index], t[1][index]) for t in truth.values()])
+        assert record["methods"]["ours"]["dice"][region] == pytest.approx(fused)
+        assert record["fused_minus"]["ours 2D-only"]["dice"][region] == pytest.approx(
+            fused - two_d)
+        assert 0 <= record["methods"]["ours"]["auroc"][region] <= 1
+    card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
+    wt = record["methods"]["ours"]["dice"]["WT"]
+    assert "## Estimators on the validation cases" in card
+    assert f"| ours | " in card and f"{wt:.3f} |" in card
+    assert stored["name"] == "brats-mini"  # the rest of model.json is kept

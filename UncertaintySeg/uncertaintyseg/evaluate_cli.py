@@ -46,6 +46,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--calibrate-triage", type=Path, default=None, metavar="MODEL_DIR",
                    help="choose the triage threshold on these cases and store it in "
                         "MODEL_DIR/model.json (triage.threshold)")
+    p.add_argument("--model-card", type=Path, default=None, metavar="MODEL_DIR",
+                   help="store every method's mean Dice, HD95 and error AUROC, and the "
+                        "first method minus each other, in MODEL_DIR/model.json and its "
+                        "MODEL_CARD.md (the card's estimator table)")
     p.add_argument("--explain-case", type=Path, default=None, metavar="CASE_DIR",
                    help="add `explain`'s teaching figures of this case to the report")
     p.add_argument("--explain-model", default="phantom",
@@ -75,7 +79,8 @@ def run_evaluate(args, reporter=None) -> int:
     summary = job.run(args.cases, methods, args.out, parts, qubrats=args.qubrats,
                            calibrate_model=args.calibrate_triage, html=not args.no_report,
                            progress=reporter, kernel_study=args.kernel_study,
-                           explain_case=args.explain_case, explain_model=args.explain_model)
+                           explain_case=args.explain_case, explain_model=args.explain_model,
+                           model_card=args.model_card)
     if reporter is not None:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)

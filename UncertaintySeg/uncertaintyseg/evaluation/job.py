@@ -51,7 +51,8 @@ def _explain_section(case_dir, model_name: str, out: Path) -> dict:
 
 def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         calibrate_model=None, html: bool = True, progress=None,
-        kernel_study: bool = False, explain_case=None, explain_model: str = "phantom") -> dict:
+        kernel_study: bool = False, explain_case=None, explain_model: str = "phantom",
+        model_card=None) -> dict:
     """Score every case and write OUT: table1.md/.csv, per_case.csv, box plots,
     uncertainty.md/.csv and figures, lesionwise.md/.csv, triage.json, problems.txt,
     summary.json and report.html. Returns the summary dict."""
@@ -75,6 +76,12 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         sections["kernel_study"] = write_kernel_study(cases_dir, evaluation, out)
     sections["triage"] = _triage_section(evaluation, out, calibrate_model)
     problems = summary.write_problems(evaluation, out)
+    if model_card is not None:
+        from .model_card import store_in_model
+
+        fused = evaluation.methods[0].name
+        store_in_model(model_card, out, [name for name in evaluation.records],
+                       list(evaluation.records[fused]))
     result = {"methods": [m.name for m in methods], "scored": evaluation.scored,
               "reused": evaluation.reused, "problems": evaluation.problems,
               "table1_markdown": sections["table1"]["markdown"],

@@ -12,6 +12,7 @@ import torch
 
 from .. import REGIONS, __version__
 from ..fusion import normalized_weights
+from ..image_writer import write_text_atomic
 from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
 from ..options import TRAINED_NETWORKS
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
@@ -130,9 +131,17 @@ def _metrics_table(mean: dict, cases: dict) -> list[str]:
     return lines
 
 
-def write_card(out: Path, command: str, notes: str = "") -> Path:
-    """MODEL_CARD.md from model.json: data, settings, time, validation, reproduction."""
-    meta = json.loads((Path(out) / MODEL_FILE).read_text())
+def write_card(out: Path, command: str | None = None, notes: str | None = None) -> Path:
+    """MODEL_CARD.md from model.json: data, settings, time, validation, the estimators'
+    numbers (`evaluate --model-card`), reproduction. `command` and `notes` are kept in
+    model.json ("card"), so a later call without them renders the same card again."""
+    meta = json.loads((Path(out) / MODEL_FILE).read_text(encoding="utf-8"))
+    kept = meta.get("card", {})
+    command = kept.get("command", "") if command is None else command
+    notes = kept.get("notes", "") if notes is None else notes
+    if kept != {"command": command, "notes": notes}:
+        meta["card"] = {"command": command, "notes": notes}
+        write_text_atomic(Path(out) / MODEL_FILE, json.dumps(meta, indent=2) + "\n")
     s, t = meta["settings"], meta["training"]
     size_mb = sum(p.stat().st_size for p in Path(out).rglob("*.pth")) / 1e6
     lines = [f"# Model card: {meta['name']} (version {meta['version']})", "",
@@ -172,12 +181,41 @@ def write_card(out: Path, command: str, notes: str = "") -> Path:
                   *_metrics_table(validation["mean"], validation["cases"]), "",
                   "2D only (P2D > 0.5, same post-processing):", "",
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
+    lines += estimators_section(meta.get("estimators_validation"))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
     path = Path(out) / "MODEL_CARD.md"
-    path.write_text("\n".join(lines), encoding="utf-8")  # the card may hold ± and ρ
+    write_text_atomic(path, "\n".join(lines))  # UTF-8: the card may hold ± and ρ
     return path
+
+
+def _triple(values: dict, digits: int, signed: bool = False) -> str:
+    form = f"{{:+.{digits}f}}" if signed else f"{{:.{digits}f}}"
+    return " / ".join("n/a" if values.get(r) is None else form.format(values[r])
+                      for r in REGIONS)
+
+
+def estimators_section(record: dict | None) -> list[str]:
+    """The card's per-estimator table and the fused-minus-other differences."""
+    if not record:
+        return []
+    lines = [f"## Estimators on the validation cases (measured {record['measured']})", "",
+             f"{len(record['cases'])} cases: {', '.join(record['cases'])}; the real "
+             "pipeline's outputs scored by `uncertaintyseg evaluate` (brain mask for the "
+             "AUROC of the uncertainty for error voxels).", "",
+             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | error AUROC ET / TC / WT |",
+             "|---|---|---|---|"]
+    for method, m in record["methods"].items():
+        lines.append(f"| {method} | {_triple(m['dice'], 3)} | {_triple(m['hd95'], 1)} | "
+                     f"{_triple(m.get('auroc', {}), 3)} |")
+    lines += ["", f"{record['fused']} minus each other method (Dice: higher is better for "
+              f"{record['fused']} when positive; HD95: when negative):", "",
+              "| other method | Dice ET / TC / WT | HD95 mm ET / TC / WT |", "|---|---|---|"]
+    for other, d in record["fused_minus"].items():
+        lines.append(f"| {other} | {_triple(d['dice'], 3, True)} | "
+                     f"{_triple(d['hd95'], 1, True)} |")
+    return lines + [""]
 
 
 def _estimators_text(meta: dict) -> str:

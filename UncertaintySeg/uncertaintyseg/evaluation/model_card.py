@@ -1,0 +1,81 @@
+"""`evaluate --model-card MODEL_DIR`: the methods' validation numbers into a model folder.
+
+The card lists, per estimator, the mean Dice and HD95 per region and the uncertainty
+AUROC for error voxels on the evaluated cases, and the first (fused) method minus every
+other one (docs/TRAINING.md, "The card"). They are stored in model.json under
+`ESTIMATORS_KEY` and rendered by `training.bundle.write_card`, which builds the whole
+card in one place.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from pathlib import Path
+
+from .. import REGIONS
+from ..errors import InputError
+from ..image_writer import write_text_atomic
+from .store import finite
+
+ESTIMATORS_KEY = "estimators_validation"
+METRICS = ("dice", "hd95")
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text not in ("", "nan", "None") else None
+
+
+def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
+    """{method: {"dice"|"hd95"|"auroc": {region: mean}}} from evaluate's table1.csv and
+    uncertainty.csv in `out_dir`; a method without uncertainty rows has no "auroc"."""
+    table = _read_csv(Path(out_dir) / "table1.csv")
+    rows = {m: {metric: {} for metric in METRICS} for m in methods}
+    for row in table:
+        if row["metric"] in METRICS:
+            for m in methods:
+                rows[m][row["metric"]][row["region"]] = _number(row.get(f"{m} mean", ""))
+    quality = Path(out_dir) / "uncertainty.csv"
+    for row in _read_csv(quality) if quality.is_file() else []:
+        if row["method"] in rows:
+            rows[row["method"]].setdefault("auroc", {})[row["region"]] = _number(row["auroc"])
+    return rows
+
+
+def differences(rows: dict, fused: str) -> dict:
+    """{other method: {"dice"|"hd95": {region: fused minus other}}} (None when missing)."""
+    out = {}
+    for other in rows:
+        if other == fused:
+            continue
+        out[other] = {metric: {r: (None if rows[fused][metric].get(r) is None
+                                   or rows[other][metric].get(r) is None
+                                   else rows[fused][metric][r] - rows[other][metric][r])
+                               for r in REGIONS} for metric in METRICS}
+    return out
+
+
+def store_in_model(model_dir, out_dir, methods: list[str], cases: list[str]) -> dict:
+    """Write the methods' numbers into MODEL_DIR/model.json and re-render its card."""
+    from ..training.bundle import write_card
+
+    path = Path(model_dir) / "model.json"
+    if not path.is_file():
+        raise InputError(f"{path}: not found; --model-card takes a model folder made by "
+                         "`uncertaintyseg train`")
+    model = json.loads(path.read_text(encoding="utf-8"))
+    rows = estimator_rows(out_dir, methods)
+    model[ESTIMATORS_KEY] = {
+        "cases": sorted(cases), "fused": methods[0], "methods": rows,
+        "fused_minus": differences(rows, methods[0]),
+        "measured": datetime.date.today().isoformat(),
+        "command": "uncertaintyseg evaluate (see docs/TRAINING.md, The card)"}
+    write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
+    write_card(model_dir)
+    return model[ESTIMATORS_KEY]
