@@ -55,3 +55,30 @@ def test_main_gives_the_callers_handlers_back():
     before = {s: signal.getsignal(s) for s in signals.TERMINATION_SIGNALS}
     cli.main(["--list-models"])
     assert {s: signal.getsignal(s) for s in signals.TERMINATION_SIGNALS} == before
+
+
+_CHILD_DISPOSITION = """
+import multiprocessing, signal, sys
+sys.path.insert(0, sys.argv[1])
+from uncertaintyseg import signals
+signals.install()
+
+def disposition(_):
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+with multiprocessing.get_context("fork").Pool(1) as pool:
+    print("child default:", pool.map(disposition, [0])[0])
+print("parent handled:", signal.getsignal(signal.SIGTERM) is signals._raise_terminated)
+"""
+
+
+def test_forked_children_start_with_the_default_sigterm():
+    # A handler is only run when the interpreter regains control; a worker blocked in a
+    # lock when the pool's SIGTERM came hung (brats-mini v4's preprocessing). The kernel's
+    # default action in every forked child cannot be missed.
+    package = Path(signals.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", _CHILD_DISPOSITION, str(package)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "child default: True" in done.stdout
+    assert "parent handled: True" in done.stdout

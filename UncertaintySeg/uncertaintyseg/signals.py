@@ -33,15 +33,28 @@ _installed_by: int | None = None  # the process id that installed the handler
 
 
 def _raise_terminated(signum, frame) -> None:
-    if os.getpid() != _installed_by:
-        # A forked worker (nnU-Net's multiprocessing pools) inherits the handler, and its
-        # pool ends it with SIGTERM: a KeyboardInterrupt there left workers hanging in
-        # the pool's queue lock (the training chain's preprocessing never returned).
-        # Forked workers die as they would without us.
+    if os.getpid() != _installed_by:  # a forked child the at-fork reset did not reach
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return
     raise Terminated(signum)
+
+
+def _default_in_child() -> None:
+    """Forked workers (nnU-Net's multiprocessing pools) start with the default SIGTERM.
+
+    Their pool ends them with SIGTERM. A Python-level handler only runs when the
+    interpreter gets control back, and a worker blocked in the pool's queue lock when the
+    signal came never did: brats-mini v4's preprocessing hung for minutes on one such
+    worker although the handler ended any worker it did run in. The kernel's default
+    action cannot be missed."""
+    for signum in TERMINATION_SIGNALS:
+        if signal.getsignal(signum) is _raise_terminated:
+            with contextlib.suppress(ValueError):  # not the main thread: nothing to reset
+                signal.signal(signum, signal.SIG_DFL)
+
+
+_at_fork_registered = False
 
 
 def install() -> dict:
@@ -52,7 +65,11 @@ def install() -> dict:
     global _installed_by
     if threading.current_thread() is not threading.main_thread():
         return {}
+    global _at_fork_registered
     _installed_by = os.getpid()
+    if not _at_fork_registered and hasattr(os, "register_at_fork"):  # not on Windows
+        os.register_at_fork(after_in_child=_default_in_child)
+        _at_fork_registered = True
     previous = {}
     for signum in TERMINATION_SIGNALS:
         # A signal the caller chose to ignore (nohup sets SIGHUP to SIG_IGN) stays ignored.
