@@ -286,3 +286,27 @@ def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
         started = json.loads((chain.train_dir / sub / "warm_start.json").read_text(encoding="utf-8"))
         assert started["2d"] == stamps["uncertainty"]["2d"]
     assert record["postprocess"]["min_component_fraction"] in (0.1, 0.25, 0.5, 1.0)
+
+
+def test_validation_keeps_each_cases_outputs_for_evaluate(chain, trained, tmp_path):
+    from uncertaintyseg.contract import read_outputs
+    from uncertaintyseg.convert import label_file
+    from uncertaintyseg.label_maps import load_labels
+    from uncertaintyseg.metrics import case_metrics
+    from uncertaintyseg.training.validate import validate_model
+
+    record, out = trained
+    case_id = chain.split["val"][0]
+    result = validate_model(out, chain.source, [case_id], projections=2,
+                            outputs_dir=tmp_path / "validation")
+    written = read_outputs(tmp_path / "validation" / case_id)
+    from uncertaintyseg.io import load_case
+
+    reference, _ = load_labels(label_file(chain.source / case_id))
+    spacing = load_case(case_dir=chain.source / case_id).spacing
+    again = case_metrics(reference, written["labels"], spacing)
+    for region in ("ET", "TC", "WT"):
+        assert result["cases"][case_id][region]["dice"] == pytest.approx(
+            again[region]["dice"])
+    # the fit cases are the held-out ones, recorded beside the choice
+    assert json.loads((chain.train_dir / "fusion.json").read_text())["cases"] == [case_id]

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from ..options import TRAINED_NETWORKS
 
+# The validation cases' output folders, in the work folder (`evaluate --results` reads
+# them; docs/TRAINING.md, "The card").
+VALIDATION_FOLDER = "validation"
+
 # Named starting points; every value can still be overridden on the command line.
 PRESETS = {
     "tiny": dict(features_2d=4, max_features_2d=16, features_3d=4, max_features_3d=16,
@@ -183,7 +187,8 @@ def _cmd_train(args, reporter) -> int:
     write_model_folder(args.out, chain, record)
     if settings.n_val and not args.no_validate:
         record["validation"] = validate_model(args.out, source, chain.split["val"],
-                                              args.validate_projections, reporter)
+                                              args.validate_projections, reporter,
+                                              outputs_dir=work / VALIDATION_FOLDER)
         write_model_folder(args.out, chain, record)
     write_card(args.out, command=_reproduce_command(args, source))
     reporter.finished(args.out)

@@ -19,9 +19,15 @@ def _region_means(per_case: dict) -> dict:
 
 
 def validate_model(model_dir: Path, source: Path, case_ids: list[str],
-                   projections: str | int = "preview", progress=None) -> dict:
+                   projections: str | int = "preview", progress=None,
+                   outputs_dir: Path | None = None) -> dict:
     """Dice and HD95 per region of the fused result and of the 2D-only result (P2D > 0.5,
-    same post-processing) on `case_ids` (sub-folders of `source`), and their means."""
+    same post-processing) on `case_ids` (sub-folders of `source`), and their means.
+
+    With `outputs_dir`, each case's output contract is kept in outputs_dir/<case>, for
+    `evaluate` (the uncertainty measures and the card's estimator table) without a
+    second run of the pipeline."""
+    from ..contract import write_outputs
     from ..convert import label_file
     from ..io import load_case
     from ..label_maps import load_labels, regions_to_labels
@@ -36,6 +42,8 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
     for done, case_id in enumerate(case_ids):
         case = load_case(case_dir=Path(source) / case_id)
         result, settings = run(case, values, model=model)
+        if outputs_dir is not None:
+            write_outputs(result, Path(outputs_dir) / case_id, overwrite=True)
         reference, _ = load_labels(label_file(Path(source) / case_id),
                                    reference=case.reference)
         fused[case_id] = case_metrics(reference, result.labels, case.spacing)
