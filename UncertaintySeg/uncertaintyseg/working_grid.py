@@ -40,12 +40,18 @@ class WorkingGrid:
     input_shape: tuple[int, int, int]
 
     def to_input(self, maps: np.ndarray, fill: float = 0.0) -> np.ndarray:
-        """(C, z, y, x) -> (C, Z, Y, X); voxels outside the working grid get `fill`."""
+        """(C, z, y, x) -> (C, Z, Y, X) float32; voxels outside the working grid get
+        `fill`. One channel at a time, into one output array: the export's resampling
+        temporaries then stay a channel's, not a map's (a 0.5 mm map is over 1 GB)."""
         maps = np.asarray(maps, np.float32)
-        if fill == 0:
-            return self._to_input(maps).astype(np.float32, copy=False)
-        # The export fills with 0 outside the crop: shift maps whose "nothing" is not 0.
-        return (self._to_input(maps - fill) + fill).astype(np.float32, copy=False)
+        out = np.empty((maps.shape[0], *self.input_shape), dtype=np.float32)
+        for channel in range(maps.shape[0]):
+            # The export fills with 0 outside the crop: shift maps whose "nothing" is not 0.
+            source = maps[channel:channel + 1] - fill if fill else maps[channel:channel + 1]
+            out[channel] = self._to_input(source)[0]
+        if fill:
+            out += fill
+        return out
 
     def box_to_input(self, box: Box) -> Box:
         """A box on the working grid as input voxels (start rounded, size scaled, kept
