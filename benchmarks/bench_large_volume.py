@@ -7,9 +7,11 @@
 A phantom of `--shape` voxels at `--spacing` mm (four modalities, the FLAIR-like 0.5 mm
 case of issue 12) is written once into `--work` by a child process (its own memory is not
 measured; it is reused by later runs). Then `predict --projections preview` runs in a
-second child; its resident memory is sampled from /proc every 0.2 s and tagged with the
-stage the run reports last (`--progress json`), so the peak can be put on a stage. The
-peak itself is the child's ru_maxrss (the kernel's high-water mark, not a sample).
+second child; its resident memory is sampled from /proc every 0.2 s and put on the stage
+it fell in (the reported stages begin with their first `--progress json` line, the others
+are placed by their report.json durations), so the peak can be put on a stage. The peak
+itself is the child's ru_maxrss from wait4 (the kernel's high-water mark, not a sample).
+The samples and stage times are kept in WORK/out_SET_rss.json.
 `--outputs ""` leaves the flag out (a version of `predict` without it).
 """
 
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -56,29 +57,58 @@ def _rss_bytes(pid: int) -> int:
 
 
 class StageSampler:
-    """Reads the child's JSON progress lines (the stage it is in) and samples its RSS."""
+    """Reads the child's JSON progress lines (when each stage it reports began) and
+    samples its RSS every `interval` s until it exits."""
 
     def __init__(self, process: subprocess.Popen):
         self.process = process
-        self.stage = "start"
-        self.peak_by_stage: dict[str, int] = {}
+        self.start = time.perf_counter()
+        self.events: dict[str, float] = {}   # stage -> seconds of its first line
+        self.samples: list[tuple[float, int]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
     def _read(self) -> None:
         for line in self.process.stdout:
             try:
-                self.stage = json.loads(line)["stage"]
+                stage = json.loads(line)["stage"]
             except (ValueError, KeyError, TypeError):
                 continue
+            self.events.setdefault(stage, time.perf_counter() - self.start)
 
-    def sample_until_exit(self, interval: float = 0.2) -> None:
-        while self.process.poll() is None:
-            rss = _rss_bytes(self.process.pid)
-            stage = self.stage
-            self.peak_by_stage[stage] = max(self.peak_by_stage.get(stage, 0), rss)
+    def sample_until_exit(self, interval: float = 0.2) -> int:
+        """The child's own peak RSS in bytes (wait4's ru_maxrss: the kernel's high-water
+        mark of this child alone, not of every child as RUSAGE_CHILDREN would be)."""
+        while True:
+            pid, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if pid:
+                break
+            self.samples.append((time.perf_counter() - self.start, _rss_bytes(self.process.pid)))
             time.sleep(interval)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
         self.reader.join(timeout=5)
+        return usage.ru_maxrss * 1024  # KiB on Linux
+
+    def peaks_by_stage(self, timings: dict) -> dict:
+        """Sampled RSS peak (GB) per pipeline stage. The stages the run does not report
+        are placed by their report.json durations, counted back from the next reported
+        one: "uncertainty" and "write" begin with their first progress line."""
+        begin_2d = self.events.get("uncertainty", 0.0)
+        begin_write = self.events.get("write", self.samples[-1][0])
+        intervals = {"start, model, load": (0.0, begin_2d - timings.get("preprocess", 0.0)),
+                     "preprocess": (begin_2d - timings.get("preprocess", 0.0), begin_2d)}
+        end = begin_write
+        for stage in ("postprocess", "export", "fusion", "refine", "kernels"):
+            intervals[stage] = (end - timings.get(stage, 0.0), end)
+            end = intervals[stage][0]
+        intervals["uncertainty"] = (begin_2d, end)
+        intervals["write"] = (begin_write, float("inf"))
+        peaks = {}
+        for stage, (low, high) in intervals.items():
+            inside = [rss for t, rss in self.samples if low <= t < high]
+            if inside:
+                peaks[stage] = round(max(inside) / GIB, 2)
+        return peaks
 
 
 def run_predict(case_dir: Path, out: Path, model: str, outputs: str, threads: int) -> dict:
@@ -92,18 +122,16 @@ def run_predict(case_dir: Path, out: Path, model: str, outputs: str, threads: in
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
     sampler = StageSampler(process)
-    sampler.sample_until_exit()
+    peak = sampler.sample_until_exit()
     seconds = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"predict failed with exit status {process.returncode}")
-    # ru_maxrss of the children is in KiB on Linux: the largest child, and predict is
-    # by far the larger of the two this process starts.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    (out.parent / f"{out.name}_rss.json").write_text(json.dumps(
+        {"events_s": sampler.events, "samples_s_bytes": sampler.samples}), encoding="utf-8")
     return {"wall_s": round(seconds, 1), "peak_rss_gb": round(peak / GIB, 2),
-            "sampled_peak_gb_by_stage": {k: round(v / GIB, 2)
-                                         for k, v in sampler.peak_by_stage.items()},
-            "stages_s": report["timings_s"], "outputs": report.get("outputs"),
+            "sampled_peak_gb_by_stage": sampler.peaks_by_stage(report["timings_s"]),
+            "stages_s": report["timings_s"], "outputs": (report.get("outputs") or {}).get("set"),
             "files": sorted(p.name for p in out.iterdir()),
             "folder_mb": round(sum(p.stat().st_size for p in out.iterdir()) / 1e6, 1)}
 
