@@ -292,7 +292,7 @@ def _write_partial(result: CaseResult, partial: Path, snapshot: bool, out_dir: P
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise OutputError(f"{out_dir}: the disk is full ({err.strerror}); {needed}, "
-                          f"{shutil.disk_usage(partial).free / 1e6:.0f} MB are free. Free "
+                          f"{shutil.disk_usage(partial).free / 1e6:.0f} MB free on it. Free "
                           "space or choose an --out on another disk.") from err
     # mkdtemp makes the folder private (0700); results are meant to be shared.
     umask = os.umask(0)
