@@ -177,3 +177,21 @@ def test_outputs_is_one_option_everywhere():
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["predict", "--case", "c", "--out", "o",
                                        "--outputs", "tiny"])
+
+
+def test_a_map_cut_short_by_a_full_disk_is_an_error_and_leaves_nothing(tmp_path, monkeypatch):
+    from uncertaintyseg import image_writer
+    from uncertaintyseg.errors import OutputError
+
+    real = image_writer.nib.save
+
+    def cut(image, path):   # what a full disk leaves behind: a part of the file
+        real(image, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+
+    monkeypatch.setattr(image_writer.nib, "save", cut)
+    with pytest.raises(OutputError, match="maps.nii.gz: the image was not written whole"):
+        write_maps_verified(_test_maps(), _reference((5, 6, 7)), tmp_path / "maps.nii.gz",
+                            scale=(MAP_SLOPE, MAP_INTER))
+    assert list(tmp_path.iterdir()) == []
