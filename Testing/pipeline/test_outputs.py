@@ -195,3 +195,11 @@ def test_a_map_cut_short_by_a_full_disk_is_an_error_and_leaves_nothing(tmp_path,
         write_maps_verified(_test_maps(), _reference((5, 6, 7)), tmp_path / "maps.nii.gz",
                             scale=(MAP_SLOPE, MAP_INTER))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_constant_map_held_as_a_view_is_written_whole(tmp_path):
+    # full-3d's P2D is -1 everywhere, held as a read-only broadcast (no memory).
+    result = _result()
+    result.probabilities_2d = np.broadcast_to(np.float32(-1.0), result.probabilities.shape)
+    out = write_outputs(result, tmp_path / "out", snapshot=False)
+    np.testing.assert_array_equal(read_outputs(out)["probabilities_2d"], -1.0)
