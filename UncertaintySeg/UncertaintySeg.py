@@ -87,6 +87,7 @@ class UncertaintySegParameterNode:
     device: Annotated[str, _choice("device")] = _default("device")
     projections: Annotated[str, _choice("projections")] = _default("projections")
     method: Annotated[str, _choice("method")] = _default("method")
+    outputs: Annotated[str, _choice("outputs")] = _default("outputs")
     useModelKernels: bool = True
     kernelEt: Annotated[float, _range("kernel_mm")] = 32.0
     kernelTc: Annotated[float, _range("kernel_mm")] = 32.0

@@ -131,7 +131,8 @@ def test_run_options_from_the_parameter_node():
     from UncertaintySegLib.runner import RunOptions
 
     parameters = SimpleNamespace(modelName="default", modelFolder="", device="auto",
-                                 projections="auto", method="hybrid", useModelKernels=True,
+                                 projections="auto", method="hybrid", outputs="standard",
+                                 useModelKernels=True,
                                  kernelEt=30.0,
                                  kernelTc=31.0, kernelWt=60.0, maxOverlap=0.4,
                                  minScoreFraction=0.1, maxBoxes=4, region="TC", python="")
@@ -148,3 +149,6 @@ def test_run_options_from_the_parameter_node():
     parameters.method = "tta-2d"
     assert "--method" in predict_command("py", "c", "o",
                                          RunOptions.from_parameters(parameters).values)
+    parameters.outputs = "minimal"   # a large volume: the least memory and disk
+    command = predict_command("py", "c", "o", RunOptions.from_parameters(parameters).values)
+    assert command[command.index("--outputs") + 1] == "minimal"

@@ -168,3 +168,32 @@ def test_label_values_decide_when_the_report_disagrees(logics, case2023, tmp_pat
     segmentation = run.segmentation.GetSegmentation()
     et = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName("ET"))
     assert et.GetLabelValue() == 3
+
+
+def test_a_minimal_folder_with_quantised_maps_loads(logics, case2018, tmp_path):
+    """`predict --outputs minimal` folders: the maps stored as uint16 with NIfTI
+    scl_slope / scl_inter (no P2D, no P3D); the heatmap is the map within one step."""
+    from uncertaintyseg.contract_names import MAP_FILES, MAP_INTER, MAP_SLOPE
+    from uncertaintyseg.image_writer import write_maps_verified
+
+    folder = tmp_path / "minimal"
+    shutil.copytree(case2018.output_dir, folder)
+    for name in ("probabilities_2d", "probabilities_3d"):
+        (folder / MAP_FILES[name]).unlink()
+    reference = _segmentation_image(folder)
+    write_maps_verified(case2018.uncertainty, reference, folder / MAP_FILES["uncertainty"],
+                        scale=(MAP_SLOPE, MAP_INTER))
+    loader = ResultLoader(logics)
+    run = loader.load(folder, region="TC")
+    heatmap = volume_array(run.uncertainty)
+    np.testing.assert_allclose(heatmap, case2018.uncertainty[1], rtol=0, atol=MAP_SLOPE)
+    assert np.abs(heatmap - case2018.uncertainty[1]).max() > 0  # the quantised file was read
+    loader.set_uncertainty_region(run, "WT")
+    np.testing.assert_allclose(volume_array(run.uncertainty), case2018.uncertainty[2],
+                               rtol=0, atol=MAP_SLOPE)
+
+
+def _segmentation_image(folder):
+    import SimpleITK as sitk
+
+    return sitk.ReadImage(str(folder / "segmentation.nii.gz"))

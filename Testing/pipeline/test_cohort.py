@@ -46,14 +46,14 @@ def _hang_while_writing(case_dir, out_dir, *arguments):
     if Path(case_dir).name == HANG_CASE and not marker.exists():
         from uncertaintyseg import contract
 
-        original = contract._write_images
+        original = contract._write_maps
 
         def write_then_hang(*args, **kwargs):
             original(*args, **kwargs)
             marker.write_text(str(os.getpid()), encoding="utf-8")
             time.sleep(600)
 
-        contract._write_images = write_then_hang
+        contract._write_maps = write_then_hang
     return process_case(case_dir, out_dir, *arguments)
 
 

@@ -86,7 +86,8 @@ def _predict(case_dir, out, *extra):
 def test_overwrite_keeps_foreign_files_and_replaces_ours(tmp_path):
     earlier = _result(seed=1)
     earlier.uncertainty_raw = earlier.uncertainty * 3
-    out = write_outputs(earlier, tmp_path / "out", snapshot=False)
+    out = write_outputs(earlier, tmp_path / "out", snapshot=False, outputs="all")
+    assert (out / "uncertainty_raw.nii.gz").is_file()
     (out / ".git").mkdir()
     (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (out / ".notes").write_text("hidden note")

@@ -193,3 +193,24 @@ def test_nnunet_model_sees_its_training_spacing(tmp_path):
     assert case_metrics(reference, result.labels, case.spacing)["WT"]["dice"] > 0.85
     for box in result.boxes:
         assert all(0 <= s and s + n <= dim for s, n, dim in zip(box.start, box.size, reference.shape))
+
+
+def test_nnunet_grid_cut_to_the_brain_first_is_nnunets_own(tmp_path):
+    # from_nnunet hands nnU-Net the non-zero box (memory: a 0.5 mm head is mostly air);
+    # nnU-Net on the whole volume must give the same working image, offset and export.
+    from uncertaintyseg.models import nnunet_export, nnunet_preprocess
+    from uncertaintyseg.phantom import make_phantom
+    from uncertaintyseg.working_grid import from_nnunet
+
+    image = np.zeros((4, 30, 72, 64), np.float32)
+    image[:, 3:27, 5:69, 6:62] = make_phantom((24, 64, 56), (2.0, 2.0, 2.0), seed=4).image
+    model, spacing = load_model("phantom"), (2.0, 2.0, 2.0)
+    grid = from_nnunet(model, image, spacing)
+    data, properties = nnunet_preprocess(model, image, spacing)
+    np.testing.assert_array_equal(grid.image, data)
+    assert grid.offset == tuple(int(b[0]) for b in properties["bbox_used_for_cropping"])
+    maps = np.random.default_rng(0).random((3, *data.shape[1:]), dtype=np.float32)
+    np.testing.assert_allclose(grid.to_input(maps), nnunet_export(model, maps, properties),
+                               atol=1e-6)
+    shifted = nnunet_export(model, maps + 1.0, properties) - 1.0   # -1 outside, as P3D
+    np.testing.assert_allclose(grid.to_input(maps, fill=-1.0), shifted, atol=1e-6)

@@ -46,6 +46,7 @@ class RunOptions:
             parameters.kernelEt, parameters.kernelTc, parameters.kernelWt)
         values = {"model": model, "device": parameters.device,
                   "projections": parameters.projections, "method": parameters.method,
+                  "outputs": parameters.outputs,
                   "kernel_mm": kernel,
                   "max_overlap": parameters.maxOverlap,
                   "min_score_fraction": parameters.minScoreFraction,

@@ -35,7 +35,10 @@ def read_scalar_volume(volumes_logic, path: Path, name: str, labelmap: bool = Fa
 
 def read_channel(path: Path, channel: int, reference_node) -> np.ndarray:
     """Channel `channel` of a 4D contract image as a (Z, Y, X) float32 array, checked
-    against the grid of `reference_node` (voxel counts and spacing)."""
+    against the grid of `reference_node` (voxel counts and spacing). Quantised maps
+    (uint16 with NIfTI scl_slope / scl_inter, docs/OUTPUT-CONTRACT.md) read as float32
+    values like the float32 maps of older folders: ITK applies the scaling on reading
+    (the ITK 5.4 / SimpleITK 2.5 of Slicer 5.10, SuperBuild/External_ITK.cmake)."""
     import SimpleITK as sitk
 
     image = sitk.ReadImage(str(path))

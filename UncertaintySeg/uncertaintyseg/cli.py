@@ -190,7 +190,7 @@ def run_predict(args, reporter, case=None):
     out_dir, result = predict(case, args.out, from_namespace(args), overwrite=args.overwrite,
                               snapshot=not args.no_snapshot, progress=reporter,
                               note_stream=human_stream(args.progress),
-                              force=getattr(args, "force", False))
+                              force=getattr(args, "force", False), keep_maps=False)
     args.written = out_dir
     return out_dir, result
 

@@ -106,7 +106,7 @@ def process_case(case_dir: str, out_dir: str, values: dict, snapshot: bool = Tru
     try:
         model = _worker_model(values.get("model"), settings_from(values).device)
         _, result = predict(case_dir, out_dir, values, snapshot=snapshot, model=model,
-                            force=force, note_stream=io.StringIO())
+                            force=force, note_stream=io.StringIO(), keep_maps=False)
     except InputError as error:
         return problem_row(name, INPUT_ERROR, str(error),
                            round(time.perf_counter() - start, 3))

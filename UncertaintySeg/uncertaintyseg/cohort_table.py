@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from . import REGIONS
-from .contract_names import BOXES_FILE, IMAGE_FILES, REPORT_FILE, SEGMENTATION_FILE
+from .contract_names import BOXES_FILE, REPORT_FILE, REQUIRED_IMAGE_FILES, SEGMENTATION_FILE
 
 TABLE_CSV = "cohort.csv"
 TABLE_MARKDOWN = "cohort.md"
@@ -37,7 +37,7 @@ def is_complete(folder: Path) -> bool:
         report = json.loads((folder / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    needed = (SEGMENTATION_FILE, BOXES_FILE, *IMAGE_FILES.values())
+    needed = (SEGMENTATION_FILE, BOXES_FILE, *REQUIRED_IMAGE_FILES.values())
     return (report.get("software", {}).get("name") == "uncertaintyseg"
             and all((folder / name).is_file() for name in needed))
 

@@ -19,15 +19,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import REGIONS, signals
-from .image_writer import write_image_verified
+from .image_writer import write_image_verified, write_maps_verified
 from .io import InputError, OutputError, to_image
-from .contract_names import (BOXES_FILE, IMAGE_FILES, OPTIONAL_IMAGE_FILES, REPORT_FILE,
-                             SEGMENTATION_FILE, SNAPSHOT_FILE)
+from .contract_names import (BOXES_FILE, DEFAULT_OUTPUTS, MAP_FILES, MAP_INTER, MAP_SLOPE,
+                             OPTIONAL_IMAGE_FILES, OUTPUT_SETS, QUANTISED_MAPS, REPORT_FILE,
+                             REQUIRED_IMAGE_FILES, SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions
 from .output_safety import claim_output, estimate_output_bytes, lock_path, output_lock
 
 # report.json last: its presence marks a whole folder.
-CONTRACT_FILES = (SEGMENTATION_FILE, *IMAGE_FILES.values(), *OPTIONAL_IMAGE_FILES.values(),
+CONTRACT_FILES = (SEGMENTATION_FILE, *MAP_FILES.values(),
                   BOXES_FILE, SNAPSHOT_FILE, REPORT_FILE)
 
 FORMAT_VERSION = 1
@@ -37,17 +38,18 @@ FORMAT_VERSION = 1
 class CaseResult:
     """Everything one run produces for one case, on the input's full grid.
 
-    `labels` is (Z, Y, X) uint8 in the input's convention; the four float maps are
-    (3, Z, Y, X) in REGIONS order; `boxes` hold voxel starts/sizes in (z, y, x) on the
-    full grid; `reference` carries the geometry; `flair` (Z, Y, X) is only used for the
-    snapshot.
+    `labels` is (Z, Y, X) uint8 in the input's convention; the float maps are
+    (3, Z, Y, X) float32 in REGIONS order, those outside the run's `--outputs` set None
+    (probabilities and uncertainty are always made); `boxes` hold voxel starts/sizes in
+    (z, y, x) on the full grid; `reference` carries the geometry; `flair` (Z, Y, X) is
+    only used for the snapshot.
     """
 
     reference: sitk.Image
     labels: np.ndarray
     probabilities: np.ndarray
-    probabilities_2d: np.ndarray
-    probabilities_3d: np.ndarray
+    probabilities_2d: np.ndarray | None
+    probabilities_3d: np.ndarray | None
     uncertainty: np.ndarray
     boxes: list
     report: dict = field(default_factory=dict)
@@ -111,33 +113,68 @@ def file_note(report: dict) -> str:
     return f"uncertaintyseg, model {model.get('name', '?')}{trained}; not for clinical use"[:79]
 
 
-def _write_images(result: CaseResult, folder: Path, shown: Path) -> None:
-    # Every image is verified: SimpleITK does not raise on a full disk (image_writer.verify_written_image).
+def _write_maps(result: CaseResult, folder: Path, shown: Path, outputs: str,
+                release: bool) -> list[str]:
+    """The label map, then the set's float maps one at a time (a 0.5 mm volume's map is
+    over 1 GB); with `release` each map is dropped from `result` once written, so its
+    memory is freed before the next one is made. Returns the file names written.
+
+    Every image is verified: SimpleITK does not raise on a full disk
+    (image_writer.verify_written_image)."""
     note = file_note(result.report)
-    images = {"labels": SEGMENTATION_FILE, **IMAGE_FILES}
-    if result.uncertainty_raw is not None:
-        images.update(OPTIONAL_IMAGE_FILES)
-    for attribute, filename in images.items():
-        dtype = np.uint8 if attribute == "labels" else np.float32
-        image = to_image(np.asarray(getattr(result, attribute), dtype=dtype), result.reference)
-        image.SetMetaData("ITK_FileNotes", note)
-        write_image_verified(image, folder / filename, shown / filename)
+    labels = to_image(np.asarray(result.labels, dtype=np.uint8), result.reference)
+    labels.SetMetaData("ITK_FileNotes", note)
+    write_image_verified(labels, folder / SEGMENTATION_FILE, shown / SEGMENTATION_FILE)
+    written = [SEGMENTATION_FILE]
+    for attribute in OUTPUT_SETS[outputs]:
+        maps = getattr(result, attribute)
+        if maps is None and attribute in OPTIONAL_IMAGE_FILES:
+            continue  # optional: written when the run has it
+        if maps is None:
+            raise ValueError(f"write_outputs: the result has no {attribute} map; run with "
+                             f"outputs={outputs!r} (Settings.outputs) to make it")
+        scale = (MAP_SLOPE, MAP_INTER) if attribute in QUANTISED_MAPS else None
+        filename = MAP_FILES[attribute]
+        write_maps_verified(maps, result.reference, folder / filename, shown / filename,
+                            note, scale)
+        written.append(filename)
+        del maps
+        if release:
+            setattr(result, attribute, None)
+    return written
 
 
-def _write_folder(result: CaseResult, folder: Path, snapshot: bool, shown: Path) -> None:
+def _write_snapshot(result: CaseResult, folder: Path) -> None:
+    from .snapshot import write_snapshot
+
+    spacing_zyx = tuple(reversed(result.reference.GetSpacing()))
+    write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,
+                   result.labels, result.boxes, spacing_zyx,
+                   title=result.report.get("input", {}).get("case_id", ""),
+                   direction=result.reference.GetDirection(),
+                   note=provenance_note(result.report))
+
+
+def outputs_record(outputs: str, files) -> dict:
+    """report.json's `outputs`: the set, the files written and how the maps are stored."""
+    return {"set": outputs, "files": list(files),
+            "quantised_maps": {"maps": [n for n in QUANTISED_MAPS if n in OUTPUT_SETS[outputs]],
+                               "dtype": "uint16", "scl_slope": MAP_SLOPE,
+                               "scl_inter": MAP_INTER, "max_error": MAP_SLOPE}}
+
+
+def _write_folder(result: CaseResult, folder: Path, snapshot: bool, shown: Path,
+                  outputs: str, release: bool) -> None:
     start = time.perf_counter()
-    _write_images(result, folder, shown)
-    _write_json(boxes_to_json(result.boxes, result.reference), folder / BOXES_FILE)
+    written = []
+    # The snapshot first: it needs the uncertainty, which `release` frees once written.
     if snapshot and result.flair is not None:
-        from .snapshot import write_snapshot
-
-        spacing_zyx = tuple(reversed(result.reference.GetSpacing()))
-        write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,
-                       result.labels, result.boxes, spacing_zyx,
-                       title=result.report.get("input", {}).get("case_id", ""),
-                       direction=result.reference.GetDirection(),
-                       note=provenance_note(result.report))
+        _write_snapshot(result, folder)
+        written.append(SNAPSHOT_FILE)
+    written += _write_maps(result, folder, shown, outputs, release)
+    _write_json(boxes_to_json(result.boxes, result.reference), folder / BOXES_FILE)
     # report.json goes last, with the write time in it: its presence marks a whole folder.
+    result.report["outputs"] = outputs_record(outputs, [*written, BOXES_FILE, REPORT_FILE])
     timings = result.report.setdefault("timings_s", {})
     timings["write"] = round(time.perf_counter() - start, 3)
     timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
@@ -211,14 +248,21 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True) -> Path:
+def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True,
+                  outputs: str | None = None, release: bool = False) -> Path:
     """Write the output contract into `out_dir`, atomically, under the folder's lock.
 
+    `outputs` is the set of files (contract_names.OUTPUT_SETS; None: the set the run
+    was made for, report["settings"]["outputs"], else "standard"); with `release` the
+    result's float maps are dropped as they are written (the memory of a large volume).
     Everything is written into a hidden folder first (beside a new `out_dir`, inside an
     existing one) and moved into place at the end; an exception (a full disk, Ctrl-C, SIGTERM) on the way removes the partial
     folder and leaves an existing `out_dir` untouched. See `check_output_folder` for
     what may be replaced; files the project did not write are never removed.
     """
+    outputs = outputs or result.report.get("settings", {}).get("outputs") or DEFAULT_OUTPUTS
+    if outputs not in OUTPUT_SETS:
+        raise InputError(f"--outputs {outputs}: must be one of {', '.join(OUTPUT_SETS)}")
     with output_lock(out_dir):
         out_dir = check_output_folder(out_dir, overwrite)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -229,7 +273,7 @@ def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot
         partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
                                         dir=staging))
         try:
-            _write_partial(result, partial, snapshot, out_dir)
+            _write_partial(result, partial, snapshot, out_dir, outputs, release)
             _move_into_place(partial, out_dir)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
@@ -237,17 +281,18 @@ def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot
     return out_dir
 
 
-def _write_partial(result: CaseResult, partial: Path, snapshot: bool, out_dir: Path) -> None:
+def _write_partial(result: CaseResult, partial: Path, snapshot: bool, out_dir: Path,
+                   outputs: str, release: bool) -> None:
     needed = f"the results need about {estimate_output_bytes(result.labels.shape) / 1e6:.0f} MB"
     try:
-        _write_folder(result, partial, snapshot, out_dir)
+        _write_folder(result, partial, snapshot, out_dir, outputs, release)
     except OutputError as err:  # an image not written whole (io: a full disk, mostly)
         raise OutputError(f"{err} ({needed} in {out_dir}.)") from err
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise OutputError(f"{out_dir}: the disk is full ({err.strerror}); {needed}, "
-                          f"{shutil.disk_usage(partial).free / 1e6:.0f} MB are free. Free "
+                          f"{shutil.disk_usage(partial).free / 1e6:.0f} MB free on it. Free "
                           "space or choose an --out on another disk.") from err
     # mkdtemp makes the folder private (0700); results are meant to be shared.
     umask = os.umask(0)
@@ -277,23 +322,25 @@ def _move_into_place(new: Path, target: Path) -> None:
 def read_outputs(out_dir) -> dict:
     """Read an output folder back: arrays (as in CaseResult), boxes JSON and report.
 
-    Returns a dict with keys `labels`, the four map names, `boxes` (the JSON records),
-    `report`, `reference` (a SimpleITK image with the case geometry) and, when the
-    folder has it, `uncertainty_raw`.
+    Returns a dict with keys `labels`, `boxes` (the JSON records), `report`,
+    `reference` (a SimpleITK image with the case geometry) and every map the folder has
+    (`probabilities` and `uncertainty` always; `probabilities_2d`, `probabilities_3d`
+    and `uncertainty_raw` as its `--outputs` set wrote them), as float32 (3, Z, Y, X):
+    quantised maps are scaled back by their scl_slope / scl_inter, float32 ones (folders
+    written before quantisation) read as they are.
     """
     out_dir = Path(out_dir)
-    missing = [n for n in [SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE, *IMAGE_FILES.values()]
-               if not (out_dir / n).is_file()]
+    missing = [n for n in [SEGMENTATION_FILE, BOXES_FILE, REPORT_FILE,
+                           *REQUIRED_IMAGE_FILES.values()] if not (out_dir / n).is_file()]
     if missing:
         raise InputError(f"{out_dir}: not a complete UncertaintySeg output folder "
                          f"(missing {', '.join(missing)}); run `uncertaintyseg predict` again")
     seg = sitk.ReadImage(str(out_dir / SEGMENTATION_FILE))
     data = {"reference": seg, "labels": sitk.GetArrayFromImage(seg)}
-    for attribute, filename in IMAGE_FILES.items():
-        data[attribute] = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / filename)))
-    for attribute, filename in OPTIONAL_IMAGE_FILES.items():
+    for attribute, filename in MAP_FILES.items():
         if (out_dir / filename).is_file():
-            data[attribute] = sitk.GetArrayFromImage(sitk.ReadImage(str(out_dir / filename)))
+            image = sitk.ReadImage(str(out_dir / filename), sitk.sitkFloat32)
+            data[attribute] = sitk.GetArrayFromImage(image)
     data["boxes"] = json.loads((out_dir / BOXES_FILE).read_text(encoding="utf-8"))["boxes"]
     data["report"] = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
     return data

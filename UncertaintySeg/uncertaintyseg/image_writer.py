@@ -121,3 +121,69 @@ def write_text_atomic(path, text: str) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+# Rows of a map quantised at once: bounds the float temporaries to a slab of the volume.
+_QUANTISE_SLICES = 16
+
+
+def quantise(maps: np.ndarray, slope: float, inter: float) -> np.ndarray:
+    """uint16 q with q * slope + inter nearest to each value of `maps` (C, Z, Y, X),
+    clipped to the range uint16 spans. Computed a slab of slices at a time, so no float
+    copy of the whole map is made (a 0.5 mm volume's map is over 1 GB); `maps` may be
+    a read-only broadcast view."""
+    top = np.iinfo(np.uint16).max
+    out = np.empty(maps.shape, dtype=np.uint16)
+    for channel in range(maps.shape[0]):
+        for start in range(0, maps.shape[1], _QUANTISE_SLICES):
+            rows = (channel, slice(start, start + _QUANTISE_SLICES))
+            scaled = (np.asarray(maps[rows], dtype=np.float64) - inter) / slope
+            np.rint(scaled, out=scaled)
+            np.clip(scaled, 0, top, out=scaled)
+            out[rows] = scaled
+    return out
+
+
+def _itk_header(reference: sitk.Image, folder: Path) -> nib.Nifti1Header:
+    """The NIfTI header SimpleITK writes for a 4D image on `reference`'s grid: the
+    qform/sform only depend on origin, spacing and direction, so a one-voxel image
+    gives them, and a file written with it reads back on the same grid in ITK (and
+    Slicer) as one written by SimpleITK itself."""
+    probe = sitk.JoinSeries([sitk.Image([1, 1, 1], sitk.sitkUInt16)])
+    probe.SetOrigin((*reference.GetOrigin(), 0.0))
+    probe.SetSpacing((*reference.GetSpacing(), 1.0))
+    direction = np.eye(4)
+    direction[:3, :3] = np.reshape(reference.GetDirection(), (3, 3))
+    probe.SetDirection(direction.ravel().tolist())
+    path = folder / f".probe-{os.getpid()}-{uuid.uuid4().hex[:8]}.nii"
+    try:
+        sitk.WriteImage(probe, str(path))
+        return nib.load(path).header.copy()
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def write_maps_verified(maps: np.ndarray, reference: sitk.Image, path, shown=None,
+                        note: str = "", scale: tuple[float, float] | None = None) -> None:
+    """Write region maps (C, Z, Y, X) as a 4D NIfTI on `reference`'s grid (4th axis =
+    channel), then `verify_written_image`; no file is left if it fails.
+
+    `scale` = (slope, inter): stored as uint16 with NIfTI scl_slope / scl_inter (every
+    NIfTI reader applies them), else as float32. nibabel writes it, streaming the
+    channels: SimpleITK can neither store the scaling nor write without copying the
+    map twice (GetImageFromArray, JoinSeries)."""
+    path = Path(path)
+    header = _itk_header(reference, path.parent)
+    data = (quantise(maps, *scale) if scale else np.asarray(maps, dtype=np.float32))
+    header.set_data_dtype(data.dtype)
+    header.set_data_shape(data.shape[::-1])
+    header["descrip"] = note.encode("ascii", "replace")[:79]
+    # (X, Y, Z, C) as NIfTI orders voxels: the transpose of a C-ordered array is a view.
+    image = nib.Nifti1Image(data.T, None, header=header)
+    image.header.set_slope_inter(*(scale or (None, None)))
+    try:
+        nib.save(image, path)
+        verify_written_image(path, shown)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

@@ -337,11 +337,16 @@ def load_case(case_dir=None, paths=None, naming: str | None = None) -> Case:
     naming = naming or _detect_naming(list(paths.values()))
     if naming not in CONVENTIONS:
         raise ValueError(f"naming must be one of {CONVENTIONS}, not {naming!r}")
-    images = {m: read_image(p) for m, p in paths.items()}
-    reference = images[MODALITIES[0]]
-    for modality in MODALITIES[1:]:
-        check_same_grid(reference, paths[MODALITIES[0]], images[modality], paths[modality])
-    image = np.stack([_voxels(images[m], paths[m]) for m in MODALITIES])
+    # One modality at a time into one array: holding the four images and their arrays
+    # at once before stacking them costs three times the case (4.5 GB at 0.5 mm).
+    reference = read_image(paths[MODALITIES[0]])
+    image = np.empty((len(MODALITIES), *reversed(reference.GetSize())), dtype=np.float32)
+    image[0] = _voxels(reference, paths[MODALITIES[0]])
+    for index, modality in enumerate(MODALITIES[1:], start=1):
+        other = read_image(paths[modality])
+        check_same_grid(reference, paths[MODALITIES[0]], other, paths[modality])
+        image[index] = _voxels(other, paths[modality])
+        del other
     spacing = tuple(float(s) for s in reversed(reference.GetSpacing()))
     return Case(image=image, reference=reference, spacing=spacing, paths=paths,
                 case_id=case_id, naming=naming)

@@ -4,7 +4,8 @@ One `Option` per parameter: its name (the `pipeline.Settings` field), CLI flag, 
 default, allowed values or range, unit and help. From this table come the argparse
 options (`add_arguments`), the checks made before any work (`check`, used by `Settings`),
 the Slicer parameter node's `Choice` / `WithinRange` bounds, and the command line the
-Slicer module sends (`to_argv`). Imports only the standard library, so the Slicer module
+Slicer module sends (`to_argv`). Imports only the standard library (and the project's
+`errors` and `contract_names`, which import nothing else), so the Slicer module
 and its Lib can use it before torch or SimpleITK are installed in Slicer's Python.
 
 A default of None means "the model's own value" (model.json) or, where a model has none,
@@ -17,6 +18,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Mapping
 
+from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
 from .errors import InputError
 
 # Origins per slice of each preset; None = every 8-px grid origin in the brain (design 4.1).
@@ -99,6 +101,11 @@ _OPTIONS = (
     Option("label_convention", "--label-convention", str, None,
            "ET label written: 4 (brats2018) or 3 (brats2023); default: as the input's "
            "file names", choices=("brats2018", "brats2023")),
+    Option("outputs", "--outputs", str, DEFAULT_OUTPUTS,
+           "files written: minimal (segmentation, fused probabilities, uncertainty, boxes, "
+           "report, snapshot: the least memory and disk, for large volumes), standard (also "
+           "P2D and P3D), all (also the raw uncertainty); docs/OUTPUT-CONTRACT.md",
+           choices=tuple(OUTPUT_SETS)),
     Option("projections", "--projections", str, AUTO, _PROJECTIONS_HELP,
            choices=(AUTO, *PROJECTION_PRESETS), low=1, high=MAX_PROJECTIONS,
            group="2D projections (design 4.1-4.2)"),

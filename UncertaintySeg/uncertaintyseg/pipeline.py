@@ -16,6 +16,7 @@ import torch
 
 from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
+from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .errors import InputError
@@ -62,6 +63,7 @@ class Settings:
     crop_to_brain: bool = True
     crop_margin: int = 4
     label_convention: str | None = None
+    outputs: str = DEFAULT_OUTPUTS  # the maps made on the input grid (OUTPUT_SETS)
 
     def __post_init__(self):
         # Checked before any work: a bad value must not surface after hours of 2D
@@ -227,7 +229,8 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
         boxes = _search(model, settings, grid, projected, timer, progress)
         p3d, fused = np.full_like(projected.p2d, -1.0), projected.p2d
     with timer.stage("export"):
-        result = _to_input_grid(case, grid, projected, p3d, fused, boxes, method.dims)
+        result = _to_input_grid(case, grid, projected, p3d, fused, boxes, method.dims,
+                                settings.outputs)
     with timer.stage("postprocess"):
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
@@ -263,23 +266,38 @@ def _notify(progress, stage: str, message: str) -> None:
         progress(stage, 1, 1, message)
 
 
-def _to_input_grid(case, grid, projected, p3d, fused, boxes, dims: int = 2) -> CaseResult:
-    """Every map and box from the working grid back onto the input's grid (labels are
-    made afterwards, from the fused probabilities on the input grid). With `dims` 3
-    (full-3d) the method's probabilities are a 3D network's: P3D is them, on the whole
-    grid, and P2D is -1 everywhere (no 2D part, docs/OUTPUT-CONTRACT.md)."""
-    probabilities = np.clip(grid.to_input(fused), 0.0, 1.0)
-    if dims == 3:
-        p2d_input, p3d_input = np.full_like(probabilities, -1.0), probabilities
-    else:
-        p2d_input = np.clip(grid.to_input(projected.p2d), 0.0, 1.0)
-        p3d_input = grid.to_input(p3d, fill=-1.0)
-    return CaseResult(
-        reference=case.reference, labels=None, probabilities=probabilities,
-        probabilities_2d=p2d_input, probabilities_3d=p3d_input,
-        uncertainty=np.clip(grid.to_input(projected.entropy_norm), 0.0, 1.0),
-        uncertainty_raw=np.maximum(grid.to_input(projected.entropy_raw), 0.0),
-        boxes=[grid.box_to_input(b) for b in boxes], flair=case.image[0])
+def _to_input_grid(case, grid, projected, p3d, fused, boxes, dims: int = 2,
+                   outputs: str = DEFAULT_OUTPUTS) -> CaseResult:
+    """The maps of the `outputs` set and every box from the working grid back onto the
+    input's grid (labels are made afterwards, from the fused probabilities on the input
+    grid); maps outside the set stay None: on a 0.5 mm volume each is over 1 GB. With
+    `dims` 3 (full-3d) the method's probabilities are a 3D network's: P3D is them, on
+    the whole grid, and P2D is -1 everywhere (no 2D part, docs/OUTPUT-CONTRACT.md)."""
+    wanted = OUTPUT_SETS[outputs]
+    maps = {"probabilities": _clipped(grid.to_input(fused), 0.0, 1.0),
+            "uncertainty": _clipped(grid.to_input(projected.entropy_norm), 0.0, 1.0)}
+    if "probabilities_2d" in wanted:
+        maps["probabilities_2d"] = (
+            # A constant: a read-only view costs no memory.
+            np.broadcast_to(np.float32(-1.0), maps["probabilities"].shape) if dims == 3
+            else _clipped(grid.to_input(projected.p2d), 0.0, 1.0))
+    if "probabilities_3d" in wanted:
+        maps["probabilities_3d"] = (maps["probabilities"] if dims == 3
+                                    else grid.to_input(p3d, fill=-1.0))
+    if "uncertainty_raw" in wanted:
+        maps["uncertainty_raw"] = _clipped(grid.to_input(projected.entropy_raw), 0.0, None)
+    return CaseResult(reference=case.reference, labels=None,
+                      boxes=[grid.box_to_input(b) for b in boxes], flair=case.image[0],
+                      **{name: maps.get(name) for name in MAP_NAMES})
+
+
+MAP_NAMES = ("probabilities", "probabilities_2d", "probabilities_3d", "uncertainty",
+             "uncertainty_raw")
+
+
+def _clipped(array: np.ndarray, low, high) -> np.ndarray:
+    """`array` clipped in place: np.clip's copy would be a second map at once."""
+    return np.clip(array, low, high, out=array)
 
 
 def triage(uncertainty: np.ndarray, labels: np.ndarray,

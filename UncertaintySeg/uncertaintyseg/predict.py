@@ -95,11 +95,14 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
 
 def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
             overwrite: bool = False, snapshot: bool = True, progress=None, model=None,
-            note_stream=None, force: bool = False):
+            note_stream=None, force: bool = False, keep_maps: bool = True):
     """Segment one case and write the output contract into `out_dir`; returns
     (written folder, CaseResult). The options and the folder are checked before any
     work; from the model's loading on, the folder is locked against other runs and
-    known to be writable with room for the case (contract.prepare_output)."""
+    known to be writable with room for the case (contract.prepare_output). Without
+    `keep_maps` the result's float maps are freed as they are written (the command
+    line's choice: a large volume's maps do not all fit in memory at once); its
+    labels, boxes and report stay."""
     from .contract import check_output_folder, prepare_output, write_outputs
     from .pipeline import StageTimer
 
@@ -109,10 +112,11 @@ def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
     with timer.stage("load"):
         case = load_case_from(case)
     with prepare_output(out_dir, overwrite, case.image.shape[1:]):
-        result, _ = run(case, values, model=model, progress=progress,
-                        note_stream=note_stream, timer=timer, force=force)
+        result, settings = run(case, values, model=model, progress=progress,
+                               note_stream=note_stream, timer=timer, force=force)
         _notify(progress, "write", 0, str(out_dir))
-        written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot)
+        written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot,
+                                outputs=settings.outputs, release=not keep_maps)
     _notify(progress, "write", 1, str(written))
     return written, result
 

@@ -28,7 +28,8 @@ class WorkingGrid:
     """image (4, z, y, x) normalised float32 and mask (z, y, x) bool on the working grid;
     spacing (sz, sy, sx) mm of that grid; `offset` (voxels) and `scale` (input voxels per
     working voxel, per axis) map working indices to input indices; `_to_input` takes
-    (C, z, y, x) maps back to (C, Z, Y, X) on the input grid."""
+    (C, z, y, x) maps back to (C, ...) on the input's `box` (slices of the input grid,
+    the region the grid was cut from); voxels outside it are the maps' "nothing"."""
 
     image: np.ndarray
     mask: np.ndarray
@@ -38,14 +39,22 @@ class WorkingGrid:
     _to_input: Callable[[np.ndarray], np.ndarray]
     resampled: bool
     input_shape: tuple[int, int, int]
+    box: tuple[slice, slice, slice] | None = None  # None: the whole input grid
 
     def to_input(self, maps: np.ndarray, fill: float = 0.0) -> np.ndarray:
-        """(C, z, y, x) -> (C, Z, Y, X); voxels outside the working grid get `fill`."""
+        """(C, z, y, x) -> (C, Z, Y, X) float32; voxels outside the working grid get
+        `fill`. One channel at a time, into one output array: the export's resampling
+        temporaries then stay a channel's of the brain's box, not a whole map's (a
+        0.5 mm map is over 1 GB)."""
         maps = np.asarray(maps, np.float32)
-        if fill == 0:
-            return self._to_input(maps).astype(np.float32, copy=False)
-        # The export fills with 0 outside the crop: shift maps whose "nothing" is not 0.
-        return (self._to_input(maps - fill) + fill).astype(np.float32, copy=False)
+        box = self.box or tuple(slice(0, n) for n in self.input_shape)
+        out = np.full((maps.shape[0], *self.input_shape), fill, dtype=np.float32)
+        for channel in range(maps.shape[0]):
+            # The export fills with 0 outside its crop: shift maps whose "nothing" is not 0.
+            source = maps[channel:channel + 1] - fill if fill else maps[channel:channel + 1]
+            part = self._to_input(source)[0]
+            out[(channel, *box)] = part + fill if fill else part
+        return out
 
     def box_to_input(self, box: Box) -> Box:
         """A box on the working grid as input voxels (start rounded, size scaled, kept
@@ -62,21 +71,30 @@ def from_crop(image: np.ndarray, spacing_zyx, margin: int, crop: bool = True) ->
     mask = brain_mask(image)
     normalised = normalize(image, mask)
     box = bounding_box(mask, margin) if crop else tuple(slice(0, n) for n in mask.shape)
-    shape = mask.shape
-
-    def to_input(maps: np.ndarray) -> np.ndarray:
-        full = np.zeros((maps.shape[0], *shape), dtype=np.float32)
-        full[(slice(None), *box)] = maps
-        return full
-
     return WorkingGrid(image=np.ascontiguousarray(normalised[(slice(None), *box)]),
-                       mask=mask[box], spacing=tuple(float(v) for v in spacing_zyx), offset=tuple(int(s.start) for s in box),
-                       scale=(1.0, 1.0, 1.0), _to_input=to_input, resampled=False,
-                       input_shape=tuple(shape))
+                       mask=mask[box], spacing=tuple(float(v) for v in spacing_zyx),
+                       offset=tuple(int(s.start) for s in box), scale=(1.0, 1.0, 1.0),
+                       _to_input=lambda maps: maps, resampled=False,
+                       input_shape=tuple(mask.shape), box=box)
+
+
+def nonzero_box(image: np.ndarray) -> tuple[slice, slice, slice]:
+    """The bounding box of the voxels non-zero in any channel: where nnU-Net crops
+    (its mask's filled holes do not change the box). A channel at a time: a 4D bool
+    temporary of a large volume would be as large as a map."""
+    nonzero = image[0] != 0
+    for channel in image[1:]:
+        nonzero |= channel != 0
+    return bounding_box(nonzero)
 
 
 def from_nnunet(model, image: np.ndarray, spacing_zyx) -> WorkingGrid:
-    """nnU-Net's preprocessing of the model's 2D configuration, and its export back."""
+    """nnU-Net's preprocessing of the model's 2D configuration, and its export back.
+
+    nnU-Net is given the image already cut to the non-zero box it would crop to (so
+    the same voxels reach it, and it crops nothing more): its float32 copy of the
+    input and its resampling then cost the brain's box, not the field of view (a
+    0.5 mm head volume is mostly air)."""
     from .models import nnunet_export, nnunet_preprocess
 
     transpose = model.plans.get("transpose_forward", [0, 1, 2])
@@ -86,14 +104,16 @@ def from_nnunet(model, image: np.ndarray, spacing_zyx) -> WorkingGrid:
         # Checked before nnU-Net's preprocessing, which costs seconds per case.
         raise ValueError(f"model '{model.name}': plans transpose the axes {transpose}; "
                          "only plans without transposition are supported")
-    data, properties = nnunet_preprocess(model, image, spacing_zyx)
+    box = nonzero_box(image)
+    data, properties = nnunet_preprocess(model, image[(slice(None), *box)], spacing_zyx)
     cropped = properties["shape_after_cropping_and_before_resampling"]
     scale = tuple(float(c) / float(n) for c, n in zip(cropped, data.shape[1:]))
     working_spacing = tuple(float(s) * k for s, k in zip(spacing_zyx, scale))
+    offset = tuple(int(b.start) + int(inner[0])
+                   for b, inner in zip(box, properties["bbox_used_for_cropping"]))
     return WorkingGrid(image=np.ascontiguousarray(data, dtype=np.float32),
-                       mask=brain_mask(data), spacing=working_spacing,
-                       offset=tuple(int(b[0]) for b in properties["bbox_used_for_cropping"]),
+                       mask=brain_mask(data), spacing=working_spacing, offset=offset,
                        scale=scale,
                        _to_input=lambda maps: nnunet_export(model, maps, properties),
                        resampled=any(abs(k - 1.0) > 1e-6 for k in scale),
-                       input_shape=tuple(int(n) for n in image.shape[1:]))
+                       input_shape=tuple(int(n) for n in image.shape[1:]), box=box)

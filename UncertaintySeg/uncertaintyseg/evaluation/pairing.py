@@ -81,7 +81,7 @@ def parse_results(values: list[str]) -> list[Method]:
             methods += [Method(sub.name, sub) for sub in sorted(p for p in root.iterdir() if p.is_dir())]
             continue
         methods.append(Method(name or (FUSED if index == 0 else root.name), root))
-    if methods:
+    if methods and _has_two_d(methods[0].root):
         first = methods[0]
         twin = ONLY_2D if first.name == FUSED else f"{first.name} {ONLY_2D}"
         methods.insert(1, Method(twin, first.root, KIND_2D))
@@ -89,6 +89,13 @@ def parse_results(values: list[str]) -> list[Method]:
     if len(set(names)) != len(names):
         raise InputError(f"two methods share a name in {names}: name them with NAME=DIR")
     return methods
+
+
+def _has_two_d(root: Path) -> bool:
+    """False when the run's case folders hold no P2D (`predict --outputs minimal`):
+    it then has no 2D-only twin to evaluate."""
+    results = [p for p in root.iterdir() if (p / REPORT_FILE).is_file()]
+    return not results or any((p / IMAGE_FILES["probabilities_2d"]).is_file() for p in results)
 
 
 def _holds_methods(root: Path) -> bool:
@@ -144,8 +151,13 @@ def load_reference(case_dir: Path) -> Reference:
 
 
 def read_maps(path: Path, grid: sitk.Image) -> np.ndarray:
-    """A 4D region map (3, Z, Y, X) float32 (read-only); InputError when unreadable or
-    off-grid."""
+    """A 4D region map (3, Z, Y, X) float32 (read-only), a quantised map scaled back
+    (its scl_slope / scl_inter) as a float32 one is read; InputError when missing,
+    unreadable or off-grid."""
+    if not path.is_file():
+        raise InputError(f"{path}: missing; `predict --outputs minimal` writes only the "
+                         "fused probabilities and the uncertainty: run `uncertaintyseg "
+                         "predict` again with `--outputs standard` (the default) or `all`")
     stat = path.stat()
     return _read_maps_once(str(path), stat.st_size, stat.st_mtime_ns,
                            tuple(reversed(grid.GetSize())))
@@ -157,7 +169,7 @@ def _read_maps_once(name: str, size: int, mtime_ns: int, shape: tuple) -> np.nda
     # and a second to decompress); size and time in the key make a rewritten file new.
     path = Path(name)
     try:
-        array = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
+        array = sitk.GetArrayFromImage(sitk.ReadImage(str(path), sitk.sitkFloat32))
     except RuntimeError as error:
         raise InputError(f"{path}: unreadable ({error}); run `uncertaintyseg predict` "
                          "again") from error
