@@ -24,6 +24,7 @@ import torch
 from .. import REGIONS
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
+from ..output_safety import write_json_atomic, write_text_atomic
 from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
@@ -126,7 +127,7 @@ class Chain:
         return json.loads(path.read_text()) if path.is_file() else default
 
     def _save_json(self, name: str, data) -> None:
-        (self.train_dir / name).write_text(json.dumps(data, indent=2) + "\n")
+        write_json_atomic(self.train_dir / name, data)
 
     def _step(self, name: str, func) -> None:
         started = time.time()
@@ -174,7 +175,7 @@ class Chain:
         folder = convert_dataset(self.source, raw, s.dataset_id, s.nnunet_name(), s.n_val,
                                  s.seed, s.val_cases or None, self.progress)
         self.pre.mkdir(parents=True, exist_ok=True)
-        (self.pre / SPLITS_FILE).write_text((folder / SPLITS_FILE).read_text())
+        write_text_atomic(self.pre / SPLITS_FILE, (folder / SPLITS_FILE).read_text())
         self._forget_files()
 
     def plan(self) -> None:
@@ -271,7 +272,7 @@ class Chain:
             shutil.rmtree(out)
             self.progress("chain", 0, 1, f"{sub}: the 2D network changed; training again")
         out.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"2d": source}) + "\n")
+        write_json_atomic(record, {"2d": source}, indent=None)
         return out
 
     def train_dropout(self) -> None:

@@ -168,27 +168,37 @@ def _phantom_source(work: Path, count: int) -> Path:
 
 
 def _cmd_train(args, reporter) -> int:
-    from .bundle import write_card, write_model_folder
+    from ..output_safety import work_lock
     from .chain import Chain
-    from .validate import validate_model
 
     settings = chain_settings(args)
     work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
-    work.mkdir(parents=True, exist_ok=True)
-    source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
-    if source is None:
+    if args.source is None and not args.phantoms:
         raise SystemExit("train needs SOURCE (a folder of cases) or --phantoms N")
-    chain = Chain(source, work, settings, reporter)
-    record = chain.run()
+    # The whole run holds the work folder: two runs on it would write the same
+    # checkpoints, npz files and plans at once.
+    with work_lock(work):
+        source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
+        chain = Chain(source, work, settings, reporter)
+        record = chain.run()
+        _bundle(args, chain, record, source, reporter)
+    reporter.finished(args.out)
+    print(f"model folder: {args.out}")
+    return 0
+
+
+def _bundle(args, chain, record: dict, source, reporter) -> None:
+    """The model folder, validated with the real pipeline unless --no-validate."""
+    from .bundle import write_card, write_model_folder
+    from .validate import validate_model
+
+    settings = chain.settings
     write_model_folder(args.out, chain, record)
     if settings.n_val and not args.no_validate:
         record["validation"] = validate_model(args.out, source, chain.split["val"],
                                               args.validate_projections, reporter)
         write_model_folder(args.out, chain, record)
     write_card(args.out, command=_reproduce_command(args, source))
-    reporter.finished(args.out)
-    print(f"model folder: {args.out}")
-    return 0
 
 
 def _reproduce_command(args, source) -> str:
