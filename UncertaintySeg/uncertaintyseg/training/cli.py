@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..options import TRAINED_NETWORKS
@@ -131,7 +132,33 @@ def _add_train(subparsers) -> None:
                         "number or preview/standard/paper (default preview)")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
+    _add_engine(p)
     p.set_defaults(handler=_cmd_train)
+
+
+def _add_engine(parser) -> None:
+    from ..cohort_cli import add_engine_arguments, add_slurm_arguments
+
+    group = parser.add_argument_group(
+        "per-case passes on Dask (docs/COHORTS.md)",
+        "the uncertainty of the training cases and the 3D refinement of the fusion-fit "
+        "cases, one task per case; default: in this process. The work folder must be on "
+        "a file system the workers share")
+    add_engine_arguments(group, "run the passes on a LocalCluster of N worker processes")
+    add_slurm_arguments(parser)
+
+
+@contextmanager
+def pass_engine(args, source):
+    """(Dask client, torch threads per task) for the chain's per-case passes, from
+    --workers/--scheduler/--slurm (the cohort engine); (None, None) without them."""
+    if not (args.workers or args.scheduler or args.slurm):
+        yield None, None
+        return
+    from ..cohort_cli import cohort_client
+
+    with cohort_client(args, _case_count(source), {"device": "cpu"}) as (client, values):
+        yield client, values.get("threads")
 
 
 def chain_settings(args):
@@ -179,12 +206,18 @@ def _cmd_train(args, reporter) -> int:
     # checkpoints, npz files and plans at once.
     with work_lock(work):
         source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
-        chain = Chain(source, work, settings, reporter)
-        record = chain.run()
+        with pass_engine(args, source) as (client, threads):
+            chain = Chain(source, work, settings, reporter, client=client, threads=threads)
+            record = chain.run()
         _bundle(args, chain, record, source, reporter)
     reporter.finished(args.out)
     print(f"model folder: {args.out}")
     return 0
+
+
+def _case_count(source) -> int:
+    """Case folders in `source` (sizes a LocalCluster; no more workers than cases)."""
+    return max(1, sum(1 for p in Path(source).iterdir() if p.is_dir()))
 
 
 def _bundle(args, chain, record: dict, source, reporter) -> None:
