@@ -231,3 +231,21 @@ def test_local_plan_and_gpu_workers():
     specs = cohort_cli.gpu_worker_specs(3, 2, {"nthreads": 1})
     assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1", "0"]
     assert all(s["options"]["nthreads"] == 1 for s in specs.values())
+
+
+def test_train_runs_its_passes_where_the_options_say(tmp_path):
+    from uncertaintyseg.training.cli import pass_engine
+
+    source = tmp_path / "cases"
+    for name in ("Case_1", "Case_2", "Case_3"):
+        (source / name).mkdir(parents=True)
+    train = ["train", str(source), "--out", str(tmp_path / "model")]
+    with pass_engine(build_parser().parse_args(train), source) as engine:
+        assert engine == (None, None)  # the default: in this process, no Dask
+    args = build_parser().parse_args([*train, "--workers", "2"])
+    with pass_engine(args, source) as (client, threads):
+        client.wait_for_workers(2, timeout=60)
+        assert len(client.scheduler_info()["workers"]) == 2 and threads >= 1
+    slurm = build_parser().parse_args([*train, "--slurm", "--slurm-cpus", "6"])
+    with cohort_cli.slurm_cluster(slurm) as cluster:
+        assert "#SBATCH --cpus-per-task=6" in cluster.job_script().splitlines()
