@@ -249,3 +249,25 @@ def test_train_runs_its_passes_where_the_options_say(tmp_path):
     slurm = build_parser().parse_args([*train, "--slurm", "--slurm-cpus", "6"])
     with cohort_cli.slurm_cluster(slurm) as cluster:
         assert "#SBATCH --cpus-per-task=6" in cluster.job_script().splitlines()
+
+
+def _square_unless_b(job, case_id):
+    if case_id == "b":
+        raise ValueError(f"{case_id}: no such preprocessed case")
+    return (job * len(case_id)) ** 2
+
+
+def test_train_pass_results_in_case_order_and_a_failed_case_named(cluster):
+    from distributed import Client
+
+    from uncertaintyseg.training.passes import run_pass
+
+    seen = []
+    here = run_pass(_square_unless_b, 3, ["aa", "c"], progress=lambda *a: seen.append(a[1:3]))
+    assert here == {"aa": 36, "c": 9} and seen == [(1, 2), (2, 2)]
+    with Client(cluster) as client:
+        on_cluster = run_pass(_square_unless_b, 3, ["c", "aa"], client)
+        assert list(on_cluster.items()) == [("c", 9), ("aa", 36)]  # the cases' order
+        with pytest.raises(RuntimeError, match="refine: case b failed on the cluster") as caught:
+            run_pass(_square_unless_b, 3, ["aa", "b"], client, retries=0, stage="refine")
+    assert "no such preprocessed case" in str(caught.value)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .. import REGIONS
+from ..cohort import DEFAULT_RETRIES
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic, write_text_atomic
@@ -107,11 +108,12 @@ class Chain:
     """The training chain in `work` for cases in `source`; see run()."""
 
     def __init__(self, source: Path, work: Path, settings: ChainSettings, progress=None,
-                 client=None, threads: int | None = None):
+                 client=None, threads: int | None = None, retries: int = DEFAULT_RETRIES):
         """`client`: a Dask client (cohort engine) for the per-case passes, else they run
-        here; `threads`: torch threads per task on it (None: the job's CPUs, else 1)."""
+        here; `threads`: torch threads per task on it (None: the job's CPUs, else 1);
+        `retries`: times a failed task is run again there."""
         self.source, self.work, self.settings = Path(source), Path(work), settings
-        self.client, self.pass_threads = client, threads
+        self.client, self.pass_threads, self.retries = client, threads, retries
         self.progress = progress or (lambda stage, done, total, message: None)
         self.paths = prepare.set_nnunet_paths(self.work)
         self.name = dataset_folder_name(settings.dataset_id, settings.nnunet_name())
@@ -219,7 +221,7 @@ class Chain:
                               self.settings, self.spacing_zyx(), threads)
 
     def _run_pass(self, task, case_ids: list[str], stage: str) -> dict:
-        return passes.run_pass(task, self._pass_job(), case_ids, self.client,
+        return passes.run_pass(task, self._pass_job(), case_ids, self.client, self.retries,
                                progress=self.progress, stage=stage)
 
     def uncertainty(self) -> None:

@@ -207,7 +207,8 @@ def _cmd_train(args, reporter) -> int:
     with work_lock(work):
         source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
         with pass_engine(args, source) as (client, threads):
-            chain = Chain(source, work, settings, reporter, client=client, threads=threads)
+            chain = Chain(source, work, settings, reporter, client=client, threads=threads,
+                          retries=args.retries)
             record = chain.run()
         _bundle(args, chain, record, source, reporter)
     reporter.finished(args.out)

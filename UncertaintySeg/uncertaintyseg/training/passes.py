@@ -44,7 +44,7 @@ class PassJob:
     data_folder: Path
     plans: dict
     dataset: dict
-    settings: object          # ChainSettings
+    settings: object          # ChainSettings (chain imports this module, not the reverse)
     spacing_zyx: tuple
     threads: int | None = None  # torch threads per task (None: the job's CPUs, else 1)
 
@@ -131,7 +131,7 @@ def run_pass(task: Callable, job: PassJob, case_ids: list[str], client=None,
         try:
             results[case_id] = future.result()
         except Exception as error:
-            raise RuntimeError(f"{stage}: case {case_id} failed on the cluster after "
-                               f"{retries} retries: {error}") from error
+            raise RuntimeError(f"{stage}: case {case_id} failed on the cluster (run again "
+                               f"up to {retries} times): {error}") from error
         report(stage, len(results), len(case_ids), case_id)
     return {case_id: results[case_id] for case_id in case_ids}
