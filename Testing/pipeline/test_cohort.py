@@ -268,6 +268,6 @@ def test_train_pass_results_in_case_order_and_a_failed_case_named(cluster):
     with Client(cluster) as client:
         on_cluster = run_pass(_square_unless_b, 3, ["c", "aa"], client)
         assert list(on_cluster.items()) == [("c", 9), ("aa", 36)]  # the cases' order
-        with pytest.raises(RuntimeError, match="refine: case b failed on the cluster") as caught:
+        with pytest.raises(RuntimeError, match="refine: case b failed on the") as caught:
             run_pass(_square_unless_b, 3, ["aa", "b"], client, retries=0, stage="refine")
     assert "no such preprocessed case" in str(caught.value)

@@ -309,7 +309,8 @@ def write_text_atomic(path, text: str) -> Path:
             temporary.write_text(text, encoding="utf-8")
     except OSError as err:
         raise OutputError(f"{path}: could not be written ({err.strerror}; "
-                          f"{space_note(path)}). Free disk space or choose another path.") from err
+                          f"{space_note(path)}). Free disk space or choose another "
+                          "path.") from err
     return path
 
 
@@ -364,7 +365,8 @@ def remove_stale_partials(out_dir) -> None:
     is a folder): a run killed hard (SIGKILL, power loss) cannot clean up after itself."""
     out_dir = Path(out_dir)
     places = [out_dir.parent, out_dir] if out_dir.is_dir() else [out_dir.parent]
-    for partial in (p for place in places for p in place.glob(f".{out_dir.name}{PARTIAL_TAG}*")):
+    pattern = f".{out_dir.name}{PARTIAL_TAG}*"
+    for partial in (p for place in places for p in place.glob(pattern)):
         if is_stale_partial(partial):
             shutil.rmtree(partial, ignore_errors=True)
 
