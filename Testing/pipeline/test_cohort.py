@@ -231,3 +231,43 @@ def test_local_plan_and_gpu_workers():
     specs = cohort_cli.gpu_worker_specs(3, 2, {"nthreads": 1})
     assert [s["options"]["env"]["CUDA_VISIBLE_DEVICES"] for s in specs.values()] == ["0", "1", "0"]
     assert all(s["options"]["nthreads"] == 1 for s in specs.values())
+
+
+def test_train_runs_its_passes_where_the_options_say(tmp_path):
+    from uncertaintyseg.training.cli import pass_engine
+
+    source = tmp_path / "cases"
+    for name in ("Case_1", "Case_2", "Case_3"):
+        (source / name).mkdir(parents=True)
+    train = ["train", str(source), "--out", str(tmp_path / "model")]
+    with pass_engine(build_parser().parse_args(train), source) as engine:
+        assert engine == (None, None)  # the default: in this process, no Dask
+    args = build_parser().parse_args([*train, "--workers", "2"])
+    with pass_engine(args, source) as (client, threads):
+        client.wait_for_workers(2, timeout=60)
+        assert len(client.scheduler_info()["workers"]) == 2 and threads >= 1
+    slurm = build_parser().parse_args([*train, "--slurm", "--slurm-cpus", "6"])
+    with cohort_cli.slurm_cluster(slurm) as cluster:
+        assert "#SBATCH --cpus-per-task=6" in cluster.job_script().splitlines()
+
+
+def _square_unless_b(job, case_id):
+    if case_id == "b":
+        raise ValueError(f"{case_id}: no such preprocessed case")
+    return (job * len(case_id)) ** 2
+
+
+def test_train_pass_results_in_case_order_and_a_failed_case_named(cluster):
+    from distributed import Client
+
+    from uncertaintyseg.training.passes import run_pass
+
+    seen = []
+    here = run_pass(_square_unless_b, 3, ["aa", "c"], progress=lambda *a: seen.append(a[1:3]))
+    assert here == {"aa": 36, "c": 9} and seen == [(1, 2), (2, 2)]
+    with Client(cluster) as client:
+        on_cluster = run_pass(_square_unless_b, 3, ["c", "aa"], client)
+        assert list(on_cluster.items()) == [("c", 9), ("aa", 36)]  # the cases' order
+        with pytest.raises(RuntimeError, match="refine: case b failed on the") as caught:
+            run_pass(_square_unless_b, 3, ["aa", "b"], client, retries=0, stage="refine")
+    assert "no such preprocessed case" in str(caught.value)

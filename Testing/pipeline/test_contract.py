@@ -149,9 +149,11 @@ def test_results_are_readable_by_others_and_stale_partials_go(tmp_path):
     import os
     import stat
 
-    stale = tmp_path / ".out.partial-999999999-abc"   # no such process
+    from uncertaintyseg.output_safety import this_host
+
+    stale = tmp_path / f".out.partial-999999999-{this_host()}-abc"   # no such process
     stale.mkdir()
-    live = tmp_path / f".out.partial-{os.getpid()}-abc"   # a writer that is still running
+    live = tmp_path / f".out.partial-{os.getpid()}-{this_host()}-abc"   # a running writer
     live.mkdir()
     out = write_outputs(_result(), tmp_path / "out", snapshot=False)
     umask = os.umask(0)

@@ -5,6 +5,7 @@ a minute of the file's time: nnU-Net spawns worker processes).
 """
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -264,6 +265,45 @@ def test_stamps_discard_results_of_other_checkpoints(tmp_path):
     assert reread.discard_if_stale("fusion") and not (tmp_path / "fusion.json").exists()
     (tmp_path / "2d" / "best.pth").write_bytes(b"2d, trained on")
     assert reread.discard_if_stale("uncertainty") and not (tmp_path / "uncertainty").exists()
+
+
+def test_passes_on_a_local_cluster_equal_the_passes_in_this_process(chain, trained, tmp_path):
+    """train --workers 2: the training cases' uncertainty and the fit cases' 3D
+    refinement, one task per case on a real LocalCluster of 2 worker processes, give the
+    same files and arrays as in this process; the workers (not this process) ran them."""
+    from distributed import Client
+
+    from uncertaintyseg.cohort_cli import local_cluster
+    from uncertaintyseg.training import passes
+
+    folder = chain.train_dir / "uncertainty"
+    here = {p.name: dict(np.load(p)) for p in folder.glob("*.npz")}
+    refined_here = [p3d for _, p3d, _ in chain._predict_fit_cases()]
+    shutil.copytree(folder, tmp_path / "kept")
+    for path in folder.glob("*.npz"):
+        path.unlink()
+    passes.forget_networks()
+    try:
+        with local_cluster(2, gpus=0) as cluster, Client(cluster) as client:
+            chain.client, chain.pass_threads = client, 1
+            chain.uncertainty()
+            refined_there = [p3d for _, p3d, _ in chain._predict_fit_cases()]
+            on_workers = client.run(passes.loaded_networks)
+    finally:
+        chain.client = chain.pass_threads = None
+        for path in (tmp_path / "kept").iterdir():  # the later tests need the files
+            if not (folder / path.name).is_file():
+                shutil.copy2(path, folder / path.name)
+    assert len(here) == 3 and sorted(p.name for p in folder.iterdir()) == sorted(here)
+    for name, arrays in here.items():
+        with np.load(folder / name) as npz:
+            for key, value in arrays.items():
+                np.testing.assert_array_equal(npz[key], value, err_msg=f"{name} {key}")
+    assert len(refined_there) == len(refined_here) == len(chain.fit_cases())
+    for there, mine in zip(refined_there, refined_here):
+        np.testing.assert_array_equal(there, mine)
+    assert passes.loaded_networks() == []
+    assert {key[1] for keys in on_workers.values() for key in keys} == {"2d", "3d"}
 
 
 def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):

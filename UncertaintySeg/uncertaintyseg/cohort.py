@@ -88,11 +88,16 @@ def _worker_model(name: str | None, device: str):
     return load_run_model(name, device, io.StringIO())
 
 
-def _threads(values: dict) -> dict:
+def worker_threads(threads: int | None) -> int | None:
     """The torch threads of a task: the run's, else the CPUs Slurm gave the job."""
-    if values.get("threads") or not os.environ.get("SLURM_CPUS_PER_TASK"):
-        return values
-    return {**values, "threads": int(os.environ["SLURM_CPUS_PER_TASK"])}
+    if threads or not os.environ.get("SLURM_CPUS_PER_TASK"):
+        return threads
+    return int(os.environ["SLURM_CPUS_PER_TASK"])
+
+
+def _threads(values: dict) -> dict:
+    threads = worker_threads(values.get("threads"))
+    return {**values, "threads": threads} if threads else values
 
 
 def process_case(case_dir: str, out_dir: str, values: dict, snapshot: bool = True,
@@ -182,16 +187,27 @@ def _run_in_turn(cases, out_dir, arguments, task, client, retries):
 
 
 def _run_on_client(cases, out_dir, arguments, task, client, retries):
-    from distributed import as_completed
-
-    futures = {}
-    for case in cases:
-        future = client.submit(task, str(case), str(out_dir / case.name), *arguments,
-                               key=f"uncertaintyseg-case-{case.name}-{os.getpid()}-"
-                                   f"{time.time_ns()}", retries=retries, pure=False)
-        futures[future] = case.name
-    for future in as_completed(futures):
+    calls = {case.name: (str(case), str(out_dir / case.name), *arguments) for case in cases}
+    for name, future in submit_each(client, task, calls, retries):
         try:
             yield future.result()
         except Exception as error:  # noqa: BLE001 - KilledWorker after the retries, or a bug
-            yield _failure_row(futures[future], error)
+            yield _failure_row(name, error)
+
+
+def submit_each(client, task: Callable, calls: dict, retries: int = DEFAULT_RETRIES,
+                kind: str = "case"):
+    """One `task(*arguments)` per `calls` item (name -> arguments) on the Dask `client`;
+    yields (name, future) as each finishes. A task is retried `retries` times after an
+    exception, and after a lost worker as often as the scheduler allows. The cohort
+    and `train`'s per-case passes (training.passes) both run through here."""
+    from distributed import as_completed
+
+    # pure=False and a key unique to this run: a rerun computes again, and two runs on
+    # one scheduler never share a result.
+    futures = {client.submit(task, *arguments, retries=retries, pure=False,
+                             key=f"uncertaintyseg-{kind}-{name}-{os.getpid()}-"
+                                 f"{time.time_ns()}"): name
+               for name, arguments in calls.items()}
+    for future in as_completed(futures):
+        yield futures[future], future

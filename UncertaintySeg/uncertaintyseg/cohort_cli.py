@@ -28,17 +28,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "cohort.csv and cohort.md in OUT")
     group.add_argument("--cases", type=Path, metavar="DIR_OR_LIST",
                        help="a folder of case folders, or a text file of case folders")
-    group.add_argument("--workers", type=int, help="LocalCluster workers (default: from "
-                       "the free cores and memory; one per GPU with CUDA)")
-    group.add_argument("--scheduler", metavar="ADDRESS",
-                       help="a running Dask scheduler, e.g. tcp://head:8786")
-    group.add_argument("--retries", type=int, default=2,
-                       help="times a case is retried after a lost worker or an error "
-                            "other than bad input (default 2)")
+    add_engine_arguments(group, "LocalCluster workers (default: from the free cores and "
+                                "memory; one per GPU with CUDA)",
+                         "other than bad input")
     group.add_argument("--num-parts", type=int, help="split the cohort into N shards and "
                        "run one in turn, without Dask (default: SLURM_ARRAY_TASK_COUNT)")
     group.add_argument("--part-id", type=int, help="the shard to run, 0 to N-1 (default: "
                        "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN)")
+    add_slurm_arguments(parser)
+
+
+def add_engine_arguments(group, workers_help: str, retried: str = "") -> None:
+    """--workers, --scheduler, --retries: where `cohort_client` runs the tasks (predict
+    --cases, and train's per-case passes)."""
+    group.add_argument("--workers", type=int, help=workers_help)
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://head:8786")
+    group.add_argument("--retries", type=int, default=2,
+                       help="times a case is retried after a lost worker or an error "
+                            f"{retried + ' ' if retried else ''}(default 2)")
+
+
+def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --slurm options `slurm_cluster` reads."""
     slurm = parser.add_argument_group("Slurm (dask-jobqueue)")
     slurm.add_argument("--slurm", action="store_true",
                        help="start Dask workers as Slurm jobs (one case at a time each)")
@@ -128,9 +140,11 @@ def cohort_client(args, n_cases: int, values: dict):
         import dask
         from distributed import Client
     except ImportError:
-        raise InputError("predict --cases runs on Dask, which is not installed: "
-                         "pip install 'uncertaintyseg[cohort]' (or run one shard at a time "
-                         "with --num-parts N --part-id K, which needs no Dask)") from None
+        raise InputError("predict --cases (and train --workers/--scheduler/--slurm) runs "
+                         "on Dask, which is not installed: pip install "
+                         "'uncertaintyseg[cohort]' (or run one shard at a time with "
+                         "--num-parts N --part-id K, or train without those options, "
+                         "which needs no Dask)") from None
 
     # A lost worker's case is retried this many times (the scheduler's own count);
     # set before the scheduler starts. A running scheduler keeps its own setting.

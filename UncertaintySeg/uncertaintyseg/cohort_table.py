@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import uuid
 from pathlib import Path
 
 from . import REGIONS
 from .contract_names import BOXES_FILE, REPORT_FILE, REQUIRED_IMAGE_FILES, SEGMENTATION_FILE
+# Two shards may rewrite the table at once: each writes its own temporary file and
+# renames it, so a reader sees one whole table, never a mix.
+from .output_safety import write_json_atomic, write_text_atomic
 
 TABLE_CSV = "cohort.csv"
 TABLE_MARKDOWN = "cohort.md"
@@ -79,7 +80,7 @@ def write_record(out_dir: Path, row: dict) -> None:
     if row["status"] in (DONE, SKIPPED):
         path.unlink(missing_ok=True)
         return
-    _write_text_atomic(path, json.dumps(row, indent=2) + "\n")
+    write_json_atomic(path, row)
 
 
 def ranked(rows: list[dict]) -> list[dict]:
@@ -123,8 +124,8 @@ def to_markdown(rows: list[dict]) -> str:
 def write_table(out_dir: Path, rows: list[dict]) -> Path:
     """Write cohort.csv and cohort.md (ranked), each atomically; returns the CSV path."""
     rows = ranked(rows)
-    _write_text_atomic(out_dir / TABLE_MARKDOWN, to_markdown(rows))
-    _write_text_atomic(out_dir / TABLE_CSV, to_csv(rows))
+    write_text_atomic(out_dir / TABLE_MARKDOWN, to_markdown(rows))
+    write_text_atomic(out_dir / TABLE_CSV, to_csv(rows))
     return out_dir / TABLE_CSV
 
 
@@ -132,16 +133,3 @@ def read_table(path) -> list[dict]:
     """The rows of a cohort.csv, as strings."""
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    # Two shards may rewrite the table at once: each writes its own temporary file and
-    # renames it, so a reader sees one whole table, never a mix.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

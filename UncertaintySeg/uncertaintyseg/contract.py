@@ -25,7 +25,8 @@ from .contract_names import (BOXES_FILE, DEFAULT_OUTPUTS, MAP_FILES, MAP_INTER, 
                              OPTIONAL_IMAGE_FILES, OUTPUT_SETS, QUANTISED_MAPS, REPORT_FILE,
                              REQUIRED_IMAGE_FILES, SEGMENTATION_FILE, SNAPSHOT_FILE)
 from .label_maps import labels_to_regions
-from .output_safety import claim_output, estimate_output_bytes, lock_path, output_lock
+from .output_safety import (claim_output, estimate_output_bytes, lock_path, output_lock,
+                            partial_prefix, remove_stale_partials)
 
 # report.json last: its presence marks a whole folder.
 CONTRACT_FILES = (SEGMENTATION_FILE, *MAP_FILES.values(),
@@ -228,26 +229,6 @@ def prepare_output(out_dir, overwrite: bool, shape_zyx):
     return claim_output(out_dir, shape_zyx, lambda d: check_output_folder(d, overwrite))
 
 
-def _remove_stale_partials(out_dir: Path) -> None:
-    # A run killed hard (SIGKILL, power loss) cannot clean up after itself; the next run
-    # into the same folder removes partial folders whose writer process is gone.
-    places = [out_dir.parent, out_dir] if out_dir.is_dir() else [out_dir.parent]
-    for stale in (p for place in places for p in place.glob(f".{out_dir.name}.partial-*")):
-        pid = stale.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot: bool = True,
                   outputs: str | None = None, release: bool = False) -> Path:
     """Write the output contract into `out_dir`, atomically, under the folder's lock.
@@ -266,12 +247,13 @@ def write_outputs(result: CaseResult, out_dir, overwrite: bool = False, snapshot
     with output_lock(out_dir):
         out_dir = check_output_folder(out_dir, overwrite)
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(out_dir)
+        # Partials of runs killed hard; the host and pid in their names keep a live run's
+        # (another host's, on a shared file system) from being taken for one.
+        remove_stale_partials(out_dir)
         # Assembled beside a new folder, inside an existing one: the final moves are then
         # renames on one file system even when out_dir is a mount point (a Docker volume).
         staging = out_dir if out_dir.is_dir() else out_dir.parent
-        partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-",
-                                        dir=staging))
+        partial = Path(tempfile.mkdtemp(prefix=partial_prefix(out_dir), dir=staging))
         try:
             _write_partial(result, partial, snapshot, out_dir, outputs, release)
             _move_into_place(partial, out_dir)

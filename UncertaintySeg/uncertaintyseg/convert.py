@@ -15,7 +15,6 @@ validation split is fixed (seeded, or given) and recorded as nnU-Net's
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import SimpleITK as sitk
 from . import MODALITIES
 from .image_writer import write_image_atomic
 from .io import InputError, find_case_files, to_image
-from .output_safety import preflight
+from .output_safety import preflight, write_json_atomic
 from .label_maps import ED_LABEL, ET_LABEL, NCR_LABEL, load_labels
 
 # BraTS label (either convention, as load_labels reads it) -> nnU-Net consecutive label
@@ -189,5 +188,5 @@ def convert_dataset(source: Path, raw_root: Path, dataset_id: int = 500,
         if progress is not None:
             progress("convert", done + 1, len(cases), case_id)
     write_dataset_json(out, len(cases), str(Path(source).resolve()), split)
-    (out / SPLITS_FILE).write_text(json.dumps([split], indent=2) + "\n")
+    write_json_atomic(out / SPLITS_FILE, [split])
     return out

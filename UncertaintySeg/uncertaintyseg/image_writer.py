@@ -6,7 +6,6 @@ returns without raising, leaving a truncated file. Every write is verified here.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 import zlib
 from pathlib import Path
@@ -16,6 +15,9 @@ import numpy as np
 import SimpleITK as sitk
 
 from .errors import OutputError
+# One definition of the atomic text write; callers of this module's name keep it.
+from .output_safety import space_note as _space_note
+from .output_safety import write_text_atomic  # noqa: F401
 
 
 def _expected_nifti_bytes(path: Path) -> int:
@@ -57,15 +59,6 @@ def verify_written_image(path, shown=None) -> None:
                           "Free disk space or choose another output folder, then run again.")
 
 
-def _space_note(path: Path) -> str:
-    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return "the disk may be full"
-    return f"{free / 1e6:.1f} MB free on the disk of {folder}; the disk is probably full"
-
-
 def write_image_verified(image: sitk.Image, path, shown=None) -> None:
     """sitk.WriteImage (gzip for .nii.gz), then `verify_written_image`; OutputError
     (and no file left) if it was not written whole. Messages name `shown` or `path`."""
@@ -102,25 +95,6 @@ def write_image_atomic(image: sitk.Image, path) -> None:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-
-
-def write_text_atomic(path, text: str) -> Path:
-    """Write a text file (a JSON or CSV table) through a temporary name in its folder,
-    made if missing; a full disk is an OutputError naming `path`, with nothing left."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError as err:
-        temporary.unlink(missing_ok=True)
-        raise OutputError(f"{path}: could not be written ({err.strerror}; "
-                          f"{_space_note(path)}). Free disk space or choose another path.") from err
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # Rows of a map quantised at once: bounds the float temporaries to a slab of the volume.

@@ -1,25 +1,36 @@
 """Checks on where an output folder goes, done before any work: writable, room enough,
-not being written by another run at the same time.
+not being written by another run at the same time; and the writes that must never be
+seen half done.
 
 A run takes minutes (hours on a large batch); finding a read-only disk or a full one
 only when the results are written wastes all of it. `preflight` tries what the writer
 will do (create a file beside and inside the output folder) and compares the free space
 with an estimate of the outputs' size; `output_lock` keeps two runs from writing into
-one folder at once (the `filelock` package: an OS lock on a hidden file beside it).
+one folder at once (the `filelock` package: an OS lock on a hidden file beside it), and
+`work_lock` two `train` runs from sharing a work folder. `write_text_atomic` /
+`write_json_atomic` / `atomic_path` write a file under a temporary name, fsync it and
+rename it, so a resumed run never reads half a file. The partial folders of a run
+killed hard are recognised by the host and process in their names (`is_stale_partial`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import filelock
 
-from .io import OutputError
+# errors, not io: image_writer takes write_text_atomic from here, and io imports it.
+from .errors import OutputError
 
 # Bytes per voxel of the outputs before compression: five float32 maps (probabilities,
 # 2D, 3D, uncertainty, raw entropy) x 3 regions, and the uint8 label map.
@@ -29,6 +40,13 @@ FLOAT_BYTES_PER_VOXEL = 5 * 3 * 4
 COMPRESSED_FRACTION = 0.25
 FIXED_BYTES = 2_000_000          # snapshot.png, the two JSON files
 LOCK_WAIT_S = 3.0                # a second run waits this long for the lock, then refuses
+# A partial folder lives for one write (seconds, minutes on a slow disk). One made on
+# another host (a shared file system: its process cannot be looked up from here) is
+# taken as stale only when it is older than this: no live write lasts a week.
+STALE_PARTIAL_AGE_S = 7 * 24 * 3600
+PARTIAL_TAG = ".partial-"
+WORK_LOCK_FILE = ".uncertaintyseg-train.lock"
+OWNER_SUFFIX = ".owner"         # beside a work lock: the host and process holding it
 
 
 def estimate_output_bytes(shape_zyx) -> int:
@@ -147,6 +165,19 @@ def output_lock(out_dir, timeout: float = LOCK_WAIT_S):
     """Hold the lock of `out_dir` (re-entrant in one process); a second process waits up
     to `timeout` seconds, then gets an OutputError naming the folder."""
     path = lock_path(out_dir)
+
+    def refuse() -> str:
+        return (f"{out_dir}: another uncertaintyseg run is writing into this folder (lock "
+                f"{path}). Wait for it to finish or choose another --out.")
+
+    with _held(path, timeout, refuse):
+        yield path
+
+
+@contextlib.contextmanager
+def _held(path: Path, timeout: float, refuse):
+    """Hold the filelock at `path` (re-entrant in one process); yields True in the
+    outermost hold. After `timeout` seconds of waiting: OutputError(refuse())."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -158,11 +189,9 @@ def output_lock(out_dir, timeout: float = LOCK_WAIT_S):
     try:
         lock.acquire(timeout=timeout)
     except filelock.Timeout as err:
-        raise OutputError(f"{out_dir}: another uncertaintyseg run is writing into this "
-                          f"folder (lock {path}). Wait for it to finish or choose another "
-                          "--out.") from err
+        raise OutputError(refuse()) from err
     try:
-        yield path
+        yield lock.lock_counter == 1
     finally:
         if lock.lock_counter == 1:
             # Unlinked while still held, so no file is left behind. Safe with filelock
@@ -183,3 +212,171 @@ def claim_output(out_dir, shape_zyx=None, check=None):
             check(out_dir)
         preflight(out_dir, shape_zyx)
         yield Path(out_dir).resolve()
+
+
+# ---- a training work folder --------------------------------------------------------------
+
+@contextlib.contextmanager
+def work_lock(work, timeout: float = LOCK_WAIT_S):
+    """Hold the lock of a `train` work folder for a whole run (re-entrant in one
+    process): a second run on it waits `timeout` seconds, then gets an OutputError that
+    names the folder and the run holding it (host and process id, from the owner file
+    the holder keeps beside the lock)."""
+    work = Path(work).resolve()
+    path = work / WORK_LOCK_FILE
+    owner = path.with_name(path.name + OWNER_SUFFIX)
+
+    def refuse() -> str:
+        return (f"{work}: another `uncertaintyseg train` is using this work folder "
+                f"({describe_owner(owner)}; lock {path}). Wait for it to finish or give "
+                "another --work.")
+
+    with _held(path, timeout, refuse) as outermost:
+        if outermost:
+            write_json_atomic(owner, {"host": socket.gethostname(), "pid": os.getpid(),
+                                      "started": time.strftime("%Y-%m-%d %H:%M:%S %z")})
+        try:
+            yield work
+        finally:
+            if outermost:
+                owner.unlink(missing_ok=True)
+
+
+def describe_owner(owner: Path) -> str:
+    """'process PID on HOST since TIME' from an owner file, or why it cannot say."""
+    try:
+        record = json.loads(owner.read_text(encoding="utf-8"))
+        return f"process {record['pid']} on {record['host']} since {record['started']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its host and process are not recorded"
+
+
+# ---- files written whole, or not at all ---------------------------------------------------
+
+def space_note(path: Path) -> str:
+    """How much room the disk of `path` has, for a message about a write that failed."""
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return "the disk may be full"
+    return f"{free / 1e6:.1f} MB free on the disk of {folder}; the disk is probably full"
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name in the folder of `path` (made if missing) with the same
+    ending (.npz, .json); when the block has written it, fsync it and rename it to
+    `path`. On any error nothing is left and an earlier `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix
+    stem = path.name[: len(path.name) - len(suffix)]
+    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+    try:
+        yield temporary
+        # The rename is atomic, but without fsync a crash soon after can leave the new
+        # name on an empty file (ext4/XFS delayed allocation).
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        _sync_folder(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    # The rename itself lives in the folder's entry; not every system lets a folder be
+    # opened for fsync (Windows, some network file systems): then it is left to the OS.
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write a text file (a JSON or CSV table) through `atomic_path`, as UTF-8; a full
+    disk is an OutputError naming `path`, with nothing left."""
+    path = Path(path)
+    try:
+        with atomic_path(path) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise OutputError(f"{path}: could not be written ({err.strerror}; "
+                          f"{space_note(path)}). Free disk space or choose another "
+                          "path.") from err
+    return path
+
+
+def write_json_atomic(path, data, indent: int = 2) -> Path:
+    """`data` as JSON (a closing newline) through `write_text_atomic`: every JSON file a
+    resumed run reads back (timings, stamps, histories, plans, fusion) goes this way."""
+    return write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
+
+
+# ---- partial folders of runs killed hard --------------------------------------------------
+
+def this_host() -> str:
+    """The host name as it goes into a file name (characters other than letters, digits,
+    '.' and '-' become '_')."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "unknown-host"
+
+
+def partial_prefix(out_dir) -> str:
+    """The start of the name of this process's partial folder for `out_dir`:
+    `.NAME.partial-PID-HOST-` (mkdtemp adds a random end, which has no '-')."""
+    return f".{Path(out_dir).name}{PARTIAL_TAG}{os.getpid()}-{this_host()}-"
+
+
+def partial_owner(path) -> tuple[int, str] | None:
+    """(pid, host) from a partial folder's name; None for a name without a host (written
+    before the host was recorded) or not made by `partial_prefix`."""
+    rest = Path(path).name.rsplit(PARTIAL_TAG, 1)[-1]
+    pid, _, tail = rest.partition("-")
+    host, dash, _ = tail.rpartition("-")  # the host may hold '-'; the random end does not
+    if not (pid.isdigit() and dash and host):
+        return None
+    return int(pid), host
+
+
+def is_stale_partial(path, now: float | None = None) -> bool:
+    """True for a partial folder whose writer is surely gone: made on this host by a
+    process that no longer runs, or (another host, or a name without a host: its
+    process cannot be looked up from here) older than STALE_PARTIAL_AGE_S. A live run's
+    folder, even on a shared file system, is never stale."""
+    owner = partial_owner(path)
+    if owner is not None and owner[1] == this_host() and not process_alive(owner[0]):
+        return True
+    try:
+        age = (time.time() if now is None else now) - Path(path).stat().st_mtime
+    except OSError:
+        return False
+    return age > STALE_PARTIAL_AGE_S
+
+
+def remove_stale_partials(out_dir) -> None:
+    """Remove the stale partial folders of `out_dir` (beside it, and inside it when it
+    is a folder): a run killed hard (SIGKILL, power loss) cannot clean up after itself."""
+    out_dir = Path(out_dir)
+    places = [out_dir.parent, out_dir] if out_dir.is_dir() else [out_dir.parent]
+    pattern = f".{out_dir.name}{PARTIAL_TAG}*"
+    for partial in (p for place in places for p in place.glob(pattern)):
+        if is_stale_partial(partial):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (one we may not signal runs too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -15,6 +15,7 @@ from ..fusion import normalized_weights
 from ..image_writer import write_text_atomic
 from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
 from ..options import TRAINED_NETWORKS
+from ..output_safety import write_json_atomic
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
 from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
 
@@ -48,8 +49,7 @@ def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Pat
     extras = chain.estimator_networks()
     for sub, config in (("2d", CONFIG_2D), ("3d", CONFIG_3D), *((e, e) for e in extras)):
         (out / sub).mkdir(exist_ok=True)
-        (out / sub / "plans.json").write_text(
-            json.dumps(_plans_for(chain.plans, config), indent=2) + "\n")
+        write_json_atomic(out / sub / "plans.json", _plans_for(chain.plans, config))
         shutil.copyfile(chain.pre / "dataset.json", out / sub / "dataset.json")
         _copy_checkpoint(chain.train_dir / sub / "best.pth", out / sub / CHECKPOINT_FILE, half)
     for sub in set(EXTRA_NETWORKS) - set(extras):  # a folder of an earlier run's choice
@@ -84,7 +84,7 @@ def write_model_folder(out: Path, chain, record: dict, half: bool = True) -> Pat
     }
     if record.get("validation"):
         meta["validation"] = record["validation"]
-    (out / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    write_json_atomic(out / MODEL_FILE, meta)
     write_curves({"2D": record["history_2d"], "3D (cubes)": record["history_3d"],
                   **{EXTRA_TITLES[sub]: histories.get(sub, []) for sub in extras}},
                  out / "curves.png")

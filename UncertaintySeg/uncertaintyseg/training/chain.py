@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -22,22 +22,21 @@ import numpy as np
 import torch
 
 from .. import REGIONS
+from ..cohort import DEFAULT_RETRIES
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
+from ..output_safety import write_json_atomic, write_text_atomic
 from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
 from ..postprocess import choose_component_fraction
-from ..refine import refine
-from . import prepare
-from .loop import PRECISIONS
+from . import passes, prepare
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
 from .trainer_full3d import SettingsFull3D, train_full_3d
 from .trainer_head import HeadLoop, SettingsHead
-from .trainer3d import (Settings3D, case_uncertainty, cubes_of_case, load_cubes,
-                        load_preprocessed, merge_cubes, region_targets, save_cubes,
-                        select_boxes, train_3d)
+from .trainer3d import (Settings3D, cubes_of_case, load_cubes, load_preprocessed,
+                        merge_cubes, region_targets, save_cubes, train_3d)
 
 # The chain step that trains each estimator network (models.EXTRA_NETWORKS); the
 # configuration in the plans has the same name (prepare.CONFIG_DROPOUT, ...).
@@ -108,8 +107,13 @@ class ChainSettings:
 class Chain:
     """The training chain in `work` for cases in `source`; see run()."""
 
-    def __init__(self, source: Path, work: Path, settings: ChainSettings, progress=None):
+    def __init__(self, source: Path, work: Path, settings: ChainSettings, progress=None,
+                 client=None, threads: int | None = None, retries: int = DEFAULT_RETRIES):
+        """`client`: a Dask client (cohort engine) for the per-case passes, else they run
+        here; `threads`: torch threads per task on it (None: the job's CPUs, else 1);
+        `retries`: times a failed task is run again there."""
         self.source, self.work, self.settings = Path(source), Path(work), settings
+        self.client, self.pass_threads, self.retries = client, threads, retries
         self.progress = progress or (lambda stage, done, total, message: None)
         self.paths = prepare.set_nnunet_paths(self.work)
         self.name = dataset_folder_name(settings.dataset_id, settings.nnunet_name())
@@ -126,7 +130,7 @@ class Chain:
         return json.loads(path.read_text()) if path.is_file() else default
 
     def _save_json(self, name: str, data) -> None:
-        (self.train_dir / name).write_text(json.dumps(data, indent=2) + "\n")
+        write_json_atomic(self.train_dir / name, data)
 
     def _step(self, name: str, func) -> None:
         started = time.time()
@@ -174,7 +178,7 @@ class Chain:
         folder = convert_dataset(self.source, raw, s.dataset_id, s.nnunet_name(), s.n_val,
                                  s.seed, s.val_cases or None, self.progress)
         self.pre.mkdir(parents=True, exist_ok=True)
-        (self.pre / SPLITS_FILE).write_text((folder / SPLITS_FILE).read_text())
+        write_text_atomic(self.pre / SPLITS_FILE, (folder / SPLITS_FILE).read_text())
         self._forget_files()
 
     def plan(self) -> None:
@@ -211,32 +215,23 @@ class Chain:
     def network_3d(self) -> RegionNetwork:
         return self._best_network("3d", prepare.CONFIG_3D)
 
+    def _pass_job(self) -> passes.PassJob:
+        threads = self.pass_threads if self.client is not None else self.settings.threads
+        return passes.PassJob(self.train_dir, self.data_folder, self.plans, self.dataset,
+                              self.settings, self.spacing_zyx(), threads)
+
+    def _run_pass(self, task, case_ids: list[str], stage: str) -> dict:
+        return passes.run_pass(task, self._pass_job(), case_ids, self.client, self.retries,
+                               progress=self.progress, stage=stage)
+
     def uncertainty(self) -> None:
-        """P2D, normalised entropy and the selected boxes of every case (one .npz each)."""
-        out = self.train_dir / "uncertainty"
-        out.mkdir(exist_ok=True)
-        net = self.network_2d()
-        divisor = stride_divisor(self.plans, prepare.CONFIG_2D)
-        ids = self.split["train"] + self.split["val"]
-        spacing = self.spacing_zyx()
-        for done, case_id in enumerate(ids):
-            path = out / f"{case_id}.npz"
-            if not path.is_file():
-                image, seg = load_preprocessed(self.data_folder, case_id)
-                p2d, entropy = case_uncertainty(net, image, seg >= 0, self.settings.net3d,
-                                                self.settings.net2d.radius, divisor,
-                                                self.settings.net2d.precision)
-                boxes = select_boxes(entropy, spacing, self.settings.kernel_mm,
-                                     self.settings.net3d)
-                np.savez_compressed(path, p2d=p2d.astype(np.float16),
-                                    entropy=entropy.astype(np.float16),
-                                    boxes=json.dumps([asdict(b) for b in boxes]))
-            self.progress("uncertainty (training cases)", done + 1, len(ids), case_id)
+        """P2D, normalised entropy and the selected boxes of every case (one .npz each,
+        one task per case: passes.uncertainty_of_case)."""
+        self._run_pass(passes.uncertainty_of_case, self.split["train"] + self.split["val"],
+                       "uncertainty (training cases)")
 
     def _boxes(self, case_id: str) -> list[Box]:
-        with np.load(self.train_dir / "uncertainty" / f"{case_id}.npz") as npz:
-            return [Box(b["region"], b["rank"], b["score"], tuple(b["start"]), tuple(b["size"]))
-                    for b in json.loads(str(npz["boxes"]))]
+        return passes.read_boxes(self.train_dir, case_id)
 
     def cubes(self) -> None:
         regions = [self.dataset["labels"][r] for r in self._output_names()]
@@ -271,7 +266,7 @@ class Chain:
             shutil.rmtree(out)
             self.progress("chain", 0, 1, f"{sub}: the 2D network changed; training again")
         out.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps({"2d": source}) + "\n")
+        write_json_atomic(record, {"2d": source}, indent=None)
         return out
 
     def train_dropout(self) -> None:
@@ -318,16 +313,16 @@ class Chain:
         return self._predictions[1]
 
     def _predict_fit_cases(self):
-        net3d = self.network_3d()
-        divisor = stride_divisor(self.plans, prepare.CONFIG_3D)
+        """(p2d, p3d, reference) per fit case; the 3D refinement is one task per case
+        (passes.refine_fit_case)."""
+        p3d = self._run_pass(passes.refine_fit_case, self.fit_cases(),
+                             "3D refinement (fit cases)")
         regions = [self.dataset["labels"][r] for r in REGIONS]
         for case_id in self.fit_cases():
-            image, seg = load_preprocessed(self.data_folder, case_id)
-            with np.load(self.train_dir / "uncertainty" / f"{case_id}.npz") as npz:
+            _, seg = load_preprocessed(self.data_folder, case_id)
+            with np.load(passes.uncertainty_path(self.train_dir, case_id)) as npz:
                 p2d = npz["p2d"].astype(np.float32)
-            p3d = refine(net3d, image, self._boxes(case_id), batch_size=2, divisor=divisor,
-                         autocast_dtype=PRECISIONS[self.settings.net3d.precision])
-            yield p2d, p3d, region_targets(seg, regions)
+            yield p2d, p3d[case_id], region_targets(seg, regions)
 
     def fusion(self) -> None:
         """PSO fit of (w2d, w3d, b) per region on the fit cases (design 4.5)."""
@@ -361,6 +356,7 @@ class Chain:
                      *(ESTIMATOR_STEPS[kind] for kind in self.estimator_networks())):
             self._step(name, getattr(self, name))
         self._predictions = None  # the training-case predictions are large; free them
+        passes.forget_networks()
         return {"timings": self.timings,
                 "history_2d": self._load_json("2d/history.json", []),
                 "history_3d": self._load_json("3d/history.json", []),

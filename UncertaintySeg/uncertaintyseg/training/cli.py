@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..options import TRAINED_NETWORKS
@@ -135,7 +136,33 @@ def _add_train(subparsers) -> None:
                         "number or preview/standard/paper (default preview)")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
+    _add_engine(p)
     p.set_defaults(handler=_cmd_train)
+
+
+def _add_engine(parser) -> None:
+    from ..cohort_cli import add_engine_arguments, add_slurm_arguments
+
+    group = parser.add_argument_group(
+        "per-case passes on Dask (docs/COHORTS.md)",
+        "the uncertainty of the training cases and the 3D refinement of the fusion-fit "
+        "cases, one task per case; default: in this process. The work folder must be on "
+        "a file system the workers share")
+    add_engine_arguments(group, "run the passes on a LocalCluster of N worker processes")
+    add_slurm_arguments(parser)
+
+
+@contextmanager
+def pass_engine(args, source):
+    """(Dask client, torch threads per task) for the chain's per-case passes, from
+    --workers/--scheduler/--slurm (the cohort engine); (None, None) without them."""
+    if not (args.workers or args.scheduler or args.slurm):
+        yield None, None
+        return
+    from ..cohort_cli import cohort_client
+
+    with cohort_client(args, _case_count(source), {"device": "cpu"}) as (client, values):
+        yield client, values.get("threads")
 
 
 def chain_settings(args):
@@ -172,18 +199,38 @@ def _phantom_source(work: Path, count: int) -> Path:
 
 
 def _cmd_train(args, reporter) -> int:
-    from .bundle import write_card, write_model_folder
+    from ..output_safety import work_lock
     from .chain import Chain
-    from .validate import validate_model
 
     settings = chain_settings(args)
     work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
-    work.mkdir(parents=True, exist_ok=True)
-    source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
-    if source is None:
+    if args.source is None and not args.phantoms:
         raise SystemExit("train needs SOURCE (a folder of cases) or --phantoms N")
-    chain = Chain(source, work, settings, reporter)
-    record = chain.run()
+    # The whole run holds the work folder: two runs on it would write the same
+    # checkpoints, npz files and plans at once.
+    with work_lock(work):
+        source = _phantom_source(work, args.phantoms) if args.phantoms else args.source
+        with pass_engine(args, source) as (client, threads):
+            chain = Chain(source, work, settings, reporter, client=client, threads=threads,
+                          retries=args.retries)
+            record = chain.run()
+        _bundle(args, chain, record, source, reporter)
+    reporter.finished(args.out)
+    print(f"model folder: {args.out}")
+    return 0
+
+
+def _case_count(source) -> int:
+    """Case folders in `source` (sizes a LocalCluster; no more workers than cases)."""
+    return max(1, sum(1 for p in Path(source).iterdir() if p.is_dir()))
+
+
+def _bundle(args, chain, record: dict, source, reporter) -> None:
+    """The model folder, validated with the real pipeline unless --no-validate."""
+    from .bundle import write_card, write_model_folder
+    from .validate import validate_model
+
+    settings = chain.settings
     write_model_folder(args.out, chain, record)
     if settings.n_val and not args.no_validate:
         record["validation"] = validate_model(args.out, source, chain.split["val"],
@@ -191,9 +238,6 @@ def _cmd_train(args, reporter) -> int:
                                               outputs_dir=work / VALIDATION_FOLDER)
         write_model_folder(args.out, chain, record)
     write_card(args.out, command=_reproduce_command(args, source))
-    reporter.finished(args.out)
-    print(f"model folder: {args.out}")
-    return 0
 
 
 def _reproduce_command(args, source) -> str:

@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import REGIONS
 from ..models import save_checkpoint
+from ..output_safety import write_json_atomic
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (B, 4, ...) float32, (B, 3, ...) float32 {0, 1}
 # Training precisions. fp16 is left out on purpose: it needs a gradient scaler, and bf16
@@ -169,7 +170,7 @@ class Loop:
                     "optimizer_state": self.optimizer.state_dict(),
                     "iteration": self.iteration, "best": self.best}, tmp)
         tmp.replace(self.out_dir / "latest.pth")
-        (self.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        write_json_atomic(self.out_dir / "history.json", self.history, indent=1)
 
     def _validate(self, val_batches, train_losses: list[float], started: float) -> None:
         record = {"iteration": self.iteration, "train_loss": float(np.mean(train_losses)),
@@ -198,8 +199,8 @@ class Loop:
         warm-started network's biases are already trained)."""
         if self.settings.prior_bias and self.iteration == 0 and not self.warm_started:
             share = set_prior_bias(self.network, [sample()[1] for _ in range(PRIOR_BATCHES)])
-            (self.out_dir / "prior.json").write_text(
-                json.dumps({"region_share": share.tolist()}) + "\n", encoding="utf-8")
+            write_json_atomic(self.out_dir / "prior.json", {"region_share": share.tolist()},
+                              indent=None)
 
     def run(self, sample: Callable[[], Batch], val_batches: list[Batch],
             progress: Callable | None = None, stage: str = "train") -> list[dict]:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..options import TRAINED_NETWORKS
+from ..output_safety import write_json_atomic
 
 PLANS_NAME = "nnUNetPlans"
 CONFIG_2D = "2d_small"
@@ -160,7 +161,8 @@ def add_configurations(plans_file: Path, settings: dict) -> dict:
         plans, cube, settings["features_3d"], settings["max_features_3d"],
         settings["batch_size_3d"])
     add_estimator_configurations(plans, settings)
-    Path(plans_file).write_text(json.dumps(plans, indent=2) + "\n")
+    # nnU-Net's planner wrote the file; a resumed train reads our version of it back.
+    write_json_atomic(plans_file, plans)
     return plans
 
 

@@ -16,6 +16,8 @@ import json
 import shutil
 from pathlib import Path
 
+from ..output_safety import write_json_atomic
+
 DEPENDS_ON = {"uncertainty": ("2d",), "cubes": ("2d",), "fusion": ("2d", "3d"),
               "postprocess": ("2d", "3d")}
 RESULTS = {"uncertainty": ("uncertainty",), "cubes": ("cubes_train.npz", "cubes_val.npz"),
@@ -60,6 +62,4 @@ class Stamps:
         if step not in DEPENDS_ON:
             return
         self.recorded[step] = self.current(step)
-        tmp = self.train_dir / (STAMPS_FILE + ".tmp")
-        tmp.write_text(json.dumps(self.recorded, indent=2) + "\n")
-        tmp.replace(self.train_dir / STAMPS_FILE)
+        write_json_atomic(self.train_dir / STAMPS_FILE, self.recorded)

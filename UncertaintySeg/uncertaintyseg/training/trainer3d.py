@@ -19,6 +19,7 @@ import torch
 
 from ..kernels import Box, search_regions
 from ..models import build_network, region_order
+from ..output_safety import atomic_path
 from ..refine import cut_cubes, pad_to_divisor
 from ..uncertainty import predict_volume
 from .loop import PRECISIONS, Loop, LoopSettings
@@ -103,7 +104,8 @@ def save_cubes(cubes: dict, path: Path) -> None:
         key = "x".join(map(str, size))
         arrays[f"images_{key}"] = images.astype(np.float16)
         arrays[f"targets_{key}"] = targets
-    np.savez_compressed(path, **arrays)
+    with atomic_path(path) as temporary:  # a resumed chain trusts a cubes file that is there
+        np.savez_compressed(temporary, **arrays)
 
 
 def load_cubes(path: Path) -> dict:
