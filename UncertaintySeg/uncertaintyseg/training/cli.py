@@ -235,7 +235,7 @@ def _bundle(args, chain, record: dict, source, reporter) -> None:
     if settings.n_val and not args.no_validate:
         record["validation"] = validate_model(args.out, source, chain.split["val"],
                                               args.validate_projections, reporter,
-                                              outputs_dir=work / VALIDATION_FOLDER)
+                                              outputs_dir=chain.work / VALIDATION_FOLDER)
         write_model_folder(args.out, chain, record)
     write_card(args.out, command=_reproduce_command(args, source))
 
