@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from .. import MODALITIES, REGIONS
 # The snapshot's panel set-up (brain crop, radiological orientation, grey window) is
 # reused so the report and predict's snapshot show a slice the same way.
-from ..snapshot import HEAT_CMAP, REGION_COLOURS, _setup_panel, _view_box, _view_flips
+from ..snapshot import HEAT_CMAP, REGION_COLOURS, setup_panel, view_box, view_flips
 from .pairing import KIND_2D, KIND_FUSED, load_output, load_reference, result_path
 
 WT = REGIONS.index("WT")
@@ -51,9 +51,9 @@ def _outlines(ax, regions_slice: np.ndarray) -> None:
 def render_case(reference, fused, two_d, title: str) -> bytes:
     """PNG of one case (see module doc); fused and two_d are pairing.Output."""
     z = error_slice(reference.regions[WT], fused.regions[WT])
-    flips = _view_flips(reference.grid.GetDirection())
+    flips = view_flips(reference.grid.GetDirection())
     flair = reference.image[MODALITIES.index("flair")]
-    view = _view_box(flair)
+    view = view_box(flair)
     aspect = reference.spacing[1] / reference.spacing[2]
     figure = Figure(figsize=(12, 6.4), dpi=90, facecolor="black")
     FigureCanvasAgg(figure)
@@ -63,7 +63,7 @@ def render_case(reference, fused, two_d, title: str) -> bytes:
                ("fused", flair[z], fused.regions[:, z]), ("uncertainty", flair[z], None)]
     for k, (name, image, regions) in enumerate(panels):
         ax = figure.add_subplot(2, 4, k + 1)
-        _setup_panel(ax, image, view, flips, aspect)
+        setup_panel(ax, image, view, flips, aspect)
         if regions is not None:
             _outlines(ax, regions)
         if name == "uncertainty" and fused.uncertainty is not None:
