@@ -86,10 +86,9 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         from .case_figures import case_figures
         from .report import write_report
 
-        figures = case_figures(cases_dir, evaluation)
-        for name, png in figures.items():
+        sections["cases"] = case_figures(cases_dir, evaluation)
+        for name, png in sections["cases"]["figures"].items():
             store.write_bytes_atomic(out / "case_figures" / name, png)
-        sections["cases"] = {"markdown": "", "figures": figures}
         if explain_case is not None:
             sections["explain"] = _explain_section(explain_case, explain_model, out)
 
