@@ -163,8 +163,11 @@ def run_cohort(cases: list[Path], out_dir, values: dict, *, client=None,
     for row in rows:
         tracker.case(row)
     arguments = (values, snapshot, force)
-    run = _run_on_client if client is not None else _run_in_turn
-    for row in run(todo, out_dir, arguments, task, client, retries):
+    results = run_tasks(task, todo, lambda case: (str(case), str(out_dir / case.name),
+                                                  *arguments),
+                        client=client, retries=retries)
+    for case, row in results:
+        row = _failure_row(case.name, row) if isinstance(row, BaseException) else row
         write_record(out_dir, row)
         rows.append(row)
         tracker.case(row)
@@ -173,25 +176,36 @@ def run_cohort(cases: list[Path], out_dir, values: dict, *, client=None,
     return rows, write_table(out_dir, table)
 
 
-def _run_in_turn(cases, out_dir, arguments, task, client, retries):
+def run_tasks(task: Callable, cases: list[Path], arguments_of: Callable[[Path], tuple], *,
+              client=None, retries: int = DEFAULT_RETRIES, key: str = "uncertaintyseg-case"):
+    """The engine of every cohort job (`predict --cases`, `evaluate`): one task per case,
+    `task(*arguments_of(case))`, in turn in this process or on the Dask `client` (with
+    `retries` for exceptions and, through the scheduler's allowed-failures, lost
+    workers). Yields (case, result) as the tasks finish; a task that failed for good
+    yields (case, the exception), so one case never ends the cohort."""
+    run = _run_on_client if client is not None else _run_in_turn
+    yield from run(task, cases, arguments_of, client, retries, key)
+
+
+def _run_in_turn(task, cases, arguments_of, client, retries, key):
     for case in cases:
         try:
-            yield task(str(case), str(out_dir / case.name), *arguments)
+            yield case, task(*arguments_of(case))
         except Exception as error:  # noqa: BLE001 - one case's failure must not end the cohort
-            yield _failure_row(case.name, error)
+            yield case, error
 
 
-def _run_on_client(cases, out_dir, arguments, task, client, retries):
+def _run_on_client(task, cases, arguments_of, client, retries, key):
     from distributed import as_completed
 
     futures = {}
     for case in cases:
-        future = client.submit(task, str(case), str(out_dir / case.name), *arguments,
-                               key=f"uncertaintyseg-case-{case.name}-{os.getpid()}-"
-                                   f"{time.time_ns()}", retries=retries, pure=False)
-        futures[future] = case.name
+        future = client.submit(task, *arguments_of(case),
+                               key=f"{key}-{case.name}-{os.getpid()}-{time.time_ns()}",
+                               retries=retries, pure=False)
+        futures[future] = case
     for future in as_completed(futures):
         try:
-            yield future.result()
+            yield futures[future], future.result()
         except Exception as error:  # noqa: BLE001 - KilledWorker after the retries, or a bug
-            yield _failure_row(futures[future], error)
+            yield futures[future], error
