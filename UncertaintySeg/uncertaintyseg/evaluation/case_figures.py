@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .. import MODALITIES, REGIONS
 from ..io import to_image
@@ -102,12 +103,19 @@ def render_case(reference, fused, two_d, title: str,
     rows = 3 if renders else 2
     figure = Figure(figsize=(12, 6.4 + 3.6 * (rows - 2)), dpi=90, facecolor="black")
     FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(rows, 12, height_ratios=[1, 1, 1.25][:rows])
+    grid = figure.add_gridspec(rows, 12, height_ratios=[1, 1, 1.25][:rows], left=0.02,
+                               right=0.98, bottom=0.05 if renders else 0.02, top=0.9,
+                               wspace=0.3, hspace=0.15)
     _slice_panels(figure, grid, reference, fused, two_d, z)
     if renders:
         _render_panels(figure, grid, renders)
-    figure.suptitle(f"{title}: axial slice {z} (largest WT error); outlines WT cyan, TC "
-                    "yellow, ET red", color="white", fontsize=11)
+    figure.suptitle(f"{title}: axial slice {z} (largest WT error)", color="white",
+                    fontsize=11)
+    # The outline colours are the palette's (as in snapshot.png), shown, not named.
+    handles = [Line2D([], [], color=REGION_COLOURS[r], lw=2.5, label=f"{r} outline")
+               for r in ("WT", "TC", "ET")]
+    figure.legend(handles=handles, loc="upper center", ncol=3, bbox_to_anchor=(0.5, 0.965),
+                  frameon=False, labelcolor="white", fontsize=9)
     if renders:
         figure.text(0.5, 0.01, RENDER_CAPTION, color="white", fontsize=9, ha="center")
     buffer = io.BytesIO()
