@@ -3,7 +3,14 @@ one case per task through the cohort engine of `predict --cases`, with the same
 numbers as the in-turn run, and a rerun scores nothing again."""
 
 import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
 
+import cloudpickle
 import dask
 import numpy as np
 import pytest
@@ -15,6 +22,7 @@ from uncertaintyseg.contract import CaseResult, write_outputs
 from uncertaintyseg.convert import label_file
 from uncertaintyseg.evaluation import job
 from uncertaintyseg.evaluation.pairing import parse_results
+from uncertaintyseg.evaluation.runner import evaluate_cases, score_case
 from uncertaintyseg.io import load_case
 from uncertaintyseg.kernels import Box
 from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
@@ -25,6 +33,10 @@ pytest.importorskip("distributed", reason="evaluate on Dask needs the cohort ext
 SHAPE = (20, 40, 36)
 PARTS = {"voxel", "uncertainty", "correction"}
 MISSING = "Phantom_0003"  # the second method has no result for this case
+DYING = "Phantom_0002"  # its first worker is killed after it cached one pair
+KILL_TIMEOUT_S = 120
+# Workers unpickle the wrapped task by value: this test module is not importable there.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def _write(case_dir, root, erode: int, boxes: list):
@@ -116,3 +128,56 @@ def test_workers_option_starts_a_local_cluster(study, tmp_path, monkeypatch):
     assert started == [(2, 0)]
     assert _read(out / "per_case.csv") == _read(in_turn / "per_case.csv")
     assert json.loads(_read(out / "summary.json"))["scored"] == 8
+
+
+def _die_after_one_pair(case_dir, methods, out_dir, *arguments):
+    """score_case; on DYING's first attempt the worker caches its first pair, records
+    its process id and waits there until it is killed."""
+    marker = Path(out_dir) / ".dying-pid"
+    if Path(case_dir).name == DYING and not marker.exists():
+        from uncertaintyseg.evaluation import store
+
+        original = store.write_cached
+
+        def write_then_hang(*args, **kwargs):
+            path = original(*args, **kwargs)
+            marker.write_text(str(os.getpid()), encoding="utf-8")
+            time.sleep(600)
+            return path
+
+        store.write_cached = write_then_hang
+    return score_case(case_dir, methods, out_dir, *arguments)
+
+
+def _kill_when_hanging(marker: Path, killed: list):
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text(encoding="utf-8"):
+            pid = int(marker.read_text(encoding="utf-8"))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(0.1)
+
+
+def test_a_lost_workers_case_is_retried_and_its_cached_pair_kept(study, cluster, tmp_path):
+    from distributed import Client
+
+    root, results, in_turn = study
+    out = tmp_path / "lost"
+    out.mkdir()
+    killed = []
+    killer = threading.Thread(target=_kill_when_hanging, args=(out / ".dying-pid", killed))
+    killer.start()
+    with Client(cluster) as client:
+        evaluation = evaluate_cases(root / "cases", parse_results(results), out, PARTS,
+                                    client=client, task=_die_after_one_pair)
+    killer.join()
+    assert len(killed) == 1, "the dying case's worker was never killed"
+    # The pair cached before the worker died is reused by the retry, the rest scored.
+    assert (evaluation.scored, evaluation.reused) == (7, 1)
+    assert all(len(cases) == (2 if name == "other" else 3)
+               for name, cases in evaluation.records.items())
+    assert sorted(evaluation.rankings["other"]) == ["Phantom_0001", DYING]
+    assert evaluation.problems == [line for line in
+                                   _read(in_turn / "problems.txt").splitlines() if line]

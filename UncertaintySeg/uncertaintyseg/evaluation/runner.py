@@ -108,30 +108,34 @@ def ranking_name(target: Method, source: Method) -> str:
 
 
 def evaluate_cases(cases_dir, methods: list[Method], out_dir, parts: set[str],
-                   progress=None, on_pair=None, client=None, retries: int = 2) -> Evaluation:
+                   progress=None, on_pair=None, client=None, retries: int = 2,
+                   task=None) -> Evaluation:
     """Score every case under `cases_dir` for every method, one task per case (in turn,
     or on the Dask `client`); cached pairs are reused.
 
     `on_pair(reference, method, output)` is called for every pair scored now (the
     QU-BraTS export uses it; with a client it runs on the workers, so it must pickle).
-    Returns an Evaluation.
+    `task` scores one case (default `score_case`; tests wrap it). Returns an Evaluation.
     """
     from ..cohort import run_tasks
 
     evaluation = Evaluation(methods, {m.name: {} for m in methods})
     case_dirs = find_cases(cases_dir)
     arguments = (methods, str(out_dir), sorted(parts | {VOXEL}), on_pair)
-    done = 0
-    tasks = run_tasks(score_case, case_dirs, lambda case: (str(case), *arguments),
+    tasks = run_tasks(task or score_case, case_dirs, lambda case: (str(case), *arguments),
                       client=client, retries=retries, key="uncertaintyseg-evaluate")
+    finished = {}
     for case_dir, scores in tasks:
         if isinstance(scores, BaseException):
             scores = CaseScores(case_dir.name, problems=[
                 f"{case_dir.name}: not scored ({type(scores).__name__}: {scores})"])
-        evaluation.add(scores)
-        done += 1
+        finished[case_dir.name] = scores
         if progress is not None:
-            progress("evaluate", done, len(case_dirs), case_dir.name)
+            progress("evaluate", len(finished), len(case_dirs), case_dir.name)
+    # Added in case order, not as the tasks finished: the tables and problems.txt of a
+    # cluster run are those of an in-turn run.
+    for case_dir in case_dirs:
+        evaluation.add(finished[case_dir.name])
     return evaluation
 
 
