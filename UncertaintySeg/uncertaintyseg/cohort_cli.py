@@ -128,9 +128,10 @@ def cohort_client(args, n_cases: int, values: dict):
         import dask
         from distributed import Client
     except ImportError:
-        raise InputError("predict --cases runs on Dask, which is not installed: "
-                         "pip install 'uncertaintyseg[cohort]' (or run one shard at a time "
-                         "with --num-parts N --part-id K, which needs no Dask)") from None
+        raise InputError("predict --cases and evaluate --workers / --scheduler run on "
+                         "Dask, which is not installed: pip install 'uncertaintyseg[cohort]' "
+                         "(or run predict one shard at a time with --num-parts N --part-id "
+                         "K, and evaluate without --workers; neither needs Dask)") from None
 
     # A lost worker's case is retried this many times (the scheduler's own count);
     # set before the scheduler starts. A running scheduler keeps its own setting.
