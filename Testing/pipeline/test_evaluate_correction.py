@@ -51,3 +51,71 @@ def test_random_boxes_are_centred_on_candidates_and_inside_the_volume():
     for start, size in correction.random_boxes(candidates, shape, [(4, 4, 4)] * 20, rng):
         assert all(0 <= s <= d - n for s, n, d in zip(start, size, shape))
         assert start in ((0, 0, 0), (6, 8, 10))  # the two corners, pushed inside
+
+
+def _corner_case():
+    """A 20^3 case whose WT reference is the cube [4:12]^3; the prediction misses the
+    corner [4:8]^3 (64 of 512 voxels): Dice before = 2*448 / (448 + 512) = 14/15."""
+    from uncertaintyseg.evaluation.pairing import Output
+
+    ref = np.zeros((3, 20, 20, 20), bool)
+    ref[:, 4:12, 4:12, 4:12] = True
+    pred = ref.copy()
+    pred[:, 4:8, 4:8, 4:8] = False
+    reference = type("Reference", (), {"regions": ref, "case_id": "c"})()
+    # The evaluated method's own box (4^3, rank 1 of each region) lies away from the
+    # error, in the reference's interior: correcting it gains nothing.
+    own = [{"region": r, "rank": 1, "start_ijk": [8, 8, 8], "size_ijk": [4, 4, 4]}
+           for r in ("ET", "TC", "WT")]
+    target = Output(pred, boxes=own, report={"settings": {"max_overlap": 0.4,
+                                                          "min_score_fraction": 0.1}})
+    return reference, target, Output
+
+
+def test_boxes_ranked_by_another_methods_uncertainty_find_its_errors():
+    reference, target, Output = _corner_case()
+    uncertainty = np.zeros((3, 20, 20, 20), np.float32)
+    uncertainty[:, 4:8, 4:8, 4:8] = 1.0  # the other method is unsure exactly at the error
+    other = Output(target.regions, uncertainty=uncertainty)  # no boxes: kernel search
+    result = correction.ranked_correction(reference, target, other)
+    assert result["WT"]["dice_before"] == pytest.approx(14 / 15)
+    assert result["WT"]["boxes"] == 1
+    assert result["WT"]["ranked"] == [pytest.approx(1.0)]  # the corner box: gap closed
+    own = correction.dice_after_boxes(reference.regions[2], target.regions[2],
+                                      correction.boxes_zyx(target.boxes, "WT"))
+    assert own == [pytest.approx(14 / 15)]  # the run's own box: nothing gained
+
+
+def test_another_methods_boxes_are_used_when_they_have_the_same_size():
+    reference, target, Output = _corner_case()
+    half = [{"region": r, "rank": 1, "start_ijk": [4, 4, 6], "size_ijk": [4, 4, 4]}
+            for r in ("ET", "TC", "WT")]  # covers the corner's z 6-7 only: 32 voxels
+    wrong_size = [{**b, "size_ijk": [2, 2, 2]} for b in half]
+    uncertainty = np.zeros((3, 20, 20, 20), np.float32)
+    uncertainty[:, 4:8, 4:8, 4:8] = 1.0
+    listed = correction.ranked_correction(reference, target,
+                                          Output(target.regions, uncertainty=uncertainty,
+                                                 boxes=half))
+    # z 6-7 of the corner recovered: 480 of 512 predicted right, Dice 2*480 / 992.
+    assert listed["WT"]["ranked"] == [pytest.approx(960 / 992)]
+    # Boxes of another size are not comparable: the kernel search on its map decides.
+    searched = correction.ranked_correction(reference, target,
+                                            Output(target.regions, uncertainty=uncertainty,
+                                                   boxes=wrong_size))
+    assert searched["WT"]["ranked"] == [pytest.approx(1.0)]
+    # Neither boxes nor uncertainty (a foreign label map): nothing to rank by.
+    assert correction.ranked_correction(reference, target, Output(target.regions)) is None
+
+
+def test_rows_per_ranking_source():
+    case = {r: {"boxes": 1, "dice_before": 0.5, "top": [0.6], "random_tumour": [0.55],
+                "random_brain": [0.5]} for r in ("ET", "TC", "WT")}
+    ranked = {r: {"boxes": 1, "dice_before": 0.5, "ranked": [0.9]} for r in ("ET", "TC", "WT")}
+    rows = correction.correction_rows({"c": {"correction": case}},
+                                      {"tta": {"c": {"correction": ranked}},
+                                       "none": {"c": {"correction": None}}})
+    wt = {r["strategy"]: r for r in rows if r["region"] == "WT"}
+    assert set(wt) == {"top-k refinement boxes", "random on predicted region",
+                       "random in brain", "boxes ranked by tta"}
+    assert wt["boxes ranked by tta"]["share_recovered"] == pytest.approx(0.8)
+    assert wt["top-k refinement boxes"]["dice_gain"] == pytest.approx(0.1)

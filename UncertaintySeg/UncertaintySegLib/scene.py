@@ -112,8 +112,8 @@ class ResultLoader:
                                       f"{name} labels", labelmap=True)
         try:
             convention = _checked_convention(volume_array(labelmap), convention, out_dir)
-            segmentation = self._segmentation(labelmap, convention, name,
-                                              reference_volume or labelmap)
+            segmentation = self.segmentation_from_labelmap(labelmap, convention, name,
+                                                           reference_volume or labelmap)
             uncertainty = array_to_volume(
                 self.scene, read_channel(out_dir / UNCERTAINTY_FILE, REGIONS.index(region),
                                          labelmap), labelmap, f"{name} uncertainty {region}")
@@ -139,7 +139,9 @@ class ResultLoader:
             sh.SetItemAttribute(folder, ATTR + "TriageScore", f"{float(triage['score']):.4f}")
         return folder
 
-    def _segmentation(self, labelmap, convention: str, name: str, reference):
+    def segmentation_from_labelmap(self, labelmap, convention: str, name: str, reference):
+        """A styled segmentation node (NCR, ED, ET; closed surfaces) imported from a
+        label map volume node of `convention`, with the geometry of `reference`."""
         table = segment_colour_table(self.scene, convention)
         try:
             labelmap.GetDisplayNode().SetAndObserveColorNodeID(table.GetID())

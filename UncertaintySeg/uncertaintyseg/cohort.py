@@ -168,8 +168,11 @@ def run_cohort(cases: list[Path], out_dir, values: dict, *, client=None,
     for row in rows:
         tracker.case(row)
     arguments = (values, snapshot, force)
-    run = _run_on_client if client is not None else _run_in_turn
-    for row in run(todo, out_dir, arguments, task, client, retries):
+    results = run_tasks(task, todo, lambda case: (str(case), str(out_dir / case.name),
+                                                  *arguments),
+                        client=client, retries=retries)
+    for case, row in results:
+        row = _failure_row(case.name, row) if isinstance(row, BaseException) else row
         write_record(out_dir, row)
         rows.append(row)
         tracker.case(row)
@@ -178,29 +181,42 @@ def run_cohort(cases: list[Path], out_dir, values: dict, *, client=None,
     return rows, write_table(out_dir, table)
 
 
-def _run_in_turn(cases, out_dir, arguments, task, client, retries):
+def run_tasks(task: Callable, cases: list[Path], arguments_of: Callable[[Path], tuple], *,
+              client=None, retries: int = DEFAULT_RETRIES, key: str = "case"):
+    """The engine of every cohort job (`predict --cases`, `evaluate`): one task per case,
+    `task(*arguments_of(case))`, in turn in this process or on the Dask `client` (with
+    `retries` for exceptions and, through the scheduler's allowed-failures, lost
+    workers). Yields (case, result) as the tasks finish; a task that failed for good
+    yields (case, the exception), so one case never ends the cohort."""
+    run = _run_on_client if client is not None else _run_in_turn
+    yield from run(task, cases, arguments_of, client, retries, key)
+
+
+def _run_in_turn(task, cases, arguments_of, client, retries, key):
     for case in cases:
         try:
-            yield task(str(case), str(out_dir / case.name), *arguments)
+            yield case, task(*arguments_of(case))
         except Exception as error:  # noqa: BLE001 - one case's failure must not end the cohort
-            yield _failure_row(case.name, error)
+            yield case, error
 
 
-def _run_on_client(cases, out_dir, arguments, task, client, retries):
-    calls = {case.name: (str(case), str(out_dir / case.name), *arguments) for case in cases}
-    for name, future in submit_each(client, task, calls, retries):
+def _run_on_client(task, cases, arguments_of, client, retries, key):
+    by_name = {case.name: case for case in cases}
+    calls = {case.name: arguments_of(case) for case in cases}
+    for name, future in submit_each(client, task, calls, retries, kind=key):
         try:
-            yield future.result()
+            yield by_name[name], future.result()
         except Exception as error:  # noqa: BLE001 - KilledWorker after the retries, or a bug
-            yield _failure_row(name, error)
+            yield by_name[name], error
 
 
 def submit_each(client, task: Callable, calls: dict, retries: int = DEFAULT_RETRIES,
                 kind: str = "case"):
     """One `task(*arguments)` per `calls` item (name -> arguments) on the Dask `client`;
     yields (name, future) as each finishes. A task is retried `retries` times after an
-    exception, and after a lost worker as often as the scheduler allows. The cohort
-    and `train`'s per-case passes (training.passes) both run through here."""
+    exception, and after a lost worker as often as the scheduler allows. `run_tasks`
+    (the cohort, `evaluate`) and `train`'s per-case passes (training.passes) all run
+    through here."""
     from distributed import as_completed
 
     # pure=False and a key unique to this run: a rerun computes again, and two runs on

@@ -140,11 +140,11 @@ def cohort_client(args, n_cases: int, values: dict):
         import dask
         from distributed import Client
     except ImportError:
-        raise InputError("predict --cases (and train --workers/--scheduler/--slurm) runs "
-                         "on Dask, which is not installed: pip install "
-                         "'uncertaintyseg[cohort]' (or run one shard at a time with "
-                         "--num-parts N --part-id K, or train without those options, "
-                         "which needs no Dask)") from None
+        raise InputError("predict --cases, evaluate --workers/--scheduler and train "
+                         "--workers/--scheduler/--slurm run on Dask, which is not "
+                         "installed: pip install 'uncertaintyseg[cohort]' (or run predict "
+                         "one shard at a time with --num-parts N --part-id K, and evaluate "
+                         "and train without those options; neither needs Dask)") from None
 
     # A lost worker's case is retried this many times (the scheduler's own count);
     # set before the scheduler starts. A running scheduler keeps its own setting.

@@ -57,7 +57,18 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
-    p.set_defaults(handler=run_evaluate)
+    dask = p.add_argument_group(
+        "Dask (docs/COHORTS.md)", "one task per case on the cohort engine of predict "
+        "--cases; default: the cases in turn in this process")
+    dask.add_argument("--workers", type=int, default=None,
+                      help="score on a LocalCluster of N worker processes")
+    dask.add_argument("--scheduler", metavar="ADDRESS",
+                      help="score on a running Dask scheduler, e.g. tcp://head:8786")
+    dask.add_argument("--retries", type=int, default=2,
+                      help="times a case is retried after a lost worker (default 2)")
+    # cohort_cli.cohort_client also serves predict's --slurm; scoring is light enough
+    # for a LocalCluster or a running scheduler, so evaluate does not offer it.
+    p.set_defaults(handler=run_evaluate, slurm=False)
     return p
 
 
@@ -76,11 +87,18 @@ def run_evaluate(args, reporter=None) -> int:
     if args.correction:
         parts.add("correction")
     methods = parse_results(args.results)
-    summary = job.run(args.cases, methods, args.out, parts, qubrats=args.qubrats,
-                           calibrate_model=args.calibrate_triage, html=not args.no_report,
-                           progress=reporter, kernel_study=args.kernel_study,
-                           explain_case=args.explain_case, explain_model=args.explain_model,
-                           model_card=args.model_card)
+    options = dict(qubrats=args.qubrats, calibrate_model=args.calibrate_triage,
+                   html=not args.no_report, progress=reporter, kernel_study=args.kernel_study,
+                   explain_case=args.explain_case, explain_model=args.explain_model,
+                   retries=args.retries, model_card=args.model_card)
+    if args.workers is None and not args.scheduler:
+        summary = job.run(args.cases, methods, args.out, parts, **options)
+    else:
+        from .cohort_cli import cohort_client
+        from .evaluation.pairing import find_cases
+
+        with cohort_client(args, len(find_cases(args.cases)), {"device": "cpu"}) as (client, _):
+            summary = job.run(args.cases, methods, args.out, parts, client=client, **options)
     if reporter is not None:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)

@@ -52,7 +52,7 @@ def add_scene_parser(subparsers) -> argparse.ArgumentParser:
 register = add_scene_parser  # the name cli.py looks for in optional subcommand modules
 
 
-def _require_slicer_core() -> None:
+def require_slicer_core() -> None:
     try:
         import slicer
     except ImportError as error:
@@ -80,7 +80,7 @@ def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,
     for message in check_scene_request(results_dir, out, inputs_dir, overwrite,
                                        allow_missing_inputs):
         (warn or (lambda text: print(text, file=sys.stderr)))(message)
-    _require_slicer_core()
+    require_slicer_core()
     from UncertaintySegLib.bundle import write_scene_bundle as write
 
     return write(results_dir, out, inputs_dir=inputs_dir, screenshots_dir=screenshots_dir,

@@ -97,7 +97,7 @@ def _check_inputs(flair, uncertainty, labels) -> None:
         raise ValueError(f"labels must be {flair.shape} like flair, got {labels.shape}")
 
 
-def _view_flips(direction) -> tuple[bool, bool, np.ndarray]:
+def view_flips(direction) -> tuple[bool, bool, np.ndarray]:
     """(flip_rows, flip_cols, axes) for a radiological view; axes[:, j] is the LPS
     direction of index axis j (x, y, z)."""
     axes = np.eye(3) if direction is None else np.asarray(direction, dtype=float).reshape(3, 3)
@@ -113,7 +113,7 @@ def _letter(vector: np.ndarray) -> str:
     return _LETTERS[k][int(vector[k] > 0)]
 
 
-def _view_box(flair: np.ndarray) -> tuple[slice, slice]:
+def view_box(flair: np.ndarray) -> tuple[slice, slice]:
     """(rows, cols) bounding box of the non-zero FLAIR (the brain) plus a margin."""
     footprint = np.any(flair != 0, axis=0)
     if not footprint.any():
@@ -136,7 +136,7 @@ def _grey_limits(flair_slice: np.ndarray) -> tuple[float, float]:
     return float(low), float(max(high, low + 1e-6))
 
 
-def _setup_panel(ax, flair_slice, view, flips, aspect) -> None:
+def setup_panel(ax, flair_slice, view, flips, aspect) -> None:
     """FLAIR in grey, cropped to the brain, oriented radiologically, with A/P/R/L letters."""
     rows, cols, axes = view[0], view[1], flips[2]
     low, high = _grey_limits(flair_slice)
@@ -256,8 +256,8 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     uncertainty = np.asarray(uncertainty, dtype=np.float32)
     _check_inputs(flair, uncertainty, labels)
     z = choose_slice(labels, boxes, uncertainty)
-    flips = _view_flips(direction)
-    view = _view_box(flair)
+    flips = view_flips(direction)
+    view = view_box(flair)
     aspect = float(spacing_zyx[1]) / float(spacing_zyx[2])  # pixel height / width
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, facecolor="black")
     FigureCanvasAgg(fig)
@@ -265,7 +265,7 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     heat_ax = fig.add_axes((0.46, 0.07, 0.44, 0.78), label="uncertainty")
     cax = fig.add_axes((0.915, 0.11, 0.015, 0.70), label="colorbar")
     for ax in (anatomy, heat_ax):
-        _setup_panel(ax, flair[z], view, flips, aspect)
+        setup_panel(ax, flair[z], view, flips, aspect)
     _draw_outlines(anatomy, labels[z])
     near = _near_tumour(labels[z], (float(spacing_zyx[1]), float(spacing_zyx[2])))
     for box in _shown_boxes(boxes, z):  # a box shows the uncertainty that chose it

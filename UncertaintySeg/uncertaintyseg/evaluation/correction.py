@@ -6,6 +6,13 @@ region's uncertainty). We report the Dice after each k and compare with k boxes 
 same size centred on random voxels of the predicted region ("tumour", a strong
 baseline: a reviewer looks at the tumour anyway) and of the brain, 50 draws each,
 seeded by the case id. Share recovered = (Dice after - Dice before) / (1 - Dice before).
+
+With several methods, the same correction is also done inside boxes ranked by *each other
+method's* uncertainty (`ranked_correction`): the evaluated method's box sizes and count,
+placed by the other method's `refinement_boxes.json` when its boxes have those sizes, else
+by the kernel search on its uncertainty map (on the case grid, with the evaluated run's
+overlap and score settings). It asks whose uncertainty points the reviewer at the
+evaluated segmentation's errors.
 """
 
 from __future__ import annotations
@@ -88,6 +95,48 @@ def correction_scores(reference, output) -> dict | None:
             for i, region in enumerate(REGIONS)}
 
 
+def source_boxes(source, region: str, size: tuple, count: int,
+                 settings: dict) -> list[tuple[tuple, tuple]] | None:
+    """Up to `count` boxes of `size` (z, y, x) for `region`, ranked by `source`'s
+    uncertainty: its refinement_boxes.json boxes when they all have that size, else the
+    kernel search on its uncertainty map (`settings`: the evaluated run's max_overlap and
+    min_score_fraction); None when `source` has neither."""
+    from ..kernels import search_kernels
+
+    listed = boxes_zyx(source.boxes or [], region)
+    if listed and all(tuple(s) == tuple(size) for _, s in listed):
+        return listed[:count]
+    if source.uncertainty is None:
+        return None
+    found = search_kernels(np.asarray(source.uncertainty[REGIONS.index(region)]), size, region,
+                           max_overlap=float(settings.get("max_overlap", 0.4)),
+                           min_score_fraction=float(settings.get("min_score_fraction", 0.1)),
+                           max_count=count)
+    return [(tuple(b.start), tuple(b.size)) for b in found]
+
+
+def ranked_correction(reference, target, source) -> dict | None:
+    """{region: {"boxes", "dice_before", "ranked"}}: `target`'s regions corrected inside
+    the boxes `source`'s uncertainty ranks (same sizes and count as `target`'s own top
+    boxes, see `source_boxes`); None when `target` has no boxes or `source` nothing to
+    rank by."""
+    from ..metrics import dice
+
+    if not target.boxes:
+        return None
+    settings = (target.report or {}).get("settings") or {}
+    result = {}
+    for i, region in enumerate(REGIONS):
+        own = boxes_zyx(target.boxes, region)[:MAX_BOXES]
+        ref, pred = reference.regions[i], target.regions[i]
+        boxes = source_boxes(source, region, own[0][1], len(own), settings) if own else []
+        if boxes is None:
+            return None
+        result[region] = {"boxes": len(boxes), "dice_before": dice(ref, pred),
+                          "ranked": dice_after_boxes(ref, pred, boxes)}
+    return result
+
+
 def share_recovered(before: float, after) -> np.ndarray:
     """(after - before) / (1 - before); NaN when nothing was left to recover."""
     after = np.asarray(after, np.float64)
@@ -96,25 +145,42 @@ def share_recovered(before: float, after) -> np.ndarray:
 
 STRATEGIES = (("top", "top-k refinement boxes"), ("random_tumour", "random on predicted region"),
               ("random_brain", "random in brain"))
+RANKED = "ranked"
 
 
-def correction_rows(records: dict[str, dict]) -> list[dict]:
+def ranked_label(source: str) -> str:
+    """The strategy name of boxes ranked by another method's uncertainty."""
+    return f"boxes ranked by {source}"
+
+
+def _strategy_rows(region: str, k: int, label: str, usable: list[dict], key: str) -> dict:
+    gains = [c[key][k - 1] - c["dice_before"] for c in usable]
+    shares = [share_recovered(c["dice_before"], c[key][k - 1]) for c in usable]
+    return {"region": region, "k": k, "strategy": label, "cases": len(usable),
+            "dice_gain": float(np.mean(gains)),
+            "share_recovered": float(np.nanmean(shares))
+            if np.isfinite(shares).any() else float("nan")}
+
+
+def correction_rows(records: dict[str, dict], rankings: dict[str, dict] | None = None
+                    ) -> list[dict]:
     """Mean Dice gain and share recovered per region, k and strategy over the cases
-    that have at least k boxes of that region."""
-    cases = [r["correction"] for r in records.values() if r.get("correction")]
+    that have at least k boxes of that region; `rankings` ({source method: {case:
+    record}}, records of `ranked_correction`) add one strategy per source."""
+    sources = [(ranked_label(name), [r["correction"] for r in cases.values()
+                                     if r.get("correction")])
+               for name, cases in (rankings or {}).items()]
+    own = [r["correction"] for r in records.values() if r.get("correction")]
     rows = []
     for region in REGIONS:
         for k in range(1, MAX_BOXES + 1):
-            usable = [c[region] for c in cases if c[region]["boxes"] >= k]
-            if not usable:
-                continue
-            for key, label in STRATEGIES:
-                gains = [c[key][k - 1] - c["dice_before"] for c in usable]
-                shares = [share_recovered(c["dice_before"], c[key][k - 1]) for c in usable]
-                rows.append({"region": region, "k": k, "strategy": label, "cases": len(usable),
-                             "dice_gain": float(np.mean(gains)),
-                             "share_recovered": float(np.nanmean(shares))
-                             if np.isfinite(shares).any() else float("nan")})
+            usable = [c[region] for c in own if c[region]["boxes"] >= k]
+            rows += [_strategy_rows(region, k, label, usable, key)
+                     for key, label in STRATEGIES if usable]
+            for label, cases in sources:
+                ranked = [c[region] for c in cases if c[region]["boxes"] >= k]
+                if ranked:
+                    rows.append(_strategy_rows(region, k, label, ranked, RANKED))
     return rows
 
 
@@ -124,7 +190,7 @@ def correction_plot(rows: list[dict], title: str) -> bytes:
     plt, figure = _figure(10.0, 3.4)
     for index, region in enumerate(REGIONS):
         axes = figure.add_subplot(1, 3, index + 1)
-        for _, label in STRATEGIES:
+        for label in dict.fromkeys(r["strategy"] for r in rows):
             chosen = [r for r in rows if r["region"] == region and r["strategy"] == label]
             axes.plot([r["k"] for r in chosen], [r["share_recovered"] for r in chosen],
                       marker="o", label=label)
@@ -145,13 +211,15 @@ def write_correction(evaluation, out) -> dict:
     from .table import rows_to_csv
 
     method = evaluation.methods[0].name
-    rows = correction_rows(evaluation.records[method])
+    rows = correction_rows(evaluation.records[method], evaluation.rankings)
     if not rows:
         return {"markdown": "No result with refinement boxes.\n", "figures": {}}
     markdown = (markdown_rows(rows, ["region", "k", "strategy", "cases", "dice_gain",
                                      "share_recovered"])
                 + f"\nMethod {method}: the prediction is replaced by the reference inside "
-                  f"k boxes; random boxes have the same sizes, {DRAWS} draws per case. Share "
+                  f"k boxes; random boxes have the same sizes, {DRAWS} draws per case; boxes "
+                  "ranked by another method have the same sizes and count, placed by that "
+                  "method's uncertainty. Share "
                   "recovered = Dice gain / (1 - Dice before), averaged over cases.\n")
     png = correction_plot(rows, f"Correction efficiency, {method}")
     write_text_atomic(out / "correction.md", "# Correction efficiency\n\n" + markdown)

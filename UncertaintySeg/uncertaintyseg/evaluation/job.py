@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from . import plots, store, summary, triage
@@ -9,13 +10,12 @@ from .pairing import safe_name
 from .runner import CORRECTION, LESIONWISE, evaluate_cases
 
 
-def _qubrats_writer(out: Path):
+def write_qubrats_pair(folder: Path, reference, method, output) -> None:
+    """The QU-BraTS files of one scored pair, under folder/METHOD (a module-level
+    function: with a Dask client it is pickled to the workers)."""
     from .qubrats_export import write_qubrats_case
 
-    def on_pair(reference, method, output):
-        write_qubrats_case(out / "qubrats" / safe_name(method.name), reference, output)
-
-    return on_pair
+    write_qubrats_case(Path(folder) / safe_name(method.name), reference, output)
 
 
 def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
@@ -52,14 +52,17 @@ def _explain_section(case_dir, model_name: str, out: Path) -> dict:
 def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         calibrate_model=None, html: bool = True, progress=None,
         kernel_study: bool = False, explain_case=None, explain_model: str = "phantom",
-        model_card=None) -> dict:
-    """Score every case and write OUT: table1.md/.csv, per_case.csv, box plots,
-    uncertainty.md/.csv and figures, lesionwise.md/.csv, triage.json, problems.txt,
-    summary.json and report.html. Returns the summary dict."""
+        client=None, retries: int = 2, model_card=None) -> dict:
+    """Score every case (one task per case; on the Dask `client` when given) and write
+    OUT: table1.md/.csv, per_case.csv, box plots, uncertainty.md/.csv and figures,
+    lesionwise.md/.csv, triage.json, problems.txt, summary.json and report.html; with
+    `model_card`, the methods' numbers into that model folder's card. Returns the
+    summary dict."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    on_pair = _qubrats_writer(out) if qubrats else None
-    evaluation = evaluate_cases(cases_dir, methods, out, parts, progress, on_pair)
+    on_pair = functools.partial(write_qubrats_pair, out / "qubrats") if qubrats else None
+    evaluation = evaluate_cases(cases_dir, methods, out, parts, progress, on_pair,
+                                client=client, retries=retries)
     sections = {"table1": summary.write_voxel_tables(evaluation, out),
                 "uncertainty": summary.write_uncertainty(evaluation, out)}
     if LESIONWISE in parts:
@@ -93,10 +96,9 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         from .case_figures import case_figures
         from .report import write_report
 
-        figures = case_figures(cases_dir, evaluation)
-        for name, png in figures.items():
+        sections["cases"] = case_figures(cases_dir, evaluation)
+        for name, png in sections["cases"]["figures"].items():
             store.write_bytes_atomic(out / "case_figures" / name, png)
-        sections["cases"] = {"markdown": "", "figures": figures}
         if explain_case is not None:
             sections["explain"] = _explain_section(explain_case, explain_model, out)
 
