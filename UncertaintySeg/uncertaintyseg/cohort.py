@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 from .cohort_table import (DONE, FAILED, INPUT_ERROR, SKIPPED, is_complete, problem_row,
                            row_from_disk, row_from_report, write_record, write_table)
+from .cores import is_auto
 from .errors import InputError
 
 DEFAULT_RETRIES = 2
@@ -90,7 +91,7 @@ def _worker_model(name: str | None, device: str):
 
 def _threads(values: dict) -> dict:
     """The torch threads of a task: the run's, else the CPUs Slurm gave the job."""
-    if values.get("threads") or not os.environ.get("SLURM_CPUS_PER_TASK"):
+    if not is_auto(values.get("threads")) or not os.environ.get("SLURM_CPUS_PER_TASK"):
         return values
     return {**values, "threads": int(os.environ["SLURM_CPUS_PER_TASK"])}
 

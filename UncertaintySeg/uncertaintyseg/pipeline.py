@@ -16,6 +16,7 @@ import torch
 
 from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
+from .cores import resolve_threads
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .errors import InputError
@@ -62,6 +63,7 @@ class Settings:
     crop_to_brain: bool = True
     crop_margin: int = 4
     label_convention: str | None = None
+    threads: int | str = AUTO  # torch CPU threads; "auto" becomes the free cores (cores)
 
     def __post_init__(self):
         # Checked before any work: a bad value must not surface after hours of 2D
@@ -76,6 +78,7 @@ class Settings:
         if self.projections == AUTO:
             # Resolved here, once: a library caller gets the CLI's meaning of "auto".
             self.projections = auto_projections(resolve_device(self.device))
+        self.threads = resolve_threads(self.threads)  # checked in the loop above
         self.resolved_projections()
 
     def resolved_projections(self) -> int | None:
