@@ -110,8 +110,11 @@ _OPTIONS = (
            "projection sphere radius (default: the model's, else half the slice's larger "
            "side; a very large radius makes every projection the identity)",
            unit="pixels", low=4.0, high=2048.0, group="2D projections (design 4.1-4.2)"),
-    Option("batch_size_2d", "--batch-size", int, 16, "projected slices per network call",
-           low=1, high=1024, group="2D projections (design 4.1-4.2)"),
+    Option("batch_size_2d", "--batch-size", str, AUTO,
+           "projected slices per 2D network call, taken across slices: a number (1-1024), "
+           "or auto (16 on the CPU, where a larger batch is not faster; 128 on CUDA, to "
+           "keep the GPU busy)", choices=(AUTO,), low=1, high=1024,
+           group="2D projections (design 4.1-4.2)"),
     Option("batch_size_3d", "--batch-size-3d", int, 2, "cubes per 3D network call",
            low=1, high=1024, group="2D projections (design 4.1-4.2)"),
     Option("kernel_mm", "--kernel-mm", float, None,
