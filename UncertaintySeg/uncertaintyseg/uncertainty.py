@@ -81,9 +81,14 @@ class StreamingStats:
     def entropy(self) -> torch.Tensor:
         """Raw Shannon entropy of the bin frequencies in nats, (C, H, W) float32."""
         self._check_count()
-        freq = self._counts.to(torch.float32) / self.count
+        # A pixel whose N probabilities share one bin has entropy 0 (1 ln 1): most of a
+        # slice (background, brain far from the tumour). The logarithms are taken only
+        # where the probabilities spread: they were 9 % of the 2D stage's CPU time.
+        spread = torch.nonzero(self._counts.amax(dim=1) < self.count).squeeze(1)
+        raw = torch.zeros(self._counts.shape[0], dtype=torch.float32, device=self.device)
+        freq = self._counts.index_select(0, spread).to(torch.float32) / self.count
         # xlogy(0, 0) = 0: empty bins add nothing, as in -sum over non-empty bins.
-        raw = -torch.special.xlogy(freq, freq).sum(dim=1)
+        raw.index_copy_(0, spread, -torch.special.xlogy(freq, freq).sum(dim=1))
         return raw.clamp_min(0.0).reshape((self.n_channels,) + self.shape_hw)
 
     def normalized_entropy(self, raw: torch.Tensor | None = None) -> torch.Tensor:
