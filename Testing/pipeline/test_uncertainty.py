@@ -49,6 +49,20 @@ def test_streaming_stats_match_holding_all_maps(splits):
     np.testing.assert_allclose(stats.normalized_entropy().numpy(), norm, atol=1e-5)
 
 
+def test_entropy_where_some_pixels_agree_and_others_spread():
+    # The entropy takes logarithms only where the probabilities fall in several bins:
+    # pixels of one bin (0 exactly) and spread pixels side by side, as in a real slice.
+    probs = _random_probs(12, shape=(3, 8, 9), seed=4)
+    agree = np.random.default_rng(5).uniform(size=(3, 8, 9)) < 0.6
+    probs[:, agree] = np.linspace(0.421, 0.429, 12, dtype=np.float32)[:, None]  # bin 42
+    stats = StreamingStats(3, (8, 9))
+    stats.update(torch.from_numpy(probs))
+    _, raw, norm = _reference_stats(probs)
+    assert (raw[agree] == 0).all() and (raw[~agree] > 0).all()
+    np.testing.assert_allclose(stats.entropy().numpy(), raw, atol=1e-5)
+    np.testing.assert_allclose(stats.normalized_entropy().numpy(), norm, atol=1e-5)
+
+
 def test_entropy_extremes_and_normalisation():
     agree = StreamingStats(1, (2, 2))
     agree.update(torch.full((30, 1, 2, 2), 0.42))

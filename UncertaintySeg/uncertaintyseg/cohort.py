@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 
 from .cohort_table import (DONE, FAILED, INPUT_ERROR, SKIPPED, is_complete, problem_row,
                            row_from_disk, row_from_report, write_record, write_table)
+from .cores import is_auto
 from .errors import InputError
 
 DEFAULT_RETRIES = 2
@@ -90,14 +91,14 @@ def _worker_model(name: str | None, device: str):
 
 def worker_threads(threads: int | None) -> int | None:
     """The torch threads of a task: the run's, else the CPUs Slurm gave the job."""
-    if threads or not os.environ.get("SLURM_CPUS_PER_TASK"):
+    if not is_auto(threads) or not os.environ.get("SLURM_CPUS_PER_TASK"):
         return threads
     return int(os.environ["SLURM_CPUS_PER_TASK"])
 
 
 def _threads(values: dict) -> dict:
     threads = worker_threads(values.get("threads"))
-    return {**values, "threads": threads} if threads else values
+    return {**values, "threads": threads} if threads is not None else values
 
 
 def process_case(case_dir: str, out_dir: str, values: dict, snapshot: bool = True,

@@ -6,11 +6,11 @@ command itself. docs/COHORTS.md shows each way.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from .cores import free_cores, is_auto
 from .errors import InputError
 
 # A BraTS case (4 x 240 x 240 x 155) at its peak on the CPU, with headroom: how many
@@ -64,12 +64,6 @@ def add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
     slurm.add_argument("--slurm-prologue", action="append", default=[], metavar="LINE",
                        help="a line run before the worker starts (e.g. 'module load "
                             "cuda'); repeatable")
-
-
-def free_cores() -> int:
-    """CPUs this process may use, less the load already on them (at least one)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, int(cores or 1) - int(round(os.getloadavg()[0])))
 
 
 def local_plan(n_cases: int, workers: int | None, device: str) -> tuple[int, int, int]:
@@ -159,7 +153,8 @@ def cohort_client(args, n_cases: int, values: dict):
         else:
             workers, threads, gpus = local_plan(n_cases, args.workers,
                                                 values.get("device") or "auto")
-            values = {**values, "threads": values.get("threads") or threads}
+            if is_auto(values.get("threads")):  # each worker gets its share, not all
+                values = {**values, "threads": threads}
             cluster = local_cluster(workers, gpus)
         with cluster, Client(cluster) as client:
             yield client, values

@@ -60,6 +60,9 @@ class Option:
     def rule(self) -> str:
         """The allowed values in words, for help texts and error messages."""
         unit = f" {self.unit}" if self.unit else ""
+        if self.choices and self.low is not None:
+            return (f"a number in [{self.low:g}, {self.high:g}]{unit} or one of "
+                    + ", ".join(self.choices))
         if self.choices:
             return "one of " + ", ".join(self.choices)
         return f"in [{self.low:g}, {self.high:g}]{unit}"
@@ -89,9 +92,10 @@ _OPTIONS = (
            "autocast precision (auto: fp16 on CUDA; on the CPU bf16 where it has native "
            "bf16 instructions, AVX512-BF16 or AMX, else fp32)",
            choices=("auto", "fp32", "bf16", "fp16")),
-    Option("threads", "--threads", int, None,
-           "CPU threads for torch (default: torch's choice); size it to the free cores",
-           low=1, high=512),
+    Option("threads", "--threads", str, AUTO,
+           "CPU threads for torch: a number (1-512), or auto (the free cores: the CPUs this "
+           "process may use less the 1-minute load, at least 1)",
+           choices=(AUTO,), low=1, high=512),
     Option("postprocess", "--no-postprocess", bool, True,
            "keep small tumour components (design 4.6), to measure the method's own effect"),
     Option("min_component_fraction", "--min-component-fraction", float, None,
@@ -113,8 +117,11 @@ _OPTIONS = (
            "projection sphere radius (default: the model's, else half the slice's larger "
            "side; a very large radius makes every projection the identity)",
            unit="pixels", low=4.0, high=2048.0, group="2D projections (design 4.1-4.2)"),
-    Option("batch_size_2d", "--batch-size", int, 16, "projected slices per network call",
-           low=1, high=1024, group="2D projections (design 4.1-4.2)"),
+    Option("batch_size_2d", "--batch-size", str, AUTO,
+           "projected slices per 2D network call, taken across slices: a number (1-1024), "
+           "or auto (16 on the CPU, where a larger batch is not faster; 128 on CUDA, to "
+           "keep the GPU busy)", choices=(AUTO,), low=1, high=1024,
+           group="2D projections (design 4.1-4.2)"),
     Option("batch_size_3d", "--batch-size-3d", int, 2, "cubes per 3D network call",
            low=1, high=1024, group="2D projections (design 4.1-4.2)"),
     Option("kernel_mm", "--kernel-mm", float, None,
@@ -133,15 +140,27 @@ _OPTIONS = (
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
 
 
+def _counts_or_names(option: Option) -> bool:
+    """An option that takes a number in its range or one of its names (projections,
+    threads): argparse passes the text through and `check` parses it."""
+    return bool(option.choices) and option.low is not None
+
+
 def parse_projections(text) -> int | str:
     """A preset name (or auto) as it is, else the count as an int; InputError otherwise."""
-    option = OPTIONS["projections"]
+    return parse_count("projections", text)
+
+
+def parse_count(name: str, text) -> int | str:
+    """For an option with names and a range: a name as it is, else the number as an
+    int in the range; InputError otherwise."""
+    option = OPTIONS[name]
     if isinstance(text, str) and text in option.choices:
         return text
     try:
         count = int(text)
     except (TypeError, ValueError):
-        raise InputError(f"--projections {text}: use a number ({option.low:g}-"
+        raise InputError(f"{option.flag} {text}: use a number ({option.low:g}-"
                          f"{option.high:g}) or one of {', '.join(option.choices)}") from None
     return _check_range(option, count)
 
@@ -158,8 +177,8 @@ def check(name: str, value):
     option = OPTIONS[name]
     if value is None or option.kind is bool:
         return value
-    if name == "projections":
-        return parse_projections(value)
+    if _counts_or_names(option):
+        return parse_count(name, value)
     if option.choices:
         if value not in option.choices:
             raise InputError(f"{option.flag} {value}: must be {option.rule()}")
@@ -177,7 +196,7 @@ def check(name: str, value):
 
 def _help(option: Option) -> str:
     text = option.help
-    if option.low is not None and option.name != "projections":
+    if option.low is not None and not _counts_or_names(option):
         text += f"; {option.rule()}"
     elif option.unit:
         text += f" ({option.unit})"
@@ -202,7 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser, names=None, help_texts=None) 
             target.add_argument(option.flag, dest=option.name, action="store_false",
                                 help=text)
             continue
-        extra = {"choices": option.choices} if option.choices and option.name != "projections" else {}
+        extra = ({"choices": option.choices}
+                 if option.choices and not _counts_or_names(option) else {})
         target.add_argument(option.flag, dest=option.name, default=option.default,
                             type=option.kind, nargs=option.nargs,
                             metavar=option.metavar or option.flag[2:].upper().replace("-", "_"),

@@ -17,6 +17,7 @@ import torch
 from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
+from .cores import resolve_threads
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .errors import InputError
@@ -34,6 +35,9 @@ TRIAGE_THRESHOLD = DEFAULT_TRIAGE_THRESHOLD  # a model's own (model.triage_thres
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 TRIAGE_DILATION_VOXELS = 3
+# --batch-size auto, (CPU, CUDA): on one CPU thread a batch of 64 was no faster per view
+# than 16 (benchmarks/README.md); a GPU needs large batches to be kept busy.
+AUTO_BATCH_SIZE = (16, 128)
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Settings:
     max_overlap: float = 0.4
     min_score_fraction: float = 0.1
     max_boxes: int = 8
-    batch_size_2d: int = 16
+    batch_size_2d: int | str = AUTO  # "auto" becomes auto_batch_size(device)
     batch_size_3d: int = 2
     device: str = "auto"
     precision: str = "auto"
@@ -64,6 +68,7 @@ class Settings:
     crop_margin: int = 4
     label_convention: str | None = None
     outputs: str = DEFAULT_OUTPUTS  # the maps made on the input grid (OUTPUT_SETS)
+    threads: int | str = AUTO  # torch CPU threads; "auto" becomes the free cores (cores)
 
     def __post_init__(self):
         # Checked before any work: a bad value must not surface after hours of 2D
@@ -78,6 +83,9 @@ class Settings:
         if self.projections == AUTO:
             # Resolved here, once: a library caller gets the CLI's meaning of "auto".
             self.projections = auto_projections(resolve_device(self.device))
+        self.threads = resolve_threads(self.threads)  # checked in the loop above
+        self.batch_size_2d = (auto_batch_size(resolve_device(self.device))
+                              if self.batch_size_2d == AUTO else int(self.batch_size_2d))
         self.resolved_projections()
 
     def resolved_projections(self) -> int | None:
@@ -106,6 +114,11 @@ def auto_projections(device: torch.device) -> str:
     """What `--projections auto` means (DECISIONS #6): the paper's every-origin setting
     on a GPU, the 16-origin preview on the CPU, where the paper's costs hours."""
     return "paper" if device.type == "cuda" else "preview"
+
+
+def auto_batch_size(device: torch.device) -> int:
+    """What `--batch-size auto` means: views per 2D network call (across slices)."""
+    return AUTO_BATCH_SIZE[device.type == "cuda"]
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:

@@ -81,8 +81,7 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
 
     values = dict(values or {})
     settings = settings_from(values)
-    if values.get("threads"):
-        torch.set_num_threads(int(values["threads"]))
+    torch.set_num_threads(settings.threads)  # resolved once, in Settings (`auto`: free cores)
     timer = timer or StageTimer()
     with timer.stage("load"):
         case = load_case_from(case)

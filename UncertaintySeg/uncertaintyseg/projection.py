@@ -303,10 +303,29 @@ def project(slice_chw: torch.Tensor, origins: torch.Tensor, radius: float,
         (N, C, H, W) float32.
     """
     slice_chw = torch.as_tensor(slice_chw, dtype=torch.float32)
-    origins = torch.as_tensor(origins, dtype=torch.float32, device=slice_chw.device)
-    grid = sampling_grid(origins, slice_chw.shape[-2:], radius, inverse=True, profile=profile)
-    images = slice_chw.unsqueeze(0).expand(grid.shape[0], -1, -1, -1)
-    return _warp(images, grid)
+    count = torch.as_tensor(origins).reshape(-1, 2).shape[0]
+    return project_each(slice_chw.unsqueeze(0).expand(count, -1, -1, -1), origins, radius,
+                        profile)
+
+
+def project_each(images_nchw: torch.Tensor, origins: torch.Tensor, radius: float,
+                 profile: str = "spherical") -> torch.Tensor:
+    """Image n projected about origin n, all in one warp: the images may be different
+    slices (the 2D stage batches origins across slices, `uncertainty.predict_volume`).
+
+    Args:
+        images_nchw: (N, C, H, W) float32 tensor (its device is used).
+        origins: (N, 2) (row, col) pixel coordinates.
+    Returns:
+        (N, C, H, W) float32.
+    """
+    images_nchw = torch.as_tensor(images_nchw, dtype=torch.float32)
+    origins = torch.as_tensor(origins, dtype=torch.float32, device=images_nchw.device)
+    if origins.reshape(-1, 2).shape[0] != images_nchw.shape[0]:
+        raise ValueError(f"{images_nchw.shape[0]} images but {origins.shape[0]} origins")
+    grid = sampling_grid(origins, images_nchw.shape[-2:], radius, inverse=True,
+                         profile=profile)
+    return _warp(images_nchw, grid)
 
 
 def back_project(maps_nchw: torch.Tensor, origins: torch.Tensor, radius: float,

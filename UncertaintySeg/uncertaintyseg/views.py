@@ -13,6 +13,8 @@ their mean and binned entropy whatever made the spread:
 
 `params(mask_hw, projections, stride)` chooses the views of one slice as a float32
 (N, 2) array (origins as (row, col), or view codes): the network sees them in batches.
+`forward(slice_chw, params)` makes the N views of one slice; `forward_each(images,
+params)` view n of image n, so that one batch can hold views of several slices.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .projection import back_project, project, resolve_count, select_origins
+from .projection import back_project, project, project_each, resolve_count, select_origins
 
 # (flip H, flip W) per view code: nnU-Net's 2D mirror axes (0, 1), every combination.
 FLIPS = ((False, False), (False, True), (True, False), (True, True))
@@ -40,6 +42,9 @@ class ProjectionViews:
 
     def forward(self, slice_chw: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return project(slice_chw, params, self.radius, self.profile)
+
+    def forward_each(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return project_each(images, params, self.radius, self.profile)
 
     def back(self, maps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return back_project(maps, params, self.radius, self.profile)
@@ -66,6 +71,9 @@ class FlipViews:
     def forward(self, slice_chw: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return torch.stack([_flip(slice_chw, int(code)) for code in params[:, 0]])
 
+    def forward_each(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return self.back(images, params)  # each flip is its own inverse
+
     def back(self, maps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return torch.stack([_flip(m, int(code)) for m, code in zip(maps, params[:, 0])])
 
@@ -82,6 +90,9 @@ class IdentityViews:
 
     def forward(self, slice_chw: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return slice_chw.unsqueeze(0).expand(len(params), -1, -1, -1)
+
+    def forward_each(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        return images
 
     def back(self, maps: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         return maps

@@ -36,8 +36,12 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
     from ..pipeline import segment
     from ..predict import run
 
+    import torch
+
     model = load_model(str(model_dir))
-    values = {"projections": projections, "device": "cpu"}
+    # The training's own thread count (train --threads): `run` sets torch's threads, and
+    # its `auto` would leave the rest of the training on another count.
+    values = {"projections": projections, "device": "cpu", "threads": torch.get_num_threads()}
     fused, only_2d = {}, {}
     for done, case_id in enumerate(case_ids):
         case = load_case(case_dir=Path(source) / case_id)
