@@ -45,7 +45,7 @@ def _run(case_dir):
     # crop_margin 2: the phantom's brain has 2 empty voxels on its tightest side, so the
     # crop of the unpadded case is not clipped by the volume's border.
     settings = Settings(projections=3, kernel_mm=(8.0, 8.0, 16.0), max_boxes=2,
-                        crop_margin=2, device="cpu", precision="fp32")
+                        crop_margin=2, device="cpu", precision="fp32", outputs="all")
     result = run_case(load_case(case_dir=case_dir), replace(model, network_2d=counting),
                       settings)
     return result, counting.views
