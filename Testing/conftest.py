@@ -1,6 +1,9 @@
 """Suite-wide settings: few threads (2-core CI), and a run that passes nothing fails."""
 
 import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +29,26 @@ def _torch_threads():
         return
     torch.set_num_threads(1)
     yield
+
+
+# How long a worker-loss test waits for its task to reach the point where it is killed.
+KILL_TIMEOUT_S = 120
+
+
+def _kill_when_hanging(marker: Path, killed: list) -> None:
+    deadline = time.monotonic() + KILL_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if marker.exists() and marker.read_text(encoding="utf-8"):
+            pid = int(marker.read_text(encoding="utf-8"))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+            return
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def kill_when_hanging():
+    """`kill(marker, killed)`, a thread target: SIGKILL the worker whose pid a hanging
+    task wrote into `marker` (a lost worker, as a node failure makes one) and append
+    the pid to `killed`; gives up after KILL_TIMEOUT_S."""
+    return _kill_when_hanging

@@ -8,7 +8,6 @@ others go on; a rerun skips finished cases; job-array shards share that logic.
 import json
 import os
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -31,7 +30,6 @@ SHAPE = (16, 40, 36)
 VALUES = {"model": "analytic", "device": "cpu", "projections": 2, "max_boxes": 2,
           "kernel_mm": (12.0, 12.0, 24.0), "batch_size_2d": 4, "threads": 1}
 HANG_CASE = "Phantom_0002"
-KILL_TIMEOUT_S = 120
 # Workers unpickle the wrapped task by value: this test module is not importable there.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -57,15 +55,6 @@ def _hang_while_writing(case_dir, out_dir, *arguments):
     return process_case(case_dir, out_dir, *arguments)
 
 
-def _kill_when_hanging(marker: Path, killed: list):
-    deadline = time.monotonic() + KILL_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if marker.exists() and marker.read_text(encoding="utf-8"):
-            pid = int(marker.read_text(encoding="utf-8"))
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-            return
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +86,13 @@ def test_local_workers_run_one_case_at_a_time(cluster):
 
 
 @pytest.fixture(scope="module")
-def first_run(cases, cluster, tmp_path_factory):
+def first_run(cases, cluster, tmp_path_factory, kill_when_hanging):
     from distributed import Client
 
     out = tmp_path_factory.mktemp("out") / "cohort"
     out.mkdir()
     killed = []
-    killer = threading.Thread(target=_kill_when_hanging, args=(out / ".hang-pid", killed))
+    killer = threading.Thread(target=kill_when_hanging, args=(out / ".hang-pid", killed))
     killer.start()
     with Client(cluster) as client:
         rows, table = run_cohort(list_cases(cases), out, VALUES, client=client,

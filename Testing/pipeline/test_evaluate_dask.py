@@ -4,7 +4,6 @@ numbers as the in-turn run, and a rerun scores nothing again."""
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -34,7 +33,6 @@ SHAPE = (20, 40, 36)
 PARTS = {"voxel", "uncertainty", "correction"}
 MISSING = "Phantom_0003"  # the second method has no result for this case
 DYING = "Phantom_0002"  # its first worker is killed after it cached one pair
-KILL_TIMEOUT_S = 120
 # Workers unpickle the wrapped task by value: this test module is not importable there.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -149,25 +147,17 @@ def _die_after_one_pair(case_dir, methods, out_dir, *arguments):
     return score_case(case_dir, methods, out_dir, *arguments)
 
 
-def _kill_when_hanging(marker: Path, killed: list):
-    deadline = time.monotonic() + KILL_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if marker.exists() and marker.read_text(encoding="utf-8"):
-            pid = int(marker.read_text(encoding="utf-8"))
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-            return
-        time.sleep(0.1)
 
 
-def test_a_lost_workers_case_is_retried_and_its_cached_pair_kept(study, cluster, tmp_path):
+def test_a_lost_workers_case_is_retried_and_its_cached_pair_kept(study, cluster, tmp_path,
+                                                                kill_when_hanging):
     from distributed import Client
 
     root, results, in_turn = study
     out = tmp_path / "lost"
     out.mkdir()
     killed = []
-    killer = threading.Thread(target=_kill_when_hanging, args=(out / ".dying-pid", killed))
+    killer = threading.Thread(target=kill_when_hanging, args=(out / ".dying-pid", killed))
     killer.start()
     with Client(cluster) as client:
         evaluation = evaluate_cases(root / "cases", parse_results(results), out, PARTS,
