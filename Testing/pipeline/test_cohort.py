@@ -73,6 +73,11 @@ def cases(tmp_path_factory):
 @pytest.fixture(scope="module")
 def cluster():
     # Two retries of a lost worker's case: the scheduler's count, set before it starts.
+    # distributed imported first: it adds its defaults to dask's config on import, and a
+    # `config.set` made before that would take the whole "distributed" section away when
+    # it ends (a later LocalCluster then fails with KeyError: 'distributed').
+    import distributed  # noqa: F401
+
     with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
         with cohort_cli.local_cluster(2, gpus=0) as local:
             yield local
