@@ -52,3 +52,20 @@ def kill_when_hanging():
     task wrote into `marker` (a lost worker, as a node failure makes one) and append
     the pid to `killed`; gives up after KILL_TIMEOUT_S."""
     return _kill_when_hanging
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real LocalCluster of 2 worker processes whose scheduler retries a lost worker's
+    case twice (set before it starts). Needs the `cohort` extra."""
+    # distributed imported first: it adds its defaults to dask's config on import, and a
+    # `config.set` made before that would take the whole "distributed" section away when
+    # it ends (a later LocalCluster then fails with KeyError: 'distributed').
+    import dask
+    import distributed  # noqa: F401
+
+    from uncertaintyseg import cohort_cli
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
+        with cohort_cli.local_cluster(2, gpus=0) as local:
+            yield local

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import cloudpickle
-import dask
 import pytest
 
 from uncertaintyseg import cohort_cli
@@ -68,19 +67,6 @@ def cases(tmp_path_factory):
         path.rename(broken / path.name.replace("Phantom_0003", "Broken_0009"))
     (broken / "Broken_0009_t2.nii.gz").unlink()
     return root
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    # Two retries of a lost worker's case: the scheduler's count, set before it starts.
-    # distributed imported first: it adds its defaults to dask's config on import, and a
-    # `config.set` made before that would take the whole "distributed" section away when
-    # it ends (a later LocalCluster then fails with KeyError: 'distributed').
-    import distributed  # noqa: F401
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
-        with cohort_cli.local_cluster(2, gpus=0) as local:
-            yield local
 
 
 def test_local_workers_run_one_case_at_a_time(cluster):

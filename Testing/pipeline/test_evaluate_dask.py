@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import cloudpickle
-import dask
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -67,18 +66,6 @@ def study(tmp_path_factory):
     in_turn = root / "in_turn"
     job.run(root / "cases", parse_results(results), in_turn, PARTS, html=False)
     return root, results, in_turn
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    # distributed imported first: it adds its defaults to dask's config on import, and a
-    # `config.set` made before that would take the whole "distributed" section away when
-    # it ends (a later LocalCluster then fails with KeyError: 'distributed').
-    import distributed  # noqa: F401
-
-    with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
-        with cohort_cli.local_cluster(2, gpus=0) as local:
-            yield local
 
 
 def _read(path):
