@@ -226,6 +226,20 @@ def test_train_estimators_option_chooses_the_networks(tmp_path):
         ChainSettings.from_dict({"estimators": ["ensembles"]})
 
 
+def test_train_precision_option_sets_every_network(tmp_path):
+    import argparse
+
+    from uncertaintyseg.training.cli import NETWORK_SETTINGS, chain_settings, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    base = ["train", "--phantoms", "1", "--out", str(tmp_path / "m"), "--preset", "tiny"]
+    default = chain_settings(parser.parse_args(base))
+    assert {getattr(default, net).precision for net in NETWORK_SETTINGS} == {"fp32"}
+    chosen = chain_settings(parser.parse_args(base + ["--precision", "bf16"]))
+    assert {getattr(chosen, net).precision for net in NETWORK_SETTINGS} == {"bf16"}
+
+
 def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
     from uncertaintyseg.io import load_case
     from uncertaintyseg.models import nnunet_export, nnunet_preprocess

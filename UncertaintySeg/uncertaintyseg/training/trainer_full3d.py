@@ -2,7 +2,7 @@
 
 Unlike the refinement network (`trainer3d`, cubes the kernel search picks), this one sees
 what nnU-Net's own 3d_fullres training would: `nnUNetDataLoader` patches of the
-`3d_full` configuration (96^3 for BraTS) with foreground oversampling, and nnU-Net's
+`3d_full` configuration (patch `patch_full_3d`, 64^3 for brats-mini) with foreground oversampling, and nnU-Net's
 3D training transforms (rotation +-30 deg, scaling, noise, blur, intensity, mirroring
 along every axis, labels to WT/TC/ET regions). The loss and optimiser are our loop's
 (the paper's BCE and Adam), as for the other networks.
