@@ -82,6 +82,23 @@ def test_evaluate_scores_fused_and_2d_only_as_computed_directly(study, tmp_path)
     unc = {(r["method"], r["region"]): r for r in _rows(out / "uncertainty.csv")}
     assert float(unc[("fused", "WT")]["auroc"]) == pytest.approx(
         np.nanmean([_auroc_on_brain(cases / c, truth[c][0][2], truth[c][2][2]) for c in truth]))
+    assert float(unc[("fused", "WT")]["auroc_border"]) == pytest.approx(
+        np.nanmean([_border_auroc_on_brain(cases / c, truth[c][0][2], truth[c][2][2])
+                    for c in truth]))
+
+
+def _border_auroc_on_brain(case_dir, pred, ref):
+    """The border baseline on the whole grid: 1 / (1 + mm to the other side of pred)."""
+    case = load_case(case_dir=case_dir)
+    brain = np.any(case.image != 0, axis=0)
+    distance = np.where(pred, ndimage.distance_transform_edt(pred, sampling=case.spacing),
+                        ndimage.distance_transform_edt(~pred, sampling=case.spacing))
+    error = (pred != ref)[brain]
+    if not error.any():
+        return np.nan
+    score = (1 / (1 + distance))[brain]
+    return stats.mannwhitneyu(score[error], score[~error]).statistic / (
+        error.sum() * (~error).sum())
 
 
 def _auroc_on_brain(case_dir, pred, ref):
@@ -244,8 +261,9 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
         assert record["fused_minus"]["ours 2D-only"]["dice"][region] == pytest.approx(
             fused - two_d)
         assert 0 <= record["methods"]["ours"]["auroc"][region] <= 1
+        assert 0 <= record["methods"]["ours"]["auroc_border"][region] <= 1
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     wt = record["methods"]["ours"]["dice"]["WT"]
-    assert "## Estimators on the validation cases" in card
+    assert "## Estimators on the validation cases" in card and "border AUROC" in card
     assert f"| ours | " in card and f"{wt:.3f} |" in card
     assert stored["name"] == "brats-mini"  # the rest of model.json is kept

@@ -143,3 +143,40 @@ def test_region_quality_counts_errors_of_the_mask():
     assert result["auroc"] == 1.0
     assert result["error_fraction"] == 0.5
     assert 0 <= result["ece"] <= 1
+
+
+def _direct_border_distance(region, spacing):
+    """Brute force: per voxel, the smallest distance in mm to a voxel of the other side."""
+    points = np.argwhere(np.ones_like(region)) * np.asarray(spacing, float)
+    inside = region.ravel()
+    out = np.empty(region.size)
+    for i, (point, side) in enumerate(zip(points, inside)):
+        other = points[inside != side]
+        out[i] = np.sqrt(((other - point) ** 2).sum(axis=1)).min()
+    return out.reshape(region.shape)
+
+
+def test_border_score_against_brute_force_distance():
+    rng = np.random.default_rng(3)
+    region = np.zeros((7, 8, 9), bool)
+    region[2:5, 3:7, 1:6] = True
+    region[rng.random(region.shape) < 0.05] = True
+    within = np.zeros_like(region)
+    within[1:6, 1:8, :] = True  # the voxel set; the distances still see the whole region
+    spacing = (2.0, 1.0, 0.5)
+    expected = 1.0 / (1.0 + _direct_border_distance(region, spacing))
+    np.testing.assert_allclose(uq.border_score(region, spacing, within), expected[within])
+    assert uq.border_score(np.zeros_like(region), spacing, within) is None
+    assert uq.border_score(np.ones_like(region), spacing, within) is None
+
+
+def test_region_quality_reports_the_border_baseline():
+    ref = np.array([1, 1, 1, 0, 0], bool)
+    pred = np.array([1, 1, 0, 0, 0], bool)  # the miss sits on the predicted border
+    u = np.array([0.0, 0.0, 0.0, 0.0, 0.0])  # an uncertainty that says nothing
+    border = np.array([0.3, 0.5, 0.5, 0.3, 0.2])
+    result = uq.region_quality(ref, pred, u, border=border)
+    assert result["auroc"] == 0.5
+    assert result["auroc_border"] == pytest.approx(uq.auroc(border, ref != pred))
+    assert result["auroc_border"] > 0.8
+    assert np.isnan(uq.region_quality(ref, pred, u)["auroc_border"])

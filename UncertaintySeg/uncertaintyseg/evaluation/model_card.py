@@ -33,8 +33,9 @@ def _number(text: str) -> float | None:
 
 
 def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
-    """{method: {"dice"|"hd95"|"auroc": {region: mean}}} from evaluate's table1.csv and
-    uncertainty.csv in `out_dir`; a method without uncertainty rows has no "auroc"."""
+    """{method: {"dice"|"hd95"|"auroc"|"auroc_border": {region: mean}}} from evaluate's
+    table1.csv and uncertainty.csv in `out_dir`; a method without uncertainty rows has
+    neither AUROC."""
     table = _read_csv(Path(out_dir) / "table1.csv")
     rows = {m: {metric: {} for metric in METRICS} for m in methods}
     for row in table:
@@ -44,7 +45,9 @@ def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
     quality = Path(out_dir) / "uncertainty.csv"
     for row in _read_csv(quality) if quality.is_file() else []:
         if row["method"] in rows:
-            rows[row["method"]].setdefault("auroc", {})[row["region"]] = _number(row["auroc"])
+            for key in ("auroc", "auroc_border"):
+                rows[row["method"]].setdefault(key, {})[row["region"]] = _number(
+                    row.get(key, ""))
     return rows
 
 

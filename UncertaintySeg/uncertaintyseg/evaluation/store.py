@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .pairing import safe_name
 
-CACHE_VERSION = 2  # 2: case_scores added
+CACHE_VERSION = 3  # 2: case_scores added; 3: auroc_border
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:

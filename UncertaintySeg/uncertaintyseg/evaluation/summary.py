@@ -16,7 +16,7 @@ from .pairing import safe_name
 from .table import per_case_rows, rows_to_csv, table1, table1_markdown
 from .uncertainty_quality import ece
 
-UNCERTAINTY_MEASURES = ("auroc", "ece", "pearson", "rmsd", "qubrats_auc_dice",
+UNCERTAINTY_MEASURES = ("auroc", "auroc_border", "ece", "pearson", "rmsd", "qubrats_auc_dice",
                         "qubrats_auc_ftp", "qubrats_auc_ftn", "qubrats_score")
 
 
@@ -86,7 +86,9 @@ def write_uncertainty(evaluation, out: Path) -> dict:
     keys = ["method", "region", "cases", *UNCERTAINTY_MEASURES, "ece_pooled"]
     markdown = (markdown_rows(rows, keys) + "\nVoxel set: the brain mask (voxels non-zero in "
                 "any modality). Error = voxels where the method's mask differs from the "
-                "reference. AUROC: uncertainty as a detector of error voxels. ECE: 15 equal "
+                "reference. AUROC: uncertainty as a detector of error voxels; auroc_border: "
+                "that of 1 / (1 + distance in mm to the method's predicted border), a "
+                "baseline without uncertainty. ECE: 15 equal "
                 "probability bins, positive-class reliability; ece is the mean over cases, "
                 "ece_pooled that of the bins summed over cases. QU-BraTS: thresholds 100, "
                 "97.5, ..., 0 on uncertainty x 100.\n")

@@ -12,12 +12,15 @@
   (positive-class reliability), and its reliability diagram.
 - Pearson r and RMSD between the uncertainty (0-1) and the binary error map (the
   uncertainty-head paper's alignment measures, on the voxel set instead of its WT).
+- The border baseline: the AUROC of 1 / (1 + d), d the distance in mm to the border of
+  the method's own predicted region. It needs no uncertainty at all (errors gather at
+  borders), so the uncertainty's AUROC means something only where it beats this one.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import ndimage, stats
 
 from .. import REGIONS
 
@@ -86,6 +89,26 @@ def auroc(scores, positives) -> float:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def border_score(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
+    """1 / (1 + d) on the voxels of `within` (bool, like `region`, (Z, Y, X)): d the
+    distance in mm (`spacing` z, y, x) from a voxel to the nearest voxel on the other
+    side of the predicted `region`'s border. None when `region` is empty or fills the
+    grid (it has no border)."""
+    region = np.asarray(region, bool)
+    if not region.any() or region.all():
+        return None
+    # The distances are taken in the box of the scored voxels and the region, one voxel
+    # wider: the full grid would cost the same transforms on mostly empty air.
+    where = np.argwhere(within | region)
+    low = np.maximum(where.min(axis=0) - 1, 0)
+    high = np.minimum(where.max(axis=0) + 2, region.shape)
+    box = tuple(slice(a, b) for a, b in zip(low, high))
+    inside = region[box]
+    distance = np.where(inside, ndimage.distance_transform_edt(inside, sampling=spacing),
+                        ndimage.distance_transform_edt(~inside, sampling=spacing))
+    return (1.0 / (1.0 + distance))[within[box]]
+
+
 def calibration_bins(probability, ref, bins: int = ECE_BINS) -> np.ndarray:
     """(3, bins) float64 rows: voxel count, summed probability, summed reference per
     equal-width probability bin ([0, 1/bins), ..., [1 - 1/bins, 1]). Sums, so cases pool
@@ -121,13 +144,15 @@ def alignment(uncertainty, error) -> dict[str, float]:
     return {"pearson": float(np.corrcoef(u, e)[0, 1]), "rmsd": rmsd}
 
 
-def region_quality(ref, pred, uncertainty, probability=None) -> dict:
+def region_quality(ref, pred, uncertainty, probability=None, border=None) -> dict:
     """Every measure of one region on voxel arrays of the voxel set (1-D): ref, pred
-    bool, uncertainty float in [0, 1], probability float in [0, 1] or None."""
+    bool, uncertainty float in [0, 1], probability float in [0, 1] or None, border the
+    border baseline's score (`border_score`) or None (its AUROC is then NaN)."""
     error = np.asarray(ref, bool) != np.asarray(pred, bool)
     curves = qubrats_curves(ref, pred, np.asarray(uncertainty) * 100.0)
     result = {**qubrats_scores(curves), "auroc": auroc(uncertainty, error),
               **alignment(uncertainty, error),
+              "auroc_border": float("nan") if border is None else auroc(border, error),
               "error_fraction": float(error.mean()) if error.size else float("nan"),
               "curves": {k: curves[k].tolist() for k in ("thresholds", "dice", "ftp", "ftn")}}
     if probability is not None:
@@ -147,7 +172,8 @@ def uncertainty_scores(reference, output) -> dict | None:
     for i, region in enumerate(REGIONS):
         probability = (output.probabilities[i][voxels]
                        if output.probabilities is not None else None)
-        result[region] = region_quality(reference.regions[i][voxels],
-                                        output.regions[i][voxels],
-                                        output.uncertainty[i][voxels], probability)
+        result[region] = region_quality(
+            reference.regions[i][voxels], output.regions[i][voxels],
+            output.uncertainty[i][voxels], probability,
+            border_score(output.regions[i], reference.spacing, voxels))
     return result

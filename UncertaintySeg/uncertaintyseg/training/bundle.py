@@ -203,12 +203,16 @@ def estimators_section(record: dict | None) -> list[str]:
     lines = [f"## Estimators on the validation cases (measured {record['measured']})", "",
              f"{len(record['cases'])} cases: {', '.join(record['cases'])}; the real "
              "pipeline's outputs scored by `uncertaintyseg evaluate` (brain mask for the "
-             "AUROC of the uncertainty for error voxels).", "",
-             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | error AUROC ET / TC / WT |",
-             "|---|---|---|---|"]
+             "AUROC of the uncertainty for error voxels). Border AUROC: that of 1 / (1 + "
+             "distance to the method's own predicted border), a baseline that uses no "
+             "uncertainty.", "",
+             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | error AUROC ET / TC / WT "
+             "| border AUROC ET / TC / WT |",
+             "|---|---|---|---|---|"]
     for method, m in record["methods"].items():
         lines.append(f"| {method} | {_triple(m['dice'], 3)} | {_triple(m['hd95'], 1)} | "
-                     f"{_triple(m.get('auroc', {}), 3)} |")
+                     f"{_triple(m.get('auroc', {}), 3)} | "
+                     f"{_triple(m.get('auroc_border', {}), 3)} |")
     lines += ["", f"{record['fused']} minus each other method (Dice: higher is better for "
               f"{record['fused']} when positive; HD95: when negative):", "",
               "| other method | Dice ET / TC / WT | HD95 mm ET / TC / WT |", "|---|---|---|"]
