@@ -126,8 +126,8 @@ def test_review_file_is_written_atomically(tmp_path, monkeypatch):
     def refuse(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(wl.os, "replace", refuse)
-    with pytest.raises(OSError, match="No space"):
+    monkeypatch.setattr(wl.output_safety.os, "replace", refuse)
+    with pytest.raises(wl.WorklistError, match="No space"):
         wl.write_review(tmp_path, wl.ReviewRecord("Case_1", reviewer="bob"))
     assert _review(tmp_path)["reviewer"] == "ann" and _leftovers(tmp_path) == []
     with pytest.raises(wl.WorklistError, match="cannot write .*missing"):

@@ -20,13 +20,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from uncertaintyseg import output_safety
 from uncertaintyseg.cohort_table import DONE, SKIPPED, TABLE_CSV
+from uncertaintyseg.errors import OutputError
 from uncertaintyseg.contract_names import BOXES_FILE, REPORT_FILE, SEGMENTATION_FILE
 
 REVIEW_FILE = "review.json"
@@ -63,25 +63,18 @@ def now_utc() -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary sibling and os.replace, so readers see
-    the old file or the new one, never half of one; nothing is left behind on error."""
+    """Write `text` to `path` atomically (output_safety: temporary sibling, fsync,
+    rename), so readers see the old file or the new one, never half of one. Unlike the
+    pipeline's writer it does not make a missing folder: a review belongs in a case
+    folder that exists."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise WorklistError(f"cannot write {path}: its folder is missing; check that the "
+                            "case folder exists and is writable")
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-    except OSError as error:
-        raise WorklistError(f"cannot write {path}: {error.strerror}; check that the folder "
-                            "exists and is writable") from error
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+        return output_safety.write_text_atomic(path, text)
+    except OutputError as error:
+        raise WorklistError(f"cannot write {path}: {error}") from error
 
 
 @dataclass

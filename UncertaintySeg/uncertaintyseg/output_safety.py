@@ -306,7 +306,8 @@ def write_text_atomic(path, text: str) -> Path:
     path = Path(path)
     try:
         with atomic_path(path) as temporary:
-            temporary.write_text(text, encoding="utf-8")
+            # newline="": the text's own line ends on every OS (a CSV's \r\n not doubled).
+            temporary.write_text(text, encoding="utf-8", newline="")
     except OSError as err:
         raise OutputError(f"{path}: could not be written ({err.strerror}; "
                           f"{space_note(path)}). Free disk space or choose another "

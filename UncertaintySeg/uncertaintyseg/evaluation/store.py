@@ -10,30 +10,24 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from pathlib import Path
 
+from .. import output_safety
+from ..output_safety import atomic_path
 from .pairing import safe_name
 
 CACHE_VERSION = 3  # 2: case_scores added; 3: auroc_border
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:
-    """Write through a temporary sibling, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    """Write through a temporary sibling (fsync, rename): a reader never sees half a file."""
+    with atomic_path(path) as temporary:
         temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def write_text_atomic(path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    return output_safety.write_text_atomic(path, text)
 
 
 def finite(value):
