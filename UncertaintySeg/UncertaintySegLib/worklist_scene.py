@@ -19,13 +19,12 @@ as `UncertaintySeg.Review*` attributes, so it is saved with the scene. No Qt, no
 from __future__ import annotations
 
 import getpass
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from uncertaintyseg.contract_names import SEGMENTATION_FILE
+from uncertaintyseg.output_safety import atomic_path
 
 from .export import LabelExporter
 from .scene import ATTR, LoadedRun, ResultLoader, place_in_folder
@@ -261,18 +260,10 @@ class WorklistSession:
         that differs from the pipeline's segmentation marks the case corrected."""
         case = self._require_current()
         path = Path(path) if path else case.row.folder / "segmentation_reviewed.nii.gz"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The storage node picks the format from the extension: keep it on the temp name.
-        suffix = "".join(path.suffixes) or ".nii.gz"
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=suffix)
-        os.close(handle)
-        try:
+        # The storage node picks the format from the extension: atomic_path keeps it.
+        with atomic_path(path) as temporary:
             LabelExporter(self.logics).export(case.run.segmentation, case.run.reference_volume,
                                               temporary, case.run.convention)
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
         self.record_export(path)
         return path
 

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 
 from .errors import OutputError
 # One definition of the atomic text write; callers of this module's name keep it.
+from .output_safety import atomic_path
 from .output_safety import space_note as _space_note
 from .output_safety import write_text_atomic  # noqa: F401
 
@@ -83,18 +84,8 @@ def write_image_atomic(image: sitk.Image, path) -> None:
     The temporary name keeps the extension so SimpleITK picks the format (and gzip for
     .nii.gz).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    name = path.name
-    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else path.suffix
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-    try:
+    with atomic_path(path) as temporary:
         write_image_verified(image, temporary, shown=path)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # Rows of a map quantised at once: bounds the float temporaries to a slab of the volume.

@@ -16,7 +16,6 @@ shown unflipped with row 0 at the top.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -35,6 +34,7 @@ from scipy import ndimage
 
 from . import REGIONS, palette
 from .label_maps import labels_to_regions
+from .output_safety import atomic_path
 
 FIGSIZE_IN = (12.0, 6.0)
 DPI = 100
@@ -310,17 +310,8 @@ def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zy
     """
     path = Path(path)
     fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction, note)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write under a temporary name in the same folder, then rename: a reader never sees
-    # a half-written PNG and a crash leaves the previous snapshot intact.
-    # The process id keeps concurrent writers apart; a plain open (not mkstemp, which
-    # makes 0600 files) gives the PNG the usual permissions.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    # A reader never sees a half-written PNG; a crash leaves the previous snapshot.
+    with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:
             fig.savefig(stream, format="png", dpi=DPI, facecolor=fig.get_facecolor())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return path
