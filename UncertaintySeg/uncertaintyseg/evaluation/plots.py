@@ -98,8 +98,15 @@ def scatter_plot(x, y, labels, xlabel: str, ylabel: str, title: str) -> bytes:
     plt, figure = _figure(5.0, 4.0)
     axes = figure.add_subplot(1, 1, 1)
     axes.scatter(x, y, color=COLOURS[1])
+    # Labels beside their points, not over them, and towards the middle: a label on
+    # the right of the rightmost point ran out of the picture.
+    middle = (min(x) + max(x)) / 2 if len(x) else 0.0
     for xi, yi, label in zip(x, y, labels):
-        axes.annotate(label, (xi, yi), fontsize=6, alpha=0.7)
+        right = xi > middle
+        axes.annotate(label, (xi, yi), xytext=(-5 if right else 5, 3),
+                      textcoords="offset points", ha="right" if right else "left",
+                      fontsize=6, alpha=0.8)
+    axes.margins(x=0.15, y=0.1)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
