@@ -96,6 +96,7 @@ class UncertaintySegParameterNode:
     minScoreFraction: Annotated[float, _range("min_score_fraction")] = _default("min_score_fraction")
     maxBoxes: Annotated[int, _range("max_boxes")] = _default("max_boxes")
     python: str = ""
+    force: bool = False  # predict --force: run a case that fails the input checks
     region: Annotated[str, Choice(["WT", "TC", "ET"])] = "WT"
     heatmapThreshold: Annotated[float, WithinRange(0.0, 1.0)] = 0.2
 

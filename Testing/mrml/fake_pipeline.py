@@ -4,6 +4,7 @@ in the CLI's JSON-lines format and behaves as the command line asks.
     fake_pipeline.py ok OUT        three stages, then "finished" naming OUT; exit 0
     fake_pipeline.py error         a progress line, a log line, an "error" line; exit 2
     fake_pipeline.py crash         log lines, then exit 3 without an "error" line
+    fake_pipeline.py unprepared    the input checks' refusal as its "error" line; exit 2
     fake_pipeline.py hang PIDFILE  spawns a child (a grandchild of the runner) that
                                    ignores SIGINT and writes its pid to PIDFILE; both sleep
 """
@@ -30,6 +31,12 @@ def main(mode: str, arg: str | None) -> int:
         emit("load", 1, 1)
         print("Traceback (most recent call last): something for the log", flush=True)
         emit("error", 0, 1, "error: FLAIR file is empty: case_flair.nii.gz")
+        return 2
+    if mode == "unprepared":
+        from uncertaintyseg.errors import FORCE_HINT
+
+        emit("error", 0, 1, "error: the non-zero region is 3900 ml: skull-strip the case. "
+             + FORCE_HINT)
         return 2
     if mode == "crash":
         for i in range(20):

@@ -68,6 +68,17 @@ def test_error_line_becomes_the_message():
     assert any("Traceback" in line for line in process.log)
 
 
+def test_input_check_refusal_names_the_panels_checkbox_not_the_flag():
+    from UncertaintySegLib.process import PANEL_FORCE_HINT
+
+    process = PipelineProcess([sys.executable, FAKE, "unprepared"],
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    run_to_end(process)
+    message = process.error_message()
+    assert message.startswith("error: the non-zero region is 3900 ml: skull-strip the case.")
+    assert message.endswith(PANEL_FORCE_HINT) and "--force" not in message
+
+
 def test_crash_without_error_line_reports_exit_code_and_log_tail():
     process = PipelineProcess([sys.executable, FAKE, "crash"])
     run_to_end(process)
@@ -135,9 +146,10 @@ def test_run_options_from_the_parameter_node():
                                  useModelKernels=True,
                                  kernelEt=30.0,
                                  kernelTc=31.0, kernelWt=60.0, maxOverlap=0.4,
-                                 minScoreFraction=0.1, maxBoxes=4, region="TC", python="")
+                                 minScoreFraction=0.1, maxBoxes=4, region="TC", python="",
+                                 force=False)
     options = RunOptions.from_parameters(parameters)
-    assert options.python is None and options.region == "TC"
+    assert options.python is None and options.region == "TC" and not options.force
     # The model's own cube sizes unless the user unticks the box; defaults are not sent.
     assert predict_command("py", "c", "o", options.values)[10:] == ["--max-boxes", "4"]
     parameters.useModelKernels = False
@@ -151,4 +163,10 @@ def test_run_options_from_the_parameter_node():
                                          RunOptions.from_parameters(parameters).values)
     parameters.outputs = "minimal"   # a large volume: the least memory and disk
     command = predict_command("py", "c", "o", RunOptions.from_parameters(parameters).values)
-    assert command[command.index("--outputs") + 1] == "minimal"
+    assert command[command.index("--outputs") + 1] == "minimal" and "--force" not in command
+    parameters.force = True  # "Run even if the inputs look unprepared"
+    options = RunOptions.from_parameters(parameters)
+    command = predict_command("py", "c", "o", options.values, force=options.force)
+    assert command[-1] == "--force"
+    cli = pytest.importorskip("uncertaintyseg.cli", reason="the pipeline's CLI is not importable")
+    assert cli.build_parser().parse_args(command[3:]).force is True

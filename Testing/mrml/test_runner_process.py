@@ -85,6 +85,17 @@ def test_crash_reports_exit_code_and_log_tail(logics, case2018, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_run_anyway_reaches_the_command_line(logics, case2018, tmp_path):
+    factory = FakeFactory("ok", case2018.output_dir)
+    runner = CaseRunner(logics, work_root=tmp_path, process_factory=factory)
+    runner.start(_selection(logics, case2018), RunOptions(force=True))
+    _wait(runner)
+    assert factory.calls[0]["command"][-1] == "--force"
+    runner.start(_selection(logics, case2018), RunOptions())
+    _wait(runner)
+    assert "--force" not in factory.calls[1]["command"]
+
+
 def test_success_loads_the_named_folder_and_returns_the_last_events(logics, case2018, tmp_path):
     factory = FakeFactory("ok", case2018.output_dir)
     runner = CaseRunner(logics, work_root=tmp_path, process_factory=factory)

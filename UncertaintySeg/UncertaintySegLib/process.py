@@ -22,7 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from uncertaintyseg.errors import FORCE_HINT  # stdlib only
 from uncertaintyseg.options import to_argv  # stdlib only
+
+# What the panel offers instead of the command line's --force (the .ui's forceCheckBox).
+PANEL_FORCE_HINT = "Tick 'Run even if the inputs look unprepared' (Advanced) to run anyway."
 
 # Share of the whole run each stage takes (typical CPU run), for one overall progress bar.
 STAGE_WEIGHTS = {"load": 0.03, "uncertainty": 0.62, "kernels": 0.03, "refine": 0.2,
@@ -77,14 +81,17 @@ def overall_fraction(event: ProgressEvent) -> float:
     return min(before + STAGE_WEIGHTS[event.stage] * event.fraction, 1.0)
 
 
-def predict_command(python: str, case_dir, out_dir, values=None) -> list[str]:
+def predict_command(python: str, case_dir, out_dir, values=None, force: bool = False) -> list[str]:
     """The argument list of `python -m uncertaintyseg predict` for one case folder.
 
     `values` are run options by uncertaintyseg.options name; only those set and not at
     their default are passed (options.to_argv), so the model's own values apply.
+    `force` adds --force (run a case that the input checks refuse; not a run option of
+    the schema because it changes no result, only whether the run starts).
     """
     return [python, "-m", "uncertaintyseg", "predict", "--case", str(case_dir),
-            "--out", str(out_dir), "--progress", "json", *to_argv(dict(values or {}))]
+            "--out", str(out_dir), "--progress", "json", *to_argv(dict(values or {})),
+            *(["--force"] if force else [])]
 
 
 class PipelineProcess:
@@ -198,7 +205,7 @@ class PipelineProcess:
             return "Cancelled by the user; the scene was left as it was."
         for event in reversed(self.events):
             if event.stage == "error" and event.message:
-                return event.message
+                return event.message.replace(FORCE_HINT, PANEL_FORCE_HINT)
         tail = "\n".join(self.log[-15:]) or "(no output)"
         return f"The pipeline stopped with exit code {code}. Last lines of its log:\n{tail}"
 

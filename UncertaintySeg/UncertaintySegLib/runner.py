@@ -28,12 +28,13 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # holds uncertaintyseg/ and U
 @dataclass
 class RunOptions:
     """Settings of one run: `values` by uncertaintyseg.options name (None or the
-    option's default: left to the pipeline and the model), the heatmap region and the
-    interpreter (None: Slicer's own Python)."""
+    option's default: left to the pipeline and the model), the heatmap region, the
+    interpreter (None: Slicer's own Python) and whether to run past the input checks."""
 
     values: dict = field(default_factory=dict)
     region: str = "WT"
     python: str | None = None
+    force: bool = False  # predict --force: run a case the input checks refuse
 
     @classmethod
     def from_parameters(cls, parameters) -> "RunOptions":
@@ -51,7 +52,8 @@ class RunOptions:
                   "max_overlap": parameters.maxOverlap,
                   "min_score_fraction": parameters.minScoreFraction,
                   "max_boxes": parameters.maxBoxes}
-        return cls(values, region=parameters.region, python=parameters.python or None)
+        return cls(values, region=parameters.region, python=parameters.python or None,
+                   force=bool(parameters.force))
 
 
 # Every BraTS suffix, and "t2-flair" as some exports name FLAIR.
@@ -117,7 +119,7 @@ class CaseRunner:
     def command(self, case_id: str) -> list[str]:
         o = self.options
         return predict_command(o.python or default_python(), self.run_dir / "input" / case_id,
-                               self.output_dir, o.values)
+                               self.output_dir, o.values, force=o.force)
 
     @property
     def output_dir(self) -> Path:

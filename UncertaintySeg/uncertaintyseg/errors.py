@@ -5,6 +5,11 @@ raise it before any heavy package is installed or imported (`io` re-exports it).
 """
 
 
+# The end of the input checks' refusal (input_checks); the Slicer Lib swaps it for its
+# own checkbox's name, so it lives here, importable without numpy.
+FORCE_HINT = "Pass --force to run anyway."
+
+
 class InputError(ValueError):
     """Bad input; the message names the file (or the flag) and says what to do."""
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import MODALITIES
-from .errors import InputError
+from .errors import FORCE_HINT, InputError
 
 MAX_BRAIN_ML = 2500.0
 MIN_MASK_OVERLAP = 0.8
 MAX_NEGATIVE_FRACTION = 0.01
 MIN_DISTINCT_VALUES = 16
 SAMPLE_VOXELS = 200_000
-FORCE_HINT = "Pass --force to run anyway."
 
 
 def _skull(case, masks: np.ndarray) -> list[str]:
