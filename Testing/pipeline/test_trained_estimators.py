@@ -166,6 +166,21 @@ def test_full_3d_stitches_overlapping_tiles_with_nnunets_gaussian():
     np.testing.assert_allclose(result.entropy_raw, (variance / weight).numpy(), atol=1e-6)
 
 
+def test_full_3d_tile_step_one_predicts_tiles_that_only_touch():
+    network, image = _asymmetric_net(), torch.randn(4, 16, 16, 32)
+    result = predict_full_3d(network, image.numpy(), (16, 16, 16), tile_step=1.0)
+    # compute_steps_for_sliding_window: 32 wide, 16 patch, step 1 -> tiles at 0 and 16;
+    # each voxel lies in one tile, whose Gaussian weight cancels.
+    for start in (0, 16):
+        mean_logits, variance = _mirrored_direct(network, image[None, :, :, :, start:start + 16])
+        np.testing.assert_allclose(result.p2d[..., start:start + 16],
+                                   torch.sigmoid(mean_logits).numpy(), atol=1e-5)
+        np.testing.assert_allclose(result.entropy_raw[..., start:start + 16],
+                                   variance.numpy(), atol=1e-6)
+    overlapping = predict_full_3d(network, image.numpy(), (16, 16, 16))  # step 0.5: 3 tiles
+    assert np.abs(overlapping.p2d - result.p2d).max() > 1e-4
+
+
 def test_full_3d_pads_a_volume_smaller_than_the_patch_and_crops_back():
     torch.manual_seed(4)
     pointwise = torch.nn.Conv3d(4, 3, 1).eval()  # flips cannot change it: no variance

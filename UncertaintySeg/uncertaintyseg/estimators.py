@@ -145,7 +145,8 @@ def estimate(method: Method, model, grid, settings, radius: float, device, autoc
 
         net = estimator_network(method, model, device)
         return predict_full_3d(net.network, grid.image, net.patch_size,
-                               settings.batch_size_3d, device, autocast, progress)
+                               settings.batch_size_3d, device, autocast, progress,
+                               tile_step=settings.tile_step)
     if method.name == "uncertainty-head":
         net = estimator_network(method, model, device)
         return head_volume(net.network, grid.image, grid.mask, net.divisor,

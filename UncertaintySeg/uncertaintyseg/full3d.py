@@ -1,7 +1,8 @@
 """The 3D-only baseline's inference (`predict --method full-3d`): nnU-Net's way.
 
 Sliding window over the whole working grid with nnU-Net's own helpers
-(`compute_steps_for_sliding_window`, tile step 0.5; `compute_gaussian`, sigma 1/8 of
+(`compute_steps_for_sliding_window`, tile step 0.5 unless `--tile-step` says otherwise,
+as nnU-Net's `step_size`; `compute_gaussian`, sigma 1/8 of
 the patch, value scaling 10) and its mirroring test-time augmentation: every tile is
 predicted on all 8 flip combinations of its three axes (nnU-Net's
 `_internal_maybe_mirror_and_predict` with mirror axes (0, 1, 2)).
@@ -52,8 +53,9 @@ def mirrored_logits(network: torch.nn.Module, tile: torch.Tensor, batch_size: in
 
 def predict_full_3d(network: torch.nn.Module, image: np.ndarray, patch_size, batch_size: int = 2,
                     device: str | torch.device = "cpu", autocast_dtype=None,
-                    progress: Callable | None = None) -> Projected2D:
-    """Sliding-window, mirrored inference of a 3D network on (C, Z, Y, X) `image`.
+                    progress: Callable | None = None, tile_step: float = TILE_STEP) -> Projected2D:
+    """Sliding-window, mirrored inference of a 3D network on (C, Z, Y, X) `image`;
+    `tile_step`: the step between tiles as a fraction of the patch (0 < step <= 1).
 
     Returns the probabilities in `p2d`, the mirror variance in `entropy_raw`, 4 x that
     in `entropy_norm` and 8 (the mirrorings) per slice in `projections_per_slice`.
@@ -65,7 +67,7 @@ def predict_full_3d(network: torch.nn.Module, image: np.ndarray, patch_size, bat
     device, patch = torch.device(device), tuple(int(p) for p in patch_size)
     data = torch.as_tensor(np.asarray(image, dtype=np.float32))
     data, revert = pad_nd_image(data, patch, "constant", {"value": 0}, True, None)
-    steps = compute_steps_for_sliding_window(tuple(data.shape[1:]), patch, TILE_STEP)
+    steps = compute_steps_for_sliding_window(tuple(data.shape[1:]), patch, tile_step)
     gaussian = compute_gaussian(patch, sigma_scale=1 / 8, value_scaling_factor=10,
                                 dtype=torch.float32, device=device)
     corners = list(itertools.product(*steps))
