@@ -30,7 +30,8 @@ class _NormNet(torch.nn.Module):
 
 
 class _Counting(torch.nn.Module):
-    """Wraps a network and keeps the batch size of every call and its inputs' slices."""
+    """Wraps a network and keeps the batch size (views) of every call; test_brain_crop
+    counts the views with it too."""
 
     def __init__(self, network):
         super().__init__()

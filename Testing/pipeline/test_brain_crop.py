@@ -13,21 +13,11 @@ from uncertaintyseg.models import analytic_model
 from uncertaintyseg.phantom import write_phantom_case
 from uncertaintyseg.pipeline import Settings, run_case
 
+from test_batching import _Counting
+
 torch.set_num_threads(1)
 # Zero voxels added before and after the phantom along (x, y, z), SimpleITK's order.
 PAD_LOW, PAD_HIGH = (5, 7, 6), (3, 2, 9)
-
-
-class _Counting(torch.nn.Module):
-    """The analytic 2D network, counting the views each call gets."""
-
-    def __init__(self, network):
-        super().__init__()
-        self.network, self.views = network, []
-
-    def forward(self, x):
-        self.views.append(x.shape[0])
-        return self.network(x)
 
 
 def _padded_copy(case_dir, out_dir):
@@ -48,7 +38,7 @@ def _run(case_dir):
                         crop_margin=2, device="cpu", precision="fp32", outputs="all")
     result = run_case(load_case(case_dir=case_dir), replace(model, network_2d=counting),
                       settings)
-    return result, counting.views
+    return result, counting.batches
 
 
 def test_empty_slices_and_margins_change_no_network_call_nor_result(tmp_path):
