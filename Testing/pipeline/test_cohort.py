@@ -54,8 +54,6 @@ def _hang_while_writing(case_dir, out_dir, *arguments):
     return process_case(case_dir, out_dir, *arguments)
 
 
-
-
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort") / "cases"

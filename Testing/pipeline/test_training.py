@@ -229,7 +229,8 @@ def test_train_estimators_option_chooses_the_networks(tmp_path):
 def test_train_precision_option_sets_every_network(tmp_path):
     import argparse
 
-    from uncertaintyseg.training.cli import NETWORK_SETTINGS, chain_settings, register
+    from uncertaintyseg.training.chain import NETWORK_SETTINGS
+    from uncertaintyseg.training.cli import chain_settings, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

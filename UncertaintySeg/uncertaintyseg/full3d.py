@@ -23,9 +23,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .options import OPTIONS
 from .uncertainty import Projected2D
 
-TILE_STEP = 0.5
+TILE_STEP = OPTIONS["tile_step"].default  # nnU-Net's step_size, 0.5
 MIRROR_AXES = (0, 1, 2)
 MAX_VARIANCE = 0.25  # the largest variance of values in [0, 1]
 

@@ -60,7 +60,7 @@ class Settings:
     max_boxes: int = 8
     batch_size_2d: int | str = AUTO  # "auto" becomes auto_batch_size(device)
     batch_size_3d: int = 2
-    tile_step: float = 0.5  # full-3d's sliding-window step, a fraction of the patch
+    tile_step: float = OPTIONS["tile_step"].default  # full-3d: a fraction of the patch
     device: str = "auto"
     precision: str = "auto"
     postprocess: bool = True

@@ -12,8 +12,8 @@ import json
 import math
 from pathlib import Path
 
-from .. import output_safety
 from ..output_safety import atomic_path
+from ..output_safety import write_text_atomic  # noqa: F401  (this module's name for it)
 from .pairing import safe_name
 
 CACHE_VERSION = 3  # 2: case_scores added; 3: auroc_border
@@ -24,10 +24,6 @@ def write_bytes_atomic(path, data: bytes) -> Path:
     with atomic_path(path) as temporary:
         temporary.write_bytes(data)
     return Path(path)
-
-
-def write_text_atomic(path, text: str) -> Path:
-    return output_safety.write_text_atomic(path, text)
 
 
 def finite(value):

@@ -90,10 +90,7 @@ class ChainSettings:
     def from_dict(cls, data: dict) -> "ChainSettings":
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        values["net2d"] = Settings2D(**data.get("net2d", {}))
-        values["net3d"] = Settings3D(**data.get("net3d", {}))
-        for key, kind in (("net_dropout", Settings2D), ("net_head", SettingsHead),
-                          ("net_full3d", SettingsFull3D)):
+        for key, kind in NETWORK_SETTINGS.items():
             if key in data:
                 values[key] = kind(**data[key])
         unknown = set(values.get("estimators", ())) - set(TRAINED_NETWORKS)
@@ -102,6 +99,11 @@ class ChainSettings:
                              f"{', '.join(TRAINED_NETWORKS)} only")
         values["kernel_mm"] = tuple(values.get("kernel_mm", cls.kernel_mm))
         return cls(**values)
+
+
+# The ChainSettings fields holding one network's training settings, and their types.
+NETWORK_SETTINGS = {"net2d": Settings2D, "net3d": Settings3D, "net_dropout": Settings2D,
+                    "net_head": SettingsHead, "net_full3d": SettingsFull3D}
 
 
 class Chain:

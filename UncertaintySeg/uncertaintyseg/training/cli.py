@@ -14,9 +14,6 @@ from ..options import TRAINED_NETWORKS
 # them; docs/TRAINING.md, "The card").
 VALIDATION_FOLDER = "validation"
 
-# The ChainSettings fields holding each network's training settings.
-NETWORK_SETTINGS = ("net2d", "net3d", "net_dropout", "net_head", "net_full3d")
-
 # Named starting points; every value can still be overridden on the command line.
 PRESETS = {
     "tiny": dict(features_2d=4, max_features_2d=16, features_3d=4, max_features_3d=16,
@@ -174,7 +171,7 @@ def pass_engine(args, source):
 
 def chain_settings(args):
     """ChainSettings from the preset and the explicit options."""
-    from .chain import ChainSettings
+    from .chain import NETWORK_SETTINGS, ChainSettings
 
     values = json.loads(json.dumps(PRESETS[args.preset]))
     values.update(name=args.name or args.out.name, version=args.version,
