@@ -10,7 +10,10 @@ import numpy as np
 
 from .. import REGIONS
 
-COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+# ColorBrewer Dark2, all 8: the card compares 7 methods, and with 6 colours the first
+# and the seventh (hybrid, tta-2d) were drawn alike.
+COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d",
+           "#666666")
 REGION_COLOURS = {"ET": "#d62728", "TC": "#ff7f0e", "WT": "#1f77b4"}
 
 
@@ -33,7 +36,7 @@ def _png(plt, figure) -> bytes:
 def box_plot(values: dict[str, dict[str, list[float]]], metric: str) -> bytes:
     """values: {method: {region: per-case values}} -> grouped box plot, one group per
     region, one box per method."""
-    plt, figure = _figure(7.0, 4.0)
+    plt, figure = _figure(8.5, 4.0)
     axes = figure.add_subplot(1, 1, 1)
     methods = list(values)
     width = 0.8 / max(1, len(methods))
@@ -49,7 +52,8 @@ def box_plot(values: dict[str, dict[str, list[float]]], metric: str) -> bytes:
     axes.set_xticks(range(len(REGIONS)), REGIONS)
     axes.set_ylabel("HD95 (mm)" if metric == "hd95" else metric)
     axes.set_title(f"{'HD95' if metric == 'hd95' else metric.capitalize()} per region")
-    axes.legend(loc="best", fontsize=8)
+    # Beside the axes, not over the boxes and outliers of one region.
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     axes.grid(axis="y", alpha=0.3)
     return _png(plt, figure)
 
