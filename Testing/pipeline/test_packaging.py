@@ -28,7 +28,7 @@ def _setuptools() -> dict:
 
 def test_every_package_is_listed():
     on_disk = {str(init.parent.relative_to(SOURCE)).replace(os.sep, ".")
-               for top in ("uncertaintyseg", "UncertaintySegLib")
+               for top in ("uncertaintyseg", "uncertaintyseg_shared", "UncertaintySegLib")
                for init in (SOURCE / top).rglob("__init__.py")}
     listed = set(_setuptools()["packages"])
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to pyproject's packages"
