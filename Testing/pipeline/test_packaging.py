@@ -50,6 +50,7 @@ def test_wheel_carries_the_bundled_models(tmp_path):
                     str(tmp_path / "dist"), str(project)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("uncertaintyseg-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert "uncertaintyseg_shared/options.py" in names  # the package the Slicer side shares
     for model in BUNDLED:
         for part in (MODEL_FILE, "MODEL_CARD.md", "2d/checkpoint.pth", "2d/plans.json",
                      "3d/checkpoint.pth", "3d/dataset.json"):
