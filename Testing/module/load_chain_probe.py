@@ -34,6 +34,9 @@ SLICER_PROVIDED = {"slicer", "vtk", "vtkmodules", "qt", "ctk", "PythonQt", "sitk
                    "vtkITK", "vtkAddon", "vtkTeem"}
 SLICER_PREFIXES = ("mrml", "ctkqt", "qMRML", "qSlicer", "vtkSlicer", "vtkMRML")
 PROJECT = {"UncertaintySeg", "UncertaintySegLib", "uncertaintyseg_shared"}
+# Slicer 5.10 runs Python 3.12.10 (its CMakeLists.txt:210); a test interpreter before
+# 3.12 still lists these standard modules, which 3.12 removed (PEP 594, PEP 632).
+REMOVED_IN_3_12 = {"distutils", "imp", "asynchat", "asyncore", "smtpd"}
 PIPELINE = "uncertaintyseg"
 
 
@@ -119,11 +122,12 @@ def import_chain() -> list:
 
 
 def admitted_names(packages_txt: Path, mode: str) -> set:
+    stdlib = set(sys.stdlib_module_names) - REMOVED_IN_3_12
     if mode == "stdlib":
-        return set(sys.stdlib_module_names) | {"uncertaintyseg_shared"}
+        return stdlib | {"uncertaintyseg_shared"}
     shipped = {line.split()[0] for line in packages_txt.read_text(encoding="utf-8").splitlines()
                if line.strip() and not line.startswith("#")}
-    return set(sys.stdlib_module_names) | shipped | PROJECT
+    return stdlib | shipped | PROJECT
 
 
 def load(target: str, module_dir: Path) -> None:
