@@ -12,6 +12,7 @@ by tools/slicer_python_packages.py) and the project's packages (load_chain_probe
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,16 @@ def test_package_list_is_read_from_slicer_5_10_superbuild():
     # Versions the review read at v5.10.0 (External_python-numpy.cmake:43, ...).
     assert names["numpy"] == "2.0.2" and names["packaging"] == "25.0"
     assert names["SimpleITK"] == "2.5.2" and "filelock" not in names and "torch" not in names
+
+
+@pytest.mark.skipif(not os.environ.get("SLICER_SOURCE"),
+                    reason="set SLICER_SOURCE to a clone of github.com/Slicer/Slicer to "
+                           "re-read the package list from its v5.10.0 SuperBuild")
+def test_package_list_equals_what_the_script_reads_from_slicer():
+    git_dir = subprocess.run(["git", "-C", os.environ["SLICER_SOURCE"], "rev-parse",
+                              "--absolute-git-dir"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    result = subprocess.run([sys.executable, str(HERE.parents[1] / "tools" /
+                                                 "slicer_python_packages.py"),
+                             "--git-dir", git_dir, "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
