@@ -22,7 +22,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from uncertaintyseg.options import OPTIONS  # stdlib only: importable before any install
+from uncertaintyseg_shared.options import OPTIONS  # stdlib only: importable before any install
 from UncertaintySegLib.context import SceneLogics
 from UncertaintySegLib.deps import ensure_dependencies, slicer_installers
 from UncertaintySegLib.editing import configure_segment_editor

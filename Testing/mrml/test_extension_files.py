@@ -27,7 +27,7 @@ def test_every_python_file_is_listed_and_every_listed_file_exists():
     listed = set(_cmake_list(text, "MODULE_PYTHON_SCRIPTS"))
     on_disk = {"UncertaintySeg.py"} | {
         p.relative_to(MODULE_DIR).as_posix()
-        for folder in ("UncertaintySegLib", "uncertaintyseg", "Testing")
+        for folder in ("UncertaintySegLib", "uncertaintyseg", "uncertaintyseg_shared", "Testing")
         for p in (MODULE_DIR / folder).rglob("*.py") if "__pycache__" not in p.parts}
     assert sorted(on_disk - listed) == [], "add these to UncertaintySeg/CMakeLists.txt"
     assert sorted(listed - on_disk) == [], "listed in CMakeLists.txt but missing"

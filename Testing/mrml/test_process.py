@@ -16,6 +16,7 @@ import pytest
 
 from UncertaintySegLib.process import (PipelineProcess, ProgressEvent, overall_fraction,
                                        parse_progress_line, predict_command)
+from uncertaintyseg_shared.stages import PREDICT_STAGES
 
 FAKE = str(Path(__file__).with_name("fake_pipeline.py"))
 
@@ -44,14 +45,16 @@ def test_overall_fraction_counts_earlier_stages_as_done():
     mid_refine = overall_fraction(ProgressEvent("refine", 5, 10))
     end_write = overall_fraction(ProgressEvent("write", 1, 1))
     assert 0.5 < start_refine < mid_refine < end_write <= 1.0
-    assert overall_fraction(ProgressEvent("load", 0, 1)) == 0.0
+    assert overall_fraction(ProgressEvent(PREDICT_STAGES[0].name, 0, 1)) == 0.0
+    assert overall_fraction(ProgressEvent("not-a-stage", 1, 1)) == 0.0
     assert overall_fraction(ProgressEvent("finished", 1, 1)) == 1.0
 
 
 def test_successful_run_streams_events_and_names_output(tmp_path):
     process = PipelineProcess([sys.executable, FAKE, "ok", str(tmp_path / "out")])
     events = run_to_end(process)
-    assert [e.stage for e in events][:2] == ["load", "load"]
+    first = PREDICT_STAGES[0].name
+    assert [e.stage for e in events][:2] == [first, first]
     assert events[-1] == ProgressEvent("finished", 1, 1, str(tmp_path / "out"))
     assert process.returncode == 0
     assert process.output_folder() == tmp_path / "out"

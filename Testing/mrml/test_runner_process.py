@@ -23,6 +23,7 @@ from UncertaintySegLib.inputs import VolumeSelection  # noqa: E402
 from UncertaintySegLib.process import PipelineProcess  # noqa: E402
 from UncertaintySegLib.runner import PACKAGE_DIR, CaseRunner, RunOptions  # noqa: E402
 from UncertaintySegLib.volumes import read_scalar_volume  # noqa: E402
+from uncertaintyseg_shared.stages import PREDICT_STAGES  # noqa: E402
 
 FAKE = str(Path(__file__).with_name("fake_pipeline.py"))
 
@@ -105,7 +106,7 @@ def test_success_loads_the_named_folder_and_returns_the_last_events(logics, case
     assert run.output_dir == case2018.output_dir and run.uncertainty_region == "ET"
     assert len(run.rois) == len(run.boxes) > 0
     # The progress bar gets the final events the runner drained (review #15).
-    assert [e.stage for e in last][-2:] == ["kernels", "finished"]
+    assert [e.stage for e in last][-2:] == [PREDICT_STAGES[-1].name, "finished"]
     assert not (runner.run_dir / "input").exists()
 
 

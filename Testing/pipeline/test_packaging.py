@@ -28,7 +28,7 @@ def _setuptools() -> dict:
 
 def test_every_package_is_listed():
     on_disk = {str(init.parent.relative_to(SOURCE)).replace(os.sep, ".")
-               for top in ("uncertaintyseg", "UncertaintySegLib")
+               for top in ("uncertaintyseg", "uncertaintyseg_shared", "UncertaintySegLib")
                for init in (SOURCE / top).rglob("__init__.py")}
     listed = set(_setuptools()["packages"])
     assert on_disk <= listed, f"add {sorted(on_disk - listed)} to pyproject's packages"
@@ -50,6 +50,7 @@ def test_wheel_carries_the_bundled_models(tmp_path):
                     str(tmp_path / "dist"), str(project)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("uncertaintyseg-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
+    assert "uncertaintyseg_shared/options.py" in names  # the package the Slicer side shares
     for model in BUNDLED:
         for part in (MODEL_FILE, "MODEL_CARD.md", "2d/checkpoint.pth", "2d/plans.json",
                      "3d/checkpoint.pth", "3d/dataset.json"):

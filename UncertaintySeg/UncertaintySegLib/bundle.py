@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertaintyseg import REGIONS
-from uncertaintyseg.contract_names import IMAGE_FILES
+from uncertaintyseg_shared.brats import REGIONS
+from uncertaintyseg_shared.contract_names import IMAGE_FILES
 
 from .context import SceneLogics, create_headless_logics
 from .inputs import LABELS, MODALITIES, guess_modality

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # the pipeline's channel order and BraTS file names (the package's __init__ imports nothing)
-from uncertaintyseg import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
+from uncertaintyseg_shared.brats import BRATS_SEPARATORS, BRATS_SUFFIXES, MODALITIES
 
 LABELS = {"flair": "FLAIR", "t1": "T1", "t1ce": "T1ce", "t2": "T2"}
 

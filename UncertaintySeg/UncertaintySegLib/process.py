@@ -22,19 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from uncertaintyseg.errors import FORCE_HINT  # stdlib only
-from uncertaintyseg.options import to_argv  # stdlib only
+from uncertaintyseg_shared.errors import FORCE_HINT
+from uncertaintyseg_shared.options import to_argv
+# One list of stages: the command line emits them, the overall bar weighs them (each
+# stage's share of a typical CPU run). STAGE_LABELS is re-exported for the module file.
+from uncertaintyseg_shared.stages import FINISHED, STAGE_LABELS, STAGE_WEIGHTS  # noqa: F401
 
 # What the panel offers instead of the command line's --force (the .ui's forceCheckBox).
 PANEL_FORCE_HINT = "Tick 'Run even if the inputs look unprepared' (Advanced) to run anyway."
-
-# Share of the whole run each stage takes (typical CPU run), for one overall progress bar.
-STAGE_WEIGHTS = {"load": 0.03, "uncertainty": 0.62, "kernels": 0.03, "refine": 0.2,
-                 "fusion": 0.05, "postprocess": 0.03, "write": 0.04}
-STAGE_LABELS = {"load": "Loading", "uncertainty": "2D projections and uncertainty",
-                "kernels": "Choosing refinement boxes", "refine": "3D refinement",
-                "fusion": "Fusion", "postprocess": "Post-processing", "write": "Writing results",
-                "finished": "Finished", "error": "Failed"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ def parse_progress_line(line: str) -> ProgressEvent | None:
 
 def overall_fraction(event: ProgressEvent) -> float:
     """Progress of the whole run in [0, 1]: stages before this one count as done."""
-    if event.stage == "finished":
+    if event.stage == FINISHED:
         return 1.0
     order = list(STAGE_WEIGHTS)
     if event.stage not in STAGE_WEIGHTS:
@@ -192,7 +187,7 @@ class PipelineProcess:
         if self.returncode != 0:
             return None
         for event in reversed(self.events):
-            if event.stage == "finished":
+            if event.stage == FINISHED:
                 return Path(event.message)
         return None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uncertaintyseg import DEFAULT_TRIAGE_THRESHOLD
+from uncertaintyseg_shared.triage import DEFAULT_TRIAGE_THRESHOLD
 
 from .context import nodes_by_class
 

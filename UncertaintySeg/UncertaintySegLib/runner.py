@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from uncertaintyseg import BRATS_SUFFIXES
+from uncertaintyseg_shared.brats import BRATS_SUFFIXES
 
 from .inputs import VolumeSelection, write_inputs
 from .process import PipelineProcess, ProgressEvent, default_python, predict_command

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from uncertaintyseg import REGIONS
-from uncertaintyseg.palette import HEATMAP_OPACITY, HEATMAP_THRESHOLD
-from uncertaintyseg.contract_names import (BOXES_FILE, IMAGE_FILES, REPORT_FILE,
+from uncertaintyseg_shared.brats import REGIONS
+from uncertaintyseg_shared.palette import HEATMAP_OPACITY, HEATMAP_THRESHOLD
+from uncertaintyseg_shared.contract_names import (BOXES_FILE, IMAGE_FILES, REPORT_FILE,
                                            SEGMENTATION_FILE)
 
 from .context import nodes_by_class

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from uncertaintyseg.palette import REGION_COLOURS as PALETTE_REGION_COLOURS
+from uncertaintyseg_shared.palette import REGION_COLOURS as PALETTE_REGION_COLOURS
 
 DEFAULT_CONVENTION = "brats2018"
 

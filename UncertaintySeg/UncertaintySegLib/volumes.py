@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from uncertaintyseg.palette import heatmap_rgba
+from uncertaintyseg_shared.palette import heatmap_rgba
 
 from .segments import SEGMENTS, label_values
 

@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from uncertaintyseg import output_safety
-from uncertaintyseg.cohort_table import DONE, SKIPPED, TABLE_CSV
-from uncertaintyseg.errors import OutputError
-from uncertaintyseg.contract_names import BOXES_FILE, REPORT_FILE, SEGMENTATION_FILE
+# The pipeline's atomic writer, under the name this module has always called it by.
+from uncertaintyseg_shared import atomic as output_safety
+from uncertaintyseg_shared.cohort_format import DONE, SKIPPED, TABLE_CSV
+from uncertaintyseg_shared.contract_names import BOXES_FILE, REPORT_FILE, SEGMENTATION_FILE
+from uncertaintyseg_shared.errors import OutputError
 
 REVIEW_FILE = "review.json"
 COHORT_TABLE = TABLE_CSV  # written by `predict --cases` (uncertaintyseg.cohort_table)

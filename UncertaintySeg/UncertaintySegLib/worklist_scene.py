@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from uncertaintyseg.contract_names import SEGMENTATION_FILE
-from uncertaintyseg.output_safety import atomic_path
+from uncertaintyseg_shared.atomic import atomic_path
+from uncertaintyseg_shared.contract_names import SEGMENTATION_FILE
 
 from .export import LabelExporter
 from .scene import ATTR, LoadedRun, ResultLoader, place_in_folder

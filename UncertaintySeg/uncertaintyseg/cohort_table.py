@@ -1,10 +1,11 @@
 """The cohort table: one row per case, ranked by the triage score (most uncertain first).
 
 `OUT/cohort.csv` (read by the Slicer worklist and `evaluate`) and `OUT/cohort.md` (for a
-person) hold the same rows; COHORT_COLUMNS is the header of both. A case's row comes
-from its output folder's report.json when the output is complete, else from the status
-record the run left for it (input error, failure), else it is "pending" (another shard
-of a job array has not reached it yet): the table is rebuilt from what is on disk, so
+person) hold the same rows; COHORT_COLUMNS (uncertaintyseg_shared.cohort_format) is the
+header of both. A case's row comes from its output folder's report.json when the output
+is complete, else from the status record the run left for it (input error, failure), else
+it is "pending" (another shard of a job array has not reached it yet): the table is
+rebuilt from what is on disk, so
 every shard may write it and the last one to finish writes the whole cohort.
 """
 
@@ -15,20 +16,16 @@ import io
 import json
 from pathlib import Path
 
-from . import REGIONS
-from .contract_names import BOXES_FILE, REPORT_FILE, REQUIRED_IMAGE_FILES, SEGMENTATION_FILE
 # Two shards may rewrite the table at once: each writes its own temporary file and
 # renames it, so a reader sees one whole table, never a mix.
-from .output_safety import write_json_atomic, write_text_atomic
-
-TABLE_CSV = "cohort.csv"
-TABLE_MARKDOWN = "cohort.md"
-RECORDS_DIR = ".cohort"  # per-case status records of cases without a complete output
-COHORT_COLUMNS = ("rank", "case", "status", "triage_score", "triage_flag", "seconds",
-                  *(f"{region}_ml" for region in REGIONS), "boxes", "output", "message")
-
-DONE, SKIPPED, INPUT_ERROR, FAILED, PENDING = ("done", "skipped", "input error", "failed",
-                                               "pending")
+from uncertaintyseg_shared.atomic import write_json_atomic, write_text_atomic
+# The format (file names, columns, status words) is shared with the Slicer worklist.
+from uncertaintyseg_shared.brats import REGIONS
+from uncertaintyseg_shared.cohort_format import (COHORT_COLUMNS, DONE, FAILED,  # noqa: F401
+                                                 INPUT_ERROR, PENDING, RECORDS_DIR,
+                                                 SKIPPED, TABLE_CSV, TABLE_MARKDOWN)
+from uncertaintyseg_shared.contract_names import (BOXES_FILE, REPORT_FILE,
+                                                  REQUIRED_IMAGE_FILES, SEGMENTATION_FILE)
 
 
 def is_complete(folder: Path) -> bool:

@@ -8,9 +8,10 @@ will do (create a file beside and inside the output folder) and compares the fre
 with an estimate of the outputs' size; `output_lock` keeps two runs from writing into
 one folder at once (the `filelock` package: an OS lock on a hidden file beside it), and
 `work_lock` two `train` runs from sharing a work folder. `write_text_atomic` /
-`write_json_atomic` / `atomic_path` write a file under a temporary name, fsync it and
-rename it, so a resumed run never reads half a file. The partial folders of a run
-killed hard are recognised by the host and process in their names (`is_stale_partial`).
+`write_json_atomic` / `atomic_path` (stdlib only, in the package shared with Slicer:
+`uncertaintyseg_shared.atomic`) write a file under a temporary name, fsync it and rename
+it, so a resumed run never reads half a file. The partial folders of a run killed hard are
+recognised by the host and process in their names (`is_stale_partial`).
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ import shutil
 import socket
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import filelock
-
-# errors, not io: image_writer takes write_text_atomic from here, and io imports it.
-from .errors import OutputError
+# The shared package, not io: image_writer takes write_text_atomic from here, and io
+# imports it. No filelock here: see _held.
+from uncertaintyseg_shared.atomic import (atomic_path, space_note,  # noqa: F401
+                                          write_json_atomic, write_text_atomic)
+from uncertaintyseg_shared.errors import OutputError
 
 # Bytes per voxel of the outputs before compression: five float32 maps (probabilities,
 # 2D, 3D, uncertainty, raw entropy) x 3 regions, and the uint8 label map.
@@ -183,6 +184,10 @@ def _held(path: Path, timeout: float, refuse):
     except OSError as err:
         raise OutputError(f"{path.parent}: cannot be created ({_reason(err)}). "
                           f"{_advice(err)}") from err
+    # Imported here, not at the top: this module is on the import path of code that runs
+    # in Slicer's Python, which does not ship filelock (slicer-review-3, L1).
+    import filelock
+
     # is_singleton: the CLI and write_outputs both take the lock in one process; two
     # separate flock() calls there would block each other.
     lock = filelock.FileLock(path, is_singleton=True)
@@ -249,76 +254,6 @@ def describe_owner(owner: Path) -> str:
         return f"process {record['pid']} on {record['host']} since {record['started']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "its host and process are not recorded"
-
-
-# ---- files written whole, or not at all ---------------------------------------------------
-
-def space_note(path: Path) -> str:
-    """How much room the disk of `path` has, for a message about a write that failed."""
-    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return "the disk may be full"
-    return f"{free / 1e6:.1f} MB free on the disk of {folder}; the disk is probably full"
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary name in the folder of `path` (made if missing) with the same
-    ending (.npz, .json); when the block has written it, fsync it and rename it to
-    `path`. On any error nothing is left and an earlier `path` is untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else path.suffix
-    stem = path.name[: len(path.name) - len(suffix)]
-    temporary = path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-    try:
-        yield temporary
-        # The rename is atomic, but without fsync a crash soon after can leave the new
-        # name on an empty file (ext4/XFS delayed allocation).
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _sync_folder(path.parent)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _sync_folder(folder: Path) -> None:
-    # The rename itself lives in the folder's entry; not every system lets a folder be
-    # opened for fsync (Windows, some network file systems): then it is left to the OS.
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
-
-
-def write_text_atomic(path, text: str) -> Path:
-    """Write a text file (a JSON or CSV table) through `atomic_path`, as UTF-8; a full
-    disk is an OutputError naming `path`, with nothing left."""
-    path = Path(path)
-    try:
-        with atomic_path(path) as temporary:
-            # newline="": the text's own line ends on every OS (a CSV's \r\n not doubled).
-            temporary.write_text(text, encoding="utf-8", newline="")
-    except OSError as err:
-        raise OutputError(f"{path}: could not be written ({err.strerror}; "
-                          f"{space_note(path)}). Free disk space or choose another "
-                          "path.") from err
-    return path
-
-
-def write_json_atomic(path, data, indent: int = 2) -> Path:
-    """`data` as JSON (a closing newline) through `write_text_atomic`: every JSON file a
-    resumed run reads back (timings, stamps, histories, plans, fusion) goes this way."""
-    return write_text_atomic(path, json.dumps(data, indent=indent) + "\n")
 
 
 # ---- partial folders of runs killed hard --------------------------------------------------

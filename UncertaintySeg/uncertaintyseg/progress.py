@@ -2,7 +2,8 @@
 
 Every long stage calls `progress(stage, done, total, message)`. The JSON-lines form
 (one object per line on stdout, flushed) is what the Slicer module reads; in that mode
-everything meant for a person goes to stderr so stdout stays machine-readable.
+everything meant for a person goes to stderr so stdout stays machine-readable. The
+stages `predict` reports, and their order, are `uncertaintyseg_shared.stages`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import sys
 
 from tqdm import tqdm
+
+from uncertaintyseg_shared.stages import ERROR, FINISHED
 
 
 class ProgressReporter:
@@ -52,13 +55,13 @@ class ProgressReporter:
         """The last line of a successful run names the output folder."""
         self.close()
         if self.mode == "json":
-            self._emit("finished", 1, 1, str(out_dir))
+            self._emit(FINISHED, 1, 1, str(out_dir))
 
     def error(self, message: str) -> None:
         """A readable error line before a non-zero exit (json mode)."""
         self.close()
         if self.mode == "json":
-            self._emit("error", 0, 1, message)
+            self._emit(ERROR, 0, 1, message)
 
     def close(self) -> None:
         for bar in self._bars.values():
