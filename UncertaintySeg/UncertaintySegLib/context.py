@@ -89,3 +89,21 @@ def nodes_by_class(scene, class_name: str) -> list:
     collection = scene.GetNodesByClass(class_name)
     collection.UnRegister(None)
     return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def remove_with_helpers(scene, node) -> None:
+    """Remove a node with its display and storage nodes.
+
+    vtkMRMLScene::RemoveNode does not cascade (v5.10.0 vtkMRMLScene.cxx:1519-1580), and
+    AddArchetypeVolume adds a display and a storage node with each volume
+    (vtkSlicerVolumesLogic.cxx:614-616): removing only the volume leaves both behind,
+    and they would be saved with the scene (review m1).
+    """
+    if node is None or node.GetScene() is None:
+        return
+    helpers = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
+    storage = node.GetStorageNode() if hasattr(node, "GetStorageNode") else None
+    scene.RemoveNode(node)
+    for helper in [*helpers, storage]:
+        if helper is not None and helper.GetScene() is not None:
+            scene.RemoveNode(helper)

@@ -28,6 +28,7 @@ from uncertaintyseg.output_safety import atomic_path
 
 from .export import LabelExporter
 from .scene import ATTR, LoadedRun, ResultLoader, place_in_folder
+from .context import remove_with_helpers
 from .volumes import read_scalar_volume, volume_array
 from .worklist import (REVIEW_FILE, WORKLIST_FILE, CaseRow, ReviewRecord, WorklistError,
                        next_case, now_utc, scan, write_review, write_worklist_csv)
@@ -73,7 +74,7 @@ def load_inputs(logics, report: dict, folder: Path) -> InputVolumes:
         node = read_scalar_volume(logics.volumes, path, path.name.split(".nii")[0])
         dims = tuple(node.GetImageData().GetDimensions())[::-1]
         if expected and dims != expected:
-            logics.scene.RemoveNode(node)
+            remove_with_helpers(logics.scene, node)
             other_grid.append(str(path))
             continue
         found.nodes[modality] = node
@@ -113,8 +114,8 @@ def segments_differ(logics, run: LoadedRun) -> bool:
         a, b = volume_array(current), volume_array(original)
         return a.shape != b.shape or bool(np.any(a != b))
     finally:
-        logics.scene.RemoveNode(current)
-        logics.scene.RemoveNode(original)
+        remove_with_helpers(logics.scene, current)
+        remove_with_helpers(logics.scene, original)
 
 
 def remove_folder(scene, folder_item: int) -> None:
@@ -131,14 +132,7 @@ def remove_folder(scene, folder_item: int) -> None:
     sh.GetItemChildren(folder_item, children, True)
     nodes = [sh.GetItemDataNode(children.GetId(i)) for i in range(children.GetNumberOfIds())]
     for node in filter(None, nodes):
-        related = []
-        if node.IsA("vtkMRMLDisplayableNode"):
-            related += [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
-        if node.IsA("vtkMRMLStorableNode"):
-            related.append(node.GetStorageNode())
-        for other in [node, *filter(None, related)]:
-            if scene.IsNodePresent(other):
-                scene.RemoveNode(other)
+        remove_with_helpers(scene, node)
     sh.RemoveItem(folder_item, False, True)
 
 
@@ -201,7 +195,7 @@ class WorklistSession:
                                    region=self.region)
         except Exception:
             for node in inputs.nodes.values():
-                self.logics.scene.RemoveNode(node)
+                remove_with_helpers(self.logics.scene, node)
             raise
         for node in inputs.nodes.values():
             place_in_folder(self.logics.scene, node, run.folder_item)
