@@ -189,3 +189,19 @@ def test_torch_requirement_combines_ours_with_nnunets():
         raise importlib.metadata.PackageNotFoundError(name)
     assert torch_requirement(not_installed) == ">=2.3"  # importlib.metadata.requires's way
     assert any(r.startswith("torch") for r in REQUIREMENTS)
+
+
+def test_the_panel_hears_when_installation_starts_after_the_answer():
+    """Review W4: the status line says "Installing..." only once the user agreed."""
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k != "pyswarms"})
+    installers = slicer.installers()
+    installers.started = lambda: slicer.calls.append(("started",))
+    assert ensure_dependencies(installers, version_info=PY312)
+    assert len(slicer.questions) == 1 and slicer.calls[0] == ("started",)
+    assert len(slicer.calls) > 1
+
+    declined = Slicer({}, answer=False)
+    installers = declined.installers()
+    installers.started = lambda: declined.calls.append(("started",))
+    assert not ensure_dependencies(installers, version_info=PY312)
+    assert declined.calls == []

@@ -62,6 +62,9 @@ def create_headless_logics(scene=None) -> SceneLogics:
     colors.SetMRMLScene(scene)
     colors.AddDefaultColorNodes()
     app_logic.SetModuleLogic("Colors", colors)
+    # In the application the Colors module registers the colour legend node class
+    # (v5.10.0 vtkSlicerColorLogic.cxx:47-57, RegisterNodes); the heatmap's legend needs it.
+    scene.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())
     app_logic.SetSliceLogics(vtkCollection())
     app_logic.SetViewLogics(vtkCollection())
     # Views created later find the application logic through these factories.

@@ -136,7 +136,9 @@ class Installers:
 
     `torch_logic()`: PyTorchUtils.PyTorchUtilsLogic() or None without the PyTorch
     extension; `nnunet_installer()`: SlicerNNUNetLib.InstallLogic(...) or None;
-    `pip_install(args: list[str])`; `requires(name)`: importlib.metadata.requires.
+    `pip_install(args: list[str])`; `requires(name)`: importlib.metadata.requires;
+    `started()`: called once the user agreed, before the first install (the panel shows
+    its "Installing Python packages..." status then, review W4).
     """
 
     confirm: object
@@ -145,6 +147,7 @@ class Installers:
     nnunet_installer: object = lambda: None
     requires: object = importlib.metadata.requires
     version: object = installed_version
+    started: object = lambda: None
 
 
 def _requires(requires, name: str) -> list[str]:
@@ -252,6 +255,7 @@ def ensure_dependencies(installers: Installers, testing: bool = False,
                               "the Extensions Manager, restart Slicer and Apply again")
     if not installers.confirm(plan.describe()):
         return False
+    installers.started()
     _install(installers, plan, torch_logic)
     importlib.invalidate_caches()  # new site-packages entries are otherwise not seen
     still = plan_dependencies(installers.version)
@@ -269,7 +273,7 @@ def _import_or_none(name: str):
         return None
 
 
-def slicer_installers() -> Installers:
+def slicer_installers(started=lambda: None) -> Installers:
     """The installers inside the Slicer application (imports slicer: call only there).
 
     PyTorchUtils is the PyTorch extension (EXTENSION_DEPENDS); SlicerNNUNetLib the
@@ -287,7 +291,7 @@ def slicer_installers() -> Installers:
 
     return Installers(confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "UncertaintySeg"),
                       pip_install=slicer.util.pip_install, torch_logic=torch_logic,
-                      nnunet_installer=nnunet_installer)
+                      nnunet_installer=nnunet_installer, started=started)
 
 
 def pipeline_ready(version=installed_version) -> bool:

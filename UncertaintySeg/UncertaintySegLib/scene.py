@@ -190,6 +190,19 @@ class ResultLoader:
         display.SetThreshold(self.heatmap.threshold, max(self.heatmap.window_max, 1.0))
         display.ApplyThresholdOn()
         volume.SetAttribute(ATTR + "Heatmap", "1")
+        self._add_legend(volume)
+
+    @staticmethod
+    def _add_legend(volume) -> None:
+        """A colour legend beside the heatmap in the views, so that its colours read as
+        values (vtkSlicerColorLogic::AddDefaultColorLegendDisplayNode, static, v5.10.0
+        vtkSlicerColorLogic.h:54; review section 6). It is one of the volume's display
+        nodes, so it leaves the scene with the volume (context.remove_with_helpers)."""
+        import slicer
+
+        legend = slicer.vtkSlicerColorLogic.AddDefaultColorLegendDisplayNode(volume)
+        if legend is not None:
+            legend.SetTitleText("Uncertainty (0-1)")
 
     def set_uncertainty_region(self, run: LoadedRun, region: str) -> None:
         """Show another region's uncertainty in the same heatmap volume."""

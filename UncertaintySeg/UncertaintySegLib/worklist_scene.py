@@ -136,6 +136,20 @@ def remove_folder(scene, folder_item: int) -> None:
     sh.RemoveItem(folder_item, False, True)
 
 
+def folder_to_open(text: str, open_folder=None) -> Path | None:
+    """The worklist folder to open for the text of the folder field, or None: empty, not
+    an existing folder, or the folder already open. The panel asks this when the user
+    confirms a path (Return, Open, browse), never per keystroke (review W3)."""
+    if not text or not text.strip():
+        return None
+    folder = Path(text.strip()).expanduser()
+    if not folder.is_dir():
+        return None
+    if open_folder is not None and folder.resolve() == Path(open_folder).resolve():
+        return None
+    return folder
+
+
 @dataclass
 class OpenCase:
     """A case loaded into the scene, with its review record."""
@@ -160,6 +174,9 @@ class WorklistSession:
         self.rows = scan(self.folder)
         self.current: OpenCase | None = None
         self.on_saved = None  # called with the OpenCase after each review.json write
+        # Called with the OpenCase once it is closed or forgotten: its ticks are no longer
+        # recorded, so whoever shows it must drop it (review W3).
+        self.on_closed = None
 
     def refresh(self) -> list[CaseRow]:
         """Scan the folder again (e.g. a cohort run added cases); the open case keeps its row."""
@@ -294,6 +311,8 @@ class WorklistSession:
             node.RemoveObserver(tag)
         if remove_nodes:
             remove_folder(self.logics.scene, case.run.folder_item)
+        if self.on_closed is not None:
+            self.on_closed(case)
 
     def write_csv(self, path=None) -> Path:
         """The worklist CSV (default: worklist.csv in the worklist folder)."""
