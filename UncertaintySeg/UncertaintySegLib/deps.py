@@ -115,8 +115,8 @@ class DependencyPlan:
         return ("UncertaintySeg needs Python packages that are missing or too old in Slicer:\n- "
                 + "\n- ".join(lines) + "\n\nPyTorch comes first, from the PyTorch extension "
                 "(the build that fits this computer), then nnU-Net from the NNUNet extension "
-                "when it is installed, the rest from pip (never PyTorch). This downloads a few hundred MB and can take "
-                "several minutes. Install now?")
+                "when it is installed, the rest from pip (never PyTorch). This downloads a "
+                "few hundred MB and can take several minutes. Install now?")
 
 
 def plan_dependencies(version=installed_version, requirements=REQUIREMENTS) -> DependencyPlan:

@@ -186,7 +186,8 @@ class WorklistPanel:
 
     def onExportCsv(self):
         default = str(self.session.folder / WORKLIST_FILE)
-        path = qt.QFileDialog.getSaveFileName(None, _("Export worklist CSV"), default, "CSV (*.csv)")
+        path = qt.QFileDialog.getSaveFileName(None, _("Export worklist CSV"), default,
+                                              "CSV (*.csv)")
         if path:
             written = self._refreshing(_("Could not write the worklist CSV."),
                                        lambda: self.session.write_csv(Path(path)))
