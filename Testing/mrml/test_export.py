@@ -9,7 +9,7 @@ from mrml_helpers import SLICER_CORE
 
 slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
 
-from UncertaintySegLib.editing import configure_segment_editor  # noqa: E402
+from UncertaintySegLib.editing import configure_segment_editor, editor_overwrites  # noqa: E402
 from UncertaintySegLib.export import ExportError, LabelExporter  # noqa: E402
 from UncertaintySegLib.scene import ResultLoader  # noqa: E402
 from UncertaintySegLib.volumes import read_scalar_volume  # noqa: E402
@@ -108,6 +108,7 @@ def _editor(logics, run, flair, mode):
     node.SetOverwriteMode(mode)
     configure_segment_editor(node, run.segmentation, flair)
     assert node.GetOverwriteMode() == mode  # the user's mode is left alone (review m8)
+    assert editor_overwrites(node) is (mode != node.OverwriteNone)
     editor = slicer.vtkSlicerSegmentEditorLogic()
     editor.SetMRMLScene(logics.scene)
     editor.SetSegmentEditorNode(node)

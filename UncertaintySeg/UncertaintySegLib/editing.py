@@ -36,5 +36,5 @@ def _paint_allowed_everywhere(segmentation) -> int:
 
 def editor_overwrites(editor_node) -> bool:
     """False when the editor is in "Allow overlap" (OverwriteNone): then the export's
-    edited-last rule decides voxels that two segments hold (the Widget says so)."""
+    edited-last rule decides voxels that two segments hold (review_panel says so)."""
     return editor_node.GetOverwriteMode() != editor_node.OverwriteNone

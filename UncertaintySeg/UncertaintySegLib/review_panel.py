@@ -25,7 +25,7 @@ import qt
 import slicer
 from slicer.i18n import tr as _
 
-from .editing import configure_segment_editor
+from .editing import configure_segment_editor, editor_overwrites
 from .review import COLUMNS, box_rows, review_progress, set_reviewed, triage_summary
 
 class ReviewPanel:
@@ -87,8 +87,12 @@ class ReviewPanel:
         editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         editor.setSegmentationNode(run.segmentation)
         editor.setSourceVolumeNode(run.reference_volume)
-        configure_segment_editor(editor.mrmlSegmentEditorNode(), run.segmentation,
-                                 run.reference_volume)
+        node = editor.mrmlSegmentEditorNode()
+        configure_segment_editor(node, run.segmentation, run.reference_volume)
+        if not editor_overwrites(node):  # the user's "Allow overlap" is kept (review m8)
+            self.ui.statusLabel.text = _(
+                'The Segment Editor is in "Allow overlap": where two segments hold a voxel, '
+                "Export gives it to the segment edited last.")
 
     def onExport(self):
         run = self.current_run()
