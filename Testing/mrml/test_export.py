@@ -163,6 +163,12 @@ def test_enhancing_voxels_repainted_as_ncr_and_ed_export_as_such(logics, case201
     editor = _editor(logics, run, flair, slicer.vtkMRMLSegmentEditorNode.OverwriteAllSegments)
     _paint(editor, run, flair, "NCR", as_ncr)
     _paint(editor, run, flair, "ED", as_ed)
+    # The painted voxels left ET (one class per voxel), whatever order the export uses.
+    from test_scene import _segment_array
+
+    et = _segment_array(logics, run.segmentation, "ET", flair)
+    assert not et[as_ncr | as_ed].any() and et[labels == 4].sum() == (
+        (labels == 4).sum() - as_ncr.sum() - as_ed.sum())
     expected = labels.copy()
     expected[as_ncr], expected[as_ed] = 1, 2
     np.testing.assert_array_equal(_export(logics, run, flair, tmp_path / "a.nii.gz"), expected)
