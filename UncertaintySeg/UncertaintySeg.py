@@ -281,7 +281,7 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if old and parameterNode and old.parameterNode is parameterNode.parameterNode:
             parameterNode = old
         elif old and self._guiConnected:
-            old.disconnectGui(self._guiTag)
+            old.disconnectGui(self._guiTag)  # 5.6/5.8 return no tag: then a no-op
             self._guiConnected = False
         if old:
             self.stopObserving(old)
