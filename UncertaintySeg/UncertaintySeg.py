@@ -155,7 +155,7 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
 
     def loadDemoCase(self) -> dict:
         """The bundled phantom as {modality: volume node} (after ensureDependencies)."""
-        return load_demo_case(self.session.logics.volumes,
+        return load_demo_case(self.runner, self.session.logics.volumes,
                               Path(slicer.app.temporaryPath) / "UncertaintySeg" / "demo")
 
     def start(self, parameters):

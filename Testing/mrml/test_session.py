@@ -92,12 +92,14 @@ def test_runs_whose_nodes_left_are_forgotten_and_only_temporary_folders_deleted(
 
 
 def test_the_demo_case_loads_as_four_volumes_auto_pick_recognises(logics, tmp_path):
+    """Written by the pipeline's own `phantom` command in a child process, as in Slicer."""
     from UncertaintySegLib.demo_case import load_demo_case
     from UncertaintySegLib.inputs import auto_pick, candidate_volumes
 
-    nodes = load_demo_case(logics.volumes, tmp_path)
+    runner = RunSession(logics).runner
+    nodes = load_demo_case(runner, logics.volumes, tmp_path)
     written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.nii.gz")}
-    load_demo_case(logics.volumes, tmp_path)
+    load_demo_case(runner, logics.volumes, tmp_path)
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.nii.gz")} == written  # reused
     assert set(nodes) == {"flair", "t1", "t1ce", "t2"}
     assert all(node.GetImageData().GetDimensions() == (112, 128, 80) for node in nodes.values())
@@ -105,3 +107,13 @@ def test_the_demo_case_loads_as_four_volumes_auto_pick_recognises(logics, tmp_pa
     names = [n.GetName() for n in candidate_volumes(logics.scene)]
     picked = auto_pick(names[:4])
     assert {m: names[i] for m, i in picked.items()} == {m: n.GetName() for m, n in nodes.items()}
+    assert nodes["flair"].GetName() == "Phantom_0100_flair"  # unseen by the phantom model
+
+
+def test_a_demo_case_that_cannot_be_written_says_why(logics, tmp_path):
+    from UncertaintySegLib.demo_case import write_demo_case
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(RuntimeError, match="demo case could not be written.*exit code"):
+        write_demo_case(RunSession(logics).runner, blocked)
