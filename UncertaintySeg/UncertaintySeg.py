@@ -25,13 +25,19 @@ from slicer.util import VTKObservationMixin
 from uncertaintyseg_shared.options import OPTIONS  # stdlib only: importable before any install
 from UncertaintySegLib.context import SceneLogics
 from UncertaintySegLib.deps import ensure_dependencies, slicer_installers
-from UncertaintySegLib.editing import configure_segment_editor
 from UncertaintySegLib.inputs import MODALITIES, VolumeSelection, auto_pick, candidate_volumes
 from UncertaintySegLib.process import STAGE_LABELS, overall_fraction
-from UncertaintySegLib.review import COLUMNS, box_rows, review_progress, set_reviewed, triage_summary
+from UncertaintySegLib.review_panel import ReviewPanel
 from UncertaintySegLib.runner import RunOptions
 from UncertaintySegLib.session import RunSession
 from UncertaintySegLib.worklist_panel import WorklistPanel
+from UncertaintySegLib.demo_case import load_demo_case
+from UncertaintySegLib.run_panel import RunPanel
+from UncertaintySegLib.inputs import heatmap_ids
+
+DOCS_URL = "https://github.com/UncertaintySeg/UncertaintySeg/blob/main/docs/SLICER-USER.md"
+# The model folders used before, kept in Slicer's settings (QSettings), review section 6.
+MODEL_FOLDER_KEY = "UncertaintySeg/ModelFolder"
 
 
 class UncertaintySeg(ScriptedLoadableModule):
@@ -39,7 +45,10 @@ class UncertaintySeg(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("UncertaintySeg")
         self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
-        self.parent.dependencies = []
+        # The logics and widgets the module uses (context.SceneLogics, Edit): without them
+        # Slicer names the missing module instead of an AttributeError later (review m5).
+        self.parent.dependencies = ["Segmentations", "SegmentEditor", "Markups", "Volumes",
+                                    "SubjectHierarchy", "Colors"]
         self.parent.contributors = ["UncertaintySeg developers"]
         self.parent.helpText = _(
             "Segments glioma sub-regions (necrosis NCR, edema ED, enhancing tumour ET) from "
@@ -48,7 +57,9 @@ class UncertaintySeg(ScriptedLoadableModule):
             "re-segmented by a 3D nnU-Net and the two are fused.<br>Load the four volumes, check "
             "the selectors, press Apply; review the heatmap and the boxes (click a row to jump "
             "to it), correct the segments in the Segment Editor and export a BraTS label map."
-            "<br>Needs 3D Slicer 5.10 or newer. Research software: not for clinical use.")
+            "<br>No data at hand? Press \"Load demo case\". Needs 3D Slicer 5.10 or newer. "
+            "Research software: not for clinical use.") + "<br>" + _(
+            'See the <a href="{url}">user guide</a>.').format(url=DOCS_URL)
         self.parent.acknowledgementText = _(
             "Method: Yang Z., Yang C., Zhang R., Wang C., Chen M., Yin F.-F., A voxel-wise "
             "uncertainty-guided framework for glioma segmentation using spherical projection-"
@@ -102,9 +113,11 @@ class UncertaintySegParameterNode:
 
 
 def _resetViews():
+    # resetThreeDViews loops over the 3D views there are: a layout restored without one
+    # has none, and threeDWidget(0) would be None (review m3; qMRMLLayoutManager).
     if slicer.app.layoutManager() is not None:
         slicer.util.resetSliceViews()
-        slicer.app.layoutManager().threeDWidget(0).threeDView().resetFocalPoint()
+        slicer.util.resetThreeDViews()
 
 
 class UncertaintySegLogic(ScriptedLoadableModuleLogic):
@@ -130,14 +143,20 @@ class UncertaintySegLogic(ScriptedLoadableModuleLogic):
     def selection(parameters) -> VolumeSelection:
         return VolumeSelection({m: getattr(parameters, m) for m in MODALITIES})
 
-    def ensureDependencies(self, parameters) -> bool:
+    def ensureDependencies(self, parameters, started=lambda: None) -> bool:
         """Check the Slicer version, then install what the pipeline lacks (after the user
-        confirms); skipped when the user runs the pipeline in their own Python."""
+        confirms; `started()` then); skipped when the user runs the pipeline in their own
+        Python."""
         if parameters.python:
             return True
         version = f"{slicer.app.majorVersion}.{slicer.app.minorVersion}"
-        return ensure_dependencies(slicer_installers(), testing=slicer.app.testingEnabled(),
-                                   slicer_version=version)
+        return ensure_dependencies(slicer_installers(started), slicer_version=version,
+                                   testing=slicer.app.testingEnabled())
+
+    def loadDemoCase(self) -> dict:
+        """The bundled phantom as {modality: volume node} (after ensureDependencies)."""
+        return load_demo_case(self.runner, self.session.logics.volumes,
+                              Path(slicer.app.temporaryPath) / "UncertaintySeg" / "demo")
 
     def start(self, parameters):
         return self.session.start(self.selection(parameters), RunOptions.from_parameters(parameters),
@@ -164,7 +183,6 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         VTKObservationMixin.__init__(self)
         self.logic = self._parameterNode = self._guiTag = self.run = None
         self._guiConnected = False
-        self.rows = []
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -173,42 +191,48 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = UncertaintySegLogic()
-        self.timer = qt.QTimer()
-        self.timer.setInterval(200)
-        self.timer.timeout.connect(self.onTimer)
+        self.review = ReviewPanel(self.ui, self.logic.session, lambda: self.run,
+                                  lambda run, path: self.worklist.recordExport(run, path))
+        self.runPanel = RunPanel(self.ui, self.logic, lambda: self._parameterNode, self.onRun,
+                                 lambda busy: self.worklist.setBusy(busy), self.updateGUI,
+                                 self.showProgress)
         # One deferred pick however many nodes a scene load adds (review #21).
         self.pickTimer = qt.QTimer()
         self.pickTimer.setSingleShot(True)
         self.pickTimer.setInterval(0)
         self.pickTimer.timeout.connect(self.autoPick)
-        self.ui.boxTable.setColumnCount(len(COLUMNS))
-        self.ui.boxTable.setHorizontalHeaderLabels(list(COLUMNS))
-        self.ui.applyButton.clicked.connect(self.onApply)
+        self.connectWidgets()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
+        self.worklist = WorklistPanel(self.layout, self.logic.session.logics,
+                                      self.logic.session.loader, self.onWorklistCase)
+        # The .ui ends without a spacer, so the worklist section follows the others; the
+        # stretch keeps all of them at the top (review m9).
+        self.layout.addStretch(1)
+        self.initializeParameterNode()
+
+    def connectWidgets(self):
         self.ui.autoPickButton.clicked.connect(lambda: self.autoPick(overwrite=True))
-        self.ui.logButton.clicked.connect(self.onShowLog)
-        self.ui.boxTable.cellClicked.connect(self.onBoxClicked)
-        self.ui.boxTable.itemChanged.connect(self.onBoxItemChanged)
-        self.ui.editButton.clicked.connect(self.onEdit)
-        self.ui.exportButton.clicked.connect(self.onExport)
         # str parameters: the path connector takes only pathlib types (guiConnectors.py
         # ctkPathLineEditToPathConnector), so these two are synced by hand (review #9).
         self.ui.modelFolderPathLineEdit.currentPathChanged.connect(
             lambda path: self.setParameter("modelFolder", path))
         self.ui.pythonPathLineEdit.currentPathChanged.connect(
             lambda path: self.setParameter("python", path))
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
-        self.worklist = WorklistPanel(self.layout, self.logic.session.logics,
-                                      self.logic.session.loader, self.onWorklistCase)
-        self.initializeParameterNode()
+        # Model folders used before are offered again, from Slicer's settings (QSettings;
+        # written by addCurrentPathToHistory when a run starts).
+        self.ui.modelFolderPathLineEdit.settingKey = MODEL_FOLDER_KEY
 
     def cleanup(self):
-        self.worklist.closeSession()
-        self.timer.stop()
+        # Stop the pipeline first: it runs in its own session and would outlive Slicer if
+        # saving the worklist's review raised (review m6).
         self.pickTimer.stop()
-        if self.logic and self.logic.runner.running():
-            self.logic.runner.cancel()
+        self.runPanel.cancel()
+        try:
+            self.worklist.closeSession()
+        except Exception:  # already shown; the module must still let go of the scene
+            logging.exception("UncertaintySeg: the worklist review was not saved")
         self.setParameterNode(None)
         self.removeObservers()
 
@@ -227,19 +251,13 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event):
         # The nodes of the run are about to go: forget them, stop a run (review #6, #16).
         self.worklist.sceneClosing()
-        self.timer.stop()
-        if self.logic.runner.running():
-            self.logic.runner.cancel()
-        self.run, self.rows = None, []
-        self.ui.boxTable.setRowCount(0)
-        self.ui.progressBar.value = 0
-        for label in (self.ui.statusLabel, self.ui.hintLabel, self.ui.reviewProgressLabel):
-            label.text = ""
-        self.ui.triageLabel.text = _("Run the pipeline to see the case's triage score.")
-        self.updateGUI()  # Edit and Export off
+        self.run = None
+        self.review.clear()
+        self.runPanel.cancel()  # also turns Edit and Export off
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event):
+        self.logic.session.prune_runs()  # their nodes are gone: so are their folders (m10)
         if self.parent.isEntered:
             self.initializeParameterNode()
 
@@ -254,9 +272,10 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, parameterNode):
         """Observe a parameter node; connect the GUI only when the MRML node changes.
 
-        getParameterNode() makes a new wrapper each time and each connectGui adds a
-        ModifiedEvent observer that disconnectGui never removes (wrapper.py
-        _connectParametersToGui), so connecting on every enter() stacks work (review #8).
+        getParameterNode() makes a new wrapper each time, and in Slicer 5.10 each
+        connectGui adds a ModifiedEvent observer that disconnectGui does not remove
+        (wrapper.py _connectParametersToGui; from 5.12.0 it does, commit 16069d367e), so
+        connecting on every enter() would stack work (review #8, m13).
         """
         old = self._parameterNode
         if old and parameterNode and old.parameterNode is parameterNode.parameterNode:
@@ -278,7 +297,11 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             setattr(self._parameterNode, name, value)
 
     def autoPick(self, overwrite=False):
-        """Fill empty selectors (all with `overwrite`) from the volume names."""
+        """Fill empty selectors (all with `overwrite`) from the volume names; hide the
+        heatmaps of earlier runs from the selectors (review m4)."""
+        hidden = heatmap_ids(slicer.mrmlScene)
+        for modality in MODALITIES:
+            getattr(self.ui, f"{modality}Selector").sortFilterProxyModel().hiddenNodeIDs = hidden
         if not self._parameterNode:
             return
         nodes = candidate_volumes(slicer.mrmlScene)
@@ -290,10 +313,12 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         p = self._parameterNode
         running = self.logic.runner.running()
         ready = p is not None and not self.logic.selection(p).missing()
-        self.ui.applyButton.enabled = running or ready
+        self.ui.applyButton.enabled = not self.runPanel.guard.busy and (running or ready)
         self.ui.applyButton.text = _("Cancel") if running else _("Apply")
         if self.run is not None and self.run.uncertainty.GetScene() is None:
             self.run = None  # its nodes were deleted
+            self.review.clear()
+        self.logic.session.prune_runs()
         hasRun = self.run is not None and not running
         self.ui.exportButton.enabled = hasRun
         # A worklist case whose input MRIs moved has no volume to edit on.
@@ -312,107 +337,26 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.session.set_region(self.run, p.region)
             self.logic.session.set_threshold(self.run, p.heatmapThreshold)
 
-    def onApply(self):
-        if self.logic.runner.running():
-            self.timer.stop()
-            self.logic.runner.cancel()
-            self.ui.statusLabel.text = _("Cancelled; the scene was left as it was.")
-            self.ui.progressBar.value = 0
-            self.updateGUI()
-            return
-        # Outside the wait cursor: this may ask a question and run pip (review #25).
-        with slicer.util.tryWithErrorDisplay(_("UncertaintySeg could not start.")):
-            if not self.logic.ensureDependencies(self._parameterNode):
-                return
-        with slicer.util.tryWithErrorDisplay(_("UncertaintySeg could not start."), waitCursor=True):
-            self.logic.start(self._parameterNode)
-            self.ui.statusLabel.text = _("Starting...")
-            self.ui.logButton.enabled = True
-            self.timer.start()
-        self.updateGUI()
-
     def showProgress(self, events):
         for event in events:
             self.ui.progressBar.value = int(100 * overall_fraction(event))
             label = STAGE_LABELS.get(event.stage, event.stage)
             self.ui.statusLabel.text = f"{label}: {event.message}" if event.message else label
 
-    def onTimer(self):
-        self.showProgress(self.logic.runner.poll())
-        if self.logic.runner.running():
-            return
-        self.timer.stop()
-        try:
-            self.run = self.logic.session.finish()
-        except Exception as error:  # the process's own readable message, or a load error
-            self.ui.statusLabel.text = _("Failed.")
-            process = self.logic.runner.process
-            slicer.util.errorDisplay(str(error), detailedText="\n".join(process.log if process else []))
-        else:
-            self.showProgress(self.logic.session.last_events)
-            self.ui.progressBar.value = 100
-            self.ui.statusLabel.text = _("Done: {folder}").format(folder=self.run.output_dir)
-            self.showRun(self.run)
-        self.updateGUI()
+    def onRun(self, run):
+        self.run = run
+        self.review.show(run)
 
     def onWorklistCase(self, run):
-        """A case opened from the worklist (None: the previous one closed, none opened)."""
+        """A case opened from the worklist, or None: the open case closed (its ticks are no
+        longer recorded, so its table goes, review W3)."""
         self.run = run
         if run is not None:
             self.logic.session.show(run)
-            self.showRun(run)
+            self.review.show(run)
+        else:
+            self.review.clear()
         self.updateGUI()
-
-    def showRun(self, run):
-        headline, hint = triage_summary(run.report)
-        self.ui.triageLabel.text = headline
-        self.ui.hintLabel.text = hint
-        self.rows = box_rows(run.boxes, run.rois)
-        table = self.ui.boxTable
-        table.blockSignals(True)
-        table.setRowCount(len(self.rows))
-        for r, row in enumerate(self.rows):
-            tick = qt.QTableWidgetItem()
-            tick.setFlags(qt.Qt.ItemIsUserCheckable | qt.Qt.ItemIsEnabled | qt.Qt.ItemIsSelectable)
-            tick.setCheckState(qt.Qt.Checked if row.reviewed else qt.Qt.Unchecked)
-            table.setItem(r, 0, tick)
-            for c, text in enumerate(row.cells(), start=1):
-                table.setItem(r, c, qt.QTableWidgetItem(text))
-        table.resizeColumnsToContents()
-        table.blockSignals(False)
-        self.ui.reviewProgressLabel.text = review_progress(self.rows)
-
-    def onBoxClicked(self, rowIndex, column):
-        if 0 <= rowIndex < len(self.rows):
-            self.logic.session.centre_on(self.rows[rowIndex])
-
-    def onBoxItemChanged(self, item):
-        if item.column() == 0 and item.row() < len(self.rows):
-            set_reviewed(self.rows[item.row()], item.checkState() == qt.Qt.Checked)
-            self.ui.reviewProgressLabel.text = review_progress(self.rows)
-
-    def onShowLog(self):
-        process = self.logic.runner.process
-        text = "\n".join(process.log) if process else ""
-        slicer.util.infoDisplay(_("Pipeline log (details below)."), detailedText=text or _("(empty)"))
-
-    def onEdit(self):
-        slicer.util.selectModule("SegmentEditor")
-        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
-        editor.setSegmentationNode(self.run.segmentation)
-        editor.setSourceVolumeNode(self.run.reference_volume)
-        configure_segment_editor(editor.mrmlSegmentEditorNode(), self.run.segmentation,
-                                 self.run.reference_volume)
-
-    def onExport(self):
-        path = qt.QFileDialog.getSaveFileName(None, _("Export label map"),
-                                              str(Path.home() / "segmentation.nii.gz"),
-                                              "NIfTI (*.nii.gz *.nii)")
-        if path:
-            with slicer.util.tryWithErrorDisplay(_("Export failed."), waitCursor=True):
-                written = self.logic.exportLabels(self.run, path)
-                self.worklist.recordExport(self.run, written)
-                self.ui.statusLabel.text = _("Exported {path}").format(path=written)
 
 
 class UncertaintySegTest(ScriptedLoadableModuleTest):

@@ -20,7 +20,17 @@ NNUNET_REQUIRES = ["torch>=2.1.2", "acvl-utils<0.3,>=0.2.3", "SimpleITK>=2.2.1",
                    "pytest; extra == \"dev\""]
 EVERYTHING = {"torch": "2.5.1+cu121", "nnunetv2": "2.6.2", "pyswarms": "1.3.0",
               "numpy": "2.0.2", "scipy": "1.14.1", "SimpleITK": "2.5.2", "nibabel": "5.3.2",
-              "tqdm": "4.67.1", "matplotlib": "3.9.2", "filelock": "4.3.1"}
+              "tqdm": "4.67.1", "matplotlib": "3.9.2", "filelock": "4.3.1",
+              "torchvision": "0.20.1"}
+# Further down the chain (dynamic-network-architectures 0.4.x and timm 1.0's metadata,
+# abridged): a plain `pip install` of these brings torch from PyPI (review W1).
+REQUIRES = {"nnunetv2": NNUNET_REQUIRES,
+            "dynamic-network-architectures": ["torch>=1.6.0a", "numpy", "timm<1.0.23",
+                                              "einops"],
+            "timm": ["torch", "torchvision", "pyyaml", "huggingface_hub", "safetensors"],
+            "acvl-utils": ["numpy", "batchgenerators", "connected-components-3d"],
+            "pyswarms": ["scipy", "numpy", "matplotlib>=1.3.1", "attrs", "tqdm", "future",
+                         "pyyaml"]}
 PY312 = (3, 12, 10)
 
 
@@ -43,7 +53,9 @@ class Slicer:
         return self.answer
 
     def requires(self, name):
-        return NNUNET_REQUIRES if name == "nnunetv2" and name in self.installed else None
+        if name not in self.installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return REQUIRES.get(name)
 
     def pip(self, args):
         self.calls.append(("pip", tuple(args)))
@@ -61,6 +73,7 @@ class Slicer:
             def installTorch(self, askConfirmation=False, torchVersionRequirement=None):
                 outer.calls.append(("installTorch", askConfirmation, torchVersionRequirement))
                 outer.installed["torch"] = "2.6.0+cpu"
+                outer.installed["torchvision"] = "0.21.0+cpu"
                 return object()
         return Logic()
 
@@ -101,18 +114,35 @@ def test_nothing_missing_means_no_question():
     assert slicer.questions == [] and slicer.calls == []
 
 
-def test_pip_path_skips_what_slicer_ships_and_passes_nnunets_torch_requirement():
+def test_torch_comes_first_and_pip_never_resolves_dependencies():
+    """Review W1: without the NNUNet extension, torch is installed by the PyTorch
+    extension before anything else, and every pip call is `--no-deps`, so that
+    dynamic-network-architectures and timm cannot pull torch from PyPI."""
     slicer = Slicer({k: v for k, v in EVERYTHING.items() if k not in ("torch", "nnunetv2",
                                                                         "pyswarms")})
     assert ensure_dependencies(slicer.installers(), version_info=PY312)
-    assert "PyTorch extension" in slicer.questions[0] and "nnunetv2>=2.5" in slicer.questions[0]
-    nnunet, deps, torch, rest = slicer.calls
-    assert nnunet == ("pip", ("nnunetv2>=2.5", "--no-deps"))
-    # nnU-Net's own requirements, without torch, SimpleITK, requests or dev extras.
-    assert deps == ("pip", ("acvl-utils<0.3,>=0.2.3", "batchgenerators>=0.25.1",
-                            "dynamic-network-architectures<0.5,>=0.4.1"))
-    assert torch == ("installTorch", False, ">=2.3,>=2.1.2")
-    assert rest == ("pip", ("pyswarms>=1.3",))
+    assert "PyTorch comes first" in slicer.questions[0]
+    assert "nnunetv2>=2.5" in slicer.questions[0]
+    assert slicer.calls[0] == ("installTorch", False, ">=2.3")
+    pips = [args for kind, *args in slicer.calls if kind == "pip"]
+    assert all(args[0][1:] == ("--no-deps",) for args in pips)
+    installed = [args[0][0] for args in pips]
+    # Depth first: nnU-Net, then its requirements and theirs, then our own.
+    assert installed[:2] == ["nnunetv2>=2.5", "acvl-utils<0.3,>=0.2.3"]
+    assert "timm<1.0.23" in installed and "connected-components-3d" in installed
+    assert installed.index("timm<1.0.23") > installed.index(
+        "dynamic-network-architectures<0.5,>=0.4.1")
+    assert installed[-1] == "future" and "pyswarms>=1.3" in installed
+    names = [text.split("<")[0].split(">")[0].split("=")[0].lower() for text in installed]
+    assert not {"torch", "torchvision", "simpleitk", "requests", "numpy", "pytest"} & set(names)
+    assert len(names) == len(set(names))  # each package once
+
+
+def test_torch_already_there_is_not_reinstalled():
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k != "nnunetv2"})
+    assert ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert all(kind == "pip" for kind, *_ in slicer.calls)
+    assert slicer.calls[0] == ("pip", ("nnunetv2>=2.5", "--no-deps"))
 
 
 def test_nnunet_extension_installer_is_used_when_present():
@@ -159,3 +189,19 @@ def test_torch_requirement_combines_ours_with_nnunets():
         raise importlib.metadata.PackageNotFoundError(name)
     assert torch_requirement(not_installed) == ">=2.3"  # importlib.metadata.requires's way
     assert any(r.startswith("torch") for r in REQUIREMENTS)
+
+
+def test_the_panel_hears_when_installation_starts_after_the_answer():
+    """Review W4: the status line says "Installing..." only once the user agreed."""
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k != "pyswarms"})
+    installers = slicer.installers()
+    installers.started = lambda: slicer.calls.append(("started",))
+    assert ensure_dependencies(installers, version_info=PY312)
+    assert len(slicer.questions) == 1 and slicer.calls[0] == ("started",)
+    assert len(slicer.calls) > 1
+
+    declined = Slicer({}, answer=False)
+    installers = declined.installers()
+    installers.started = lambda: declined.calls.append(("started",))
+    assert not ensure_dependencies(installers, version_info=PY312)
+    assert declined.calls == []

@@ -9,7 +9,7 @@ from mrml_helpers import SLICER_CORE
 
 slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
 
-from UncertaintySegLib.editing import configure_segment_editor, editor_is_overwrite_none  # noqa: E402
+from UncertaintySegLib.editing import configure_segment_editor, editor_overwrites  # noqa: E402
 from UncertaintySegLib.export import ExportError, LabelExporter  # noqa: E402
 from UncertaintySegLib.scene import ResultLoader  # noqa: E402
 from UncertaintySegLib.volumes import read_scalar_volume  # noqa: E402
@@ -52,18 +52,18 @@ def test_export_after_edit_matches_the_edited_voxels(logics, any_case, tmp_path)
     run = ResultLoader(logics).load(any_case.output_dir, reference_volume=flair)
     labels = any_case.labels
     et_value = 3 if any_case.convention == "brats2023" else 4
-    # Edit 1, with overwrite-none: paint NCR into a block of edema; ED keeps those voxels
-    # too, and the export must give them to the inner class (NCR).
+    # Edit 2 (below), with overwrite-none: paint NCR into a block of edema; ED keeps those
+    # voxels too, and the export gives them to the segment edited last (NCR).
     painted = np.zeros(labels.shape, bool)
     painted[19:23, 20:26, 27:33] = True
     painted &= labels == 2
-    # Edit 2: erase part of the enhancing rim.
+    # Edit 1: erase part of the enhancing rim.
     erased = np.zeros(labels.shape, bool)
     erased[20:23, 14:30, 14:20] = True
     erased &= labels == et_value
     assert painted.sum() > 20 and erased.sum() > 20
-    _replace_segment(logics, run.segmentation, "NCR", (labels == 1) | painted, flair)
     _replace_segment(logics, run.segmentation, "ET", (labels == et_value) & ~erased, flair)
+    _replace_segment(logics, run.segmentation, "NCR", (labels == 1) | painted, flair)
     expected = labels.copy()
     expected[painted] = 1
     expected[erased] = 0
@@ -102,15 +102,91 @@ def test_convention_can_be_chosen_and_missing_segment_is_refused(logics, case201
     assert not (tmp_path / "x.nii.gz").exists()
 
 
-def test_segment_editor_is_set_to_overwrite_none(logics, case2018):
+def _editor(logics, run, flair, mode):
+    """Slicer's own Segment Editor logic on `run`, set up as the Edit button does."""
+    node = logics.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+    node.SetOverwriteMode(mode)
+    configure_segment_editor(node, run.segmentation, flair)
+    assert node.GetOverwriteMode() == mode  # the user's mode is left alone (review m8)
+    assert editor_overwrites(node) is (mode != node.OverwriteNone)
+    editor = slicer.vtkSlicerSegmentEditorLogic()
+    editor.SetMRMLScene(logics.scene)
+    editor.SetSegmentEditorNode(node)
+    return editor
+
+
+def _paint(editor, run, flair, name, mask):
+    """Add a (Z, Y, X) mask to a segment as a paint stroke does (the editor's masking and
+    overwrite mode apply)."""
+    segment_id = run.segmentation.GetSegmentation().GetSegmentIdBySegmentName(name)
+    editor.ModifySegmentByLabelmap(run.segmentation, segment_id, _image(mask, flair),
+                                   editor.ModificationModeAdd, False, False)
+
+
+def _image(mask, reference):
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkCommonMath import vtkMatrix4x4
+
+    image = slicer.vtkOrientedImageData()
+    image.SetDimensions(mask.shape[2], mask.shape[1], mask.shape[0])
+    matrix = vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(matrix)
+    image.SetImageToWorldMatrix(matrix)
+    image.GetPointData().SetScalars(numpy_to_vtk(mask.astype(np.uint8).ravel(), deep=True))
+    return image
+
+
+def _block(labels, value, z, y, x):
+    mask = np.zeros(labels.shape, bool)
+    mask[z, y, x] = True
+    return mask & (labels == value)
+
+
+def _export(logics, run, flair, path):
+    import SimpleITK as sitk
+
+    before = _node_ids(logics.scene)
+    written = LabelExporter(logics).export(run.segmentation, flair, path)
+    assert _node_ids(logics.scene) == before
+    return sitk.GetArrayFromImage(_read(written))
+
+
+def test_enhancing_voxels_repainted_as_ncr_and_ed_export_as_such(logics, case2018, tmp_path):
+    """Review W2: with Slicer's default "Overwrite all" the painted voxels leave ET, and
+    the label map has them as 1 (NCR) and 2 (ED)."""
     flair = _flair(logics, case2018)
     run = ResultLoader(logics).load(case2018.output_dir, reference_volume=flair)
-    editor = logics.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
-    editor.SetOverwriteMode(editor.OverwriteAllSegments)
-    configure_segment_editor(editor, run.segmentation, flair, selected_segment="NCR")
-    assert editor_is_overwrite_none(editor)
-    assert editor.GetSegmentationNode() is run.segmentation
-    assert editor.GetSourceVolumeNode() is flair
-    assert editor.GetMaskMode() == run.segmentation.EditAllowedEverywhere
-    selected = run.segmentation.GetSegmentation().GetSegment(editor.GetSelectedSegmentID())
-    assert selected.GetName() == "NCR"
+    labels = case2018.labels
+    as_ncr = _block(labels, 4, slice(18, 24), slice(10, 40), slice(10, 24))
+    as_ed = _block(labels, 4, slice(18, 24), slice(10, 40), slice(24, 40))
+    assert as_ncr.sum() > 20 and as_ed.sum() > 20
+    editor = _editor(logics, run, flair, slicer.vtkMRMLSegmentEditorNode.OverwriteAllSegments)
+    _paint(editor, run, flair, "NCR", as_ncr)
+    _paint(editor, run, flair, "ED", as_ed)
+    # The painted voxels left ET (one class per voxel), whatever order the export uses.
+    from test_scene import _segment_array
+
+    et = _segment_array(logics, run.segmentation, "ET", flair)
+    assert not et[as_ncr | as_ed].any() and et[labels == 4].sum() == (
+        (labels == 4).sum() - as_ncr.sum() - as_ed.sum())
+    expected = labels.copy()
+    expected[as_ncr], expected[as_ed] = 1, 2
+    np.testing.assert_array_equal(_export(logics, run, flair, tmp_path / "a.nii.gz"), expected)
+
+
+def test_an_overlap_left_by_allow_overlap_goes_to_the_segment_edited_last(logics, case2018,
+                                                                        tmp_path):
+    flair = _flair(logics, case2018)
+    run = ResultLoader(logics).load(case2018.output_dir, reference_volume=flair)
+    labels = case2018.labels
+    editor = _editor(logics, run, flair, slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+    # NCR painted into edema: both segments hold the voxels; NCR was edited last.
+    ncr_in_ed = _block(labels, 2, slice(19, 23), slice(20, 26), slice(27, 33))
+    assert ncr_in_ed.sum() > 20
+    _paint(editor, run, flair, "NCR", ncr_in_ed)
+    expected = labels.copy()
+    expected[ncr_in_ed] = 1
+    np.testing.assert_array_equal(_export(logics, run, flair, tmp_path / "b.nii.gz"), expected)
+    # Then ED painted over the same voxels: now ED is the segment edited last.
+    _paint(editor, run, flair, "ED", ncr_in_ed)
+    np.testing.assert_array_equal(_export(logics, run, flair, tmp_path / "c.nii.gz"), labels)

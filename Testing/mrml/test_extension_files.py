@@ -70,16 +70,40 @@ def test_ui_parameter_names_match_the_parameter_node():
     assert fields - set(bound) == {"modelFolder", "python"}
 
 
+# Qt widget glue that only the module file imports (it cannot run under slicer-core).
+GUI_LIB_FILES = {"worklist_panel.py", "review_panel.py", "run_panel.py"}
+
+
 def test_widgets_used_by_the_module_exist_in_the_ui():
     names = {w.get("name") for w in _ui().iter("widget")}
-    used = {node.attr for node in ast.walk(_module_tree())
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
-            and node.value.attr == "ui" and not node.attr.startswith("_")}
-    assert used and used <= names, f"not in the .ui: {used - names}"
+    trees = [_module_tree()] + [ast.parse((MODULE_DIR / "UncertaintySegLib" / name).read_text(
+        encoding="utf-8")) for name in sorted(GUI_LIB_FILES)]
+    used = {node.attr for tree in trees for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, (ast.Attribute, ast.Name))
+            and getattr(node.value, "attr", getattr(node.value, "id", None)) == "ui"
+            and not node.attr.startswith("_")}
+    assert {"boxTable", "loadDemoButton", "applyButton"} <= used
+    assert used <= names, f"not in the .ui: {used - names}"
 
 
-# Qt widget glue that only the module file imports (it cannot run under slicer-core).
-GUI_LIB_FILES = {"worklist_panel.py"}
+def test_extensions_index_entry_matches_the_extension():
+    """The catalog entry for Slicer's ExtensionsIndex: Slicer 5.10 builds the index from
+    <name>.json files (Extensions/CMake/SlicerBlockBuildPackageAndUploadExtensions.cmake:53,
+    schema Schemas/slicer-extension-catalog-entry-schema-v1.0.1.json, which requires
+    $schema, category and scm_url); the .s4ext file is only generated in a build tree."""
+    import json
+
+    entry = json.loads((ROOT / "Resources" / "ExtensionsIndex" / "UncertaintySeg.json")
+                       .read_text(encoding="utf-8"))
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert entry["$schema"].endswith("slicer-extension-catalog-entry-schema-v1.0.1.json#")
+    assert set(entry) <= {"$schema", "category", "scm_url", "scm_revision", "scm_type",
+                          "build_dependencies", "build_subdirectory", "enabled", "tier"}
+    assert f'set(EXTENSION_CATEGORY "{entry["category"]}")' in text
+    depends = re.search(r'set\(EXTENSION_DEPENDS "([^"]*)"', text).group(1).split()
+    assert entry["build_dependencies"] == depends
+    repository = re.search(r'set\(UNCERTAINTYSEG_REPOSITORY "([^"]+)"', text).group(1)
+    assert entry["scm_url"] == repository + ".git"
 
 
 def test_lib_has_no_torch_or_qt_import():

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from mrml_helpers import SLICER_CORE
+from mrml_helpers import SLICER_CORE, orphan_helper_nodes
 
 slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
 
@@ -101,6 +101,12 @@ def test_heatmap_volume_and_display_settings(logics, case2018):
     table.GetColor(table.GetNumberOfColors() - 1, high)
     assert high[0] > 0.7 and high[1] < 0.1 and high[3] == 1.0   # deep red, opaque
     assert low[1] > 0.9 and low[3] < high[3]                      # pale yellow, lighter
+    # A colour legend in the views, reading the heatmap's own table (review section 6).
+    legends = [run.uncertainty.GetNthDisplayNode(i)
+               for i in range(run.uncertainty.GetNumberOfDisplayNodes())
+               if run.uncertainty.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode")]
+    assert len(legends) == 1 and legends[0].GetTitleText() == "Uncertainty (0-1)"
+    assert legends[0].GetPrimaryDisplayNode() is display
 
     loader.set_uncertainty_region(run, "ET")
     np.testing.assert_allclose(volume_array(run.uncertainty), case2018.uncertainty[0], atol=1e-6)
@@ -126,6 +132,16 @@ def test_each_run_gets_its_own_subject_hierarchy_folder(logics, case2018):
         assert sh.GetItemName(boxes_folder) == "Refinement boxes"
         assert sh.GetItemParent(boxes_folder) == run.folder_item
         assert {sh.GetItemParent(sh.GetItemByDataNode(r)) for r in run.rois} == {boxes_folder}
+
+
+def test_loading_leaves_no_orphan_display_or_storage_node(logics, case2018):
+    """The temporary label map goes with its display and storage nodes (review m1)."""
+    flair = read_scalar_volume(logics.volumes, next(case2018.input_dir.glob("*flair*")), "FLAIR")
+    before = orphan_helper_nodes(logics.scene)
+    ResultLoader(logics).load(case2018.output_dir, reference_volume=flair)
+    ResultLoader(logics).load(case2018.output_dir, reference_volume=flair)
+    assert orphan_helper_nodes(logics.scene) == before
+    assert not logics.scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode").GetNumberOfItems()
 
 
 def test_incomplete_folder_is_refused_and_scene_untouched(logics, case2018, tmp_path):

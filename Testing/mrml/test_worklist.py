@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mrml_helpers import SLICER_CORE
+from mrml_helpers import SLICER_CORE, orphan_helper_nodes
 from UncertaintySegLib import worklist as wl
 
 SMALL = ["--model", "analytic", "--projections", "3", "--kernel-mm", "12", "12", "24",
@@ -202,6 +202,8 @@ def test_load_next_walks_the_ranking_and_a_new_session_resumes(logics, cohort):
     pytest.importorskip("slicer", reason=SLICER_CORE)
     from UncertaintySegLib.scene import run_folders
 
+    nodes_before = {logics.scene.GetNthNode(i).GetID()
+                    for i in range(logics.scene.GetNumberOfNodes())}
     session = _session(logics, cohort, reviewer="ann")
     order = [r.case for r in session.rows]
     first = session.open_next()
@@ -219,6 +221,12 @@ def test_load_next_walks_the_ranking_and_a_new_session_resumes(logics, cohort):
     assert third.row in session.rows and third.row.state == wl.IN_REVIEW
     session.close()
     assert run_folders(logics.scene) == [] and session.current is None
+    # Every case's nodes went with their display and storage nodes (review m1); only the
+    # shared colour tables stay.
+    assert orphan_helper_nodes(logics.scene) == []
+    left = {logics.scene.GetNthNode(i) for i in range(logics.scene.GetNumberOfNodes())}
+    assert {n.GetClassName() for n in left if n.GetID() not in nodes_before} <= {
+        "vtkMRMLColorTableNode"}
 
     again = _session(logics, cohort, reviewer="bob")
     assert [r.state for r in again.rows] == [wl.REVIEWED, wl.REVIEWED, wl.IN_REVIEW]
@@ -294,3 +302,30 @@ def test_a_review_that_cannot_be_saved_keeps_the_case_open(logics, cohort, monke
         session.open_next()
     assert session.current is case and run_folders(logics.scene) == [case.run.folder_item]
     assert logics.scene.IsNodePresent(case.run.segmentation)
+
+
+def test_whoever_shows_a_case_hears_when_it_closes(logics, cohort):
+    """Review W3: when the case closes (next case, a new folder, the scene closing), the
+    module is told, so it never keeps showing a box table whose ticks go nowhere."""
+    pytest.importorskip("slicer", reason=SLICER_CORE)
+
+    session = _session(logics, cohort)
+    closed = []
+    session.on_closed = lambda case: closed.append(case.row.case)
+    first = session.open_next()
+    second = session.open_next()                       # closes the first
+    session.close(remove_nodes=False)                  # what closing the scene does
+    assert closed == [first.row.case, second.row.case] and session.current is None
+    session.forget()                                   # nothing open: nothing to say
+    assert len(closed) == 2
+
+
+def test_only_a_confirmed_existing_other_folder_is_opened(cohort, tmp_path):
+    from UncertaintySegLib.worklist_scene import folder_to_open
+
+    assert folder_to_open(str(cohort)) == cohort
+    assert folder_to_open(f" {cohort} ") == cohort
+    assert folder_to_open(str(cohort), open_folder=cohort) is None   # already open
+    assert folder_to_open(str(cohort)[:-2]) is None                  # half typed
+    assert folder_to_open("") is None and folder_to_open(str(tmp_path / "x")) is None
+    assert folder_to_open(str(tmp_path), open_folder=cohort) == tmp_path

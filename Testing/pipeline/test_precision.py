@@ -1,5 +1,6 @@
 """`--precision auto`: fp16 on CUDA, bf16 on CPUs with native bf16, fp32 elsewhere."""
 
+import pytest
 import torch
 
 from uncertaintyseg.pipeline import cpu_has_native_bf16, resolve_precision
@@ -28,3 +29,19 @@ def test_asked_precision_is_kept():
         assert resolve_precision("fp32", device) is None
         assert resolve_precision("bf16", device, native_bf16=False) is torch.bfloat16
         assert resolve_precision("fp16", device) is torch.float16
+
+
+def test_mps_is_a_device_choice_and_refused_clearly_without_an_apple_gpu(monkeypatch):
+    from uncertaintyseg.errors import InputError
+    from uncertaintyseg.options import OPTIONS
+    from uncertaintyseg.pipeline import resolve_device
+
+    assert "mps" in OPTIONS["device"].choices
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(InputError, match="--device mps.*no Apple GPU.*--device cpu"):
+        resolve_device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps") == torch.device("mps")
+    # MPS is asked for explicitly; auto stays CUDA-or-CPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == CPU

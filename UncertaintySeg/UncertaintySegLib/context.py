@@ -62,6 +62,9 @@ def create_headless_logics(scene=None) -> SceneLogics:
     colors.SetMRMLScene(scene)
     colors.AddDefaultColorNodes()
     app_logic.SetModuleLogic("Colors", colors)
+    # In the application the Colors module registers the colour legend node class
+    # (v5.10.0 vtkSlicerColorLogic.cxx:47-57, RegisterNodes); the heatmap's legend needs it.
+    scene.RegisterNodeClass(slicer.vtkMRMLColorLegendDisplayNode())
     app_logic.SetSliceLogics(vtkCollection())
     app_logic.SetViewLogics(vtkCollection())
     # Views created later find the application logic through these factories.
@@ -89,3 +92,21 @@ def nodes_by_class(scene, class_name: str) -> list:
     collection = scene.GetNodesByClass(class_name)
     collection.UnRegister(None)
     return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def remove_with_helpers(scene, node) -> None:
+    """Remove a node with its display and storage nodes.
+
+    vtkMRMLScene::RemoveNode does not cascade (v5.10.0 vtkMRMLScene.cxx:1519-1580), and
+    AddArchetypeVolume adds a display and a storage node with each volume
+    (vtkSlicerVolumesLogic.cxx:614-616): removing only the volume leaves both behind,
+    and they would be saved with the scene (review m1).
+    """
+    if node is None or node.GetScene() is None:
+        return
+    helpers = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
+    storage = node.GetStorageNode() if hasattr(node, "GetStorageNode") else None
+    scene.RemoveNode(node)
+    for helper in [*helpers, storage]:
+        if helper is not None and helper.GetScene() is not None:
+            scene.RemoveNode(helper)

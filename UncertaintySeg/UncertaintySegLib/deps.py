@@ -7,12 +7,15 @@ caller gets a DependencyError). Done the way Slicer's segmentation extensions do
   ship 3.9 (`check_slicer_python`);
 - versions, not only presence (`importlib.metadata` + `packaging`, which Slicer 5.10
   ships: SuperBuild/External_python-pythonqt-requirements.cmake);
-- nnU-Net through the SlicerNNUNet extension's installer when it is there (as
-  SlicerTotalSegmentator does); otherwise pip without dependencies, then nnU-Net's own
-  requirements except what Slicer ships (SimpleITK, torch, requests), as that installer
-  does (SlicerNNUNetLib/InstallLogic.py `pipInstallSelective`);
-- torch from the PyTorch extension, with nnU-Net's torch requirement and ours
-  (`PyTorchUtilsLogic.installTorch(torchVersionRequirement=...)`).
+- torch (and torchvision, which timm imports) first, from the PyTorch extension, with our
+  torch requirement and nnU-Net's (`PyTorchUtilsLogic.installTorch(torchVersionRequirement
+  =...)`), as SlicerTotalSegmentator does (TotalSegmentator.py:875-889);
+- then nnU-Net through the SlicerNNUNet extension's installer when it is there;
+  otherwise every package with `--no-deps`, recursing into its requirements and skipping
+  what Slicer or the PyTorch extension provide, as SlicerNNUNetLib/InstallLogic.py
+  `pipInstallSelective` does: a plain `pip install` of nnU-Net's requirements would pull
+  torch from PyPI through dynamic-network-architectures and timm, before the PyTorch
+  extension could choose the build for this computer's GPU (review W1).
 
 Everything Slicer-specific is passed in (`Installers`), so this runs under pytest.
 """
@@ -37,8 +40,9 @@ REQUIREMENTS = (
     "matplotlib>=3.7",
     "filelock>=4.3",
 )
-# Slicer builds these itself: pip-installing them would shadow Slicer's own build.
-SHIPPED_BY_SLICER = ("simpleitk", "torch", "requests", "numpy")
+# Slicer builds these itself (torch and torchvision: the PyTorch extension installs them):
+# pip-installing them would shadow Slicer's own build or pick the wrong GPU build.
+SHIPPED_BY_SLICER = ("simpleitk", "torch", "torchvision", "requests", "numpy")
 # Python of the oldest supported Slicer (5.10 ships 3.12.10; nnunetv2 2.6+ needs 3.10).
 MINIMUM_PYTHON = (3, 10)
 MINIMUM_SLICER = "5.10"
@@ -109,10 +113,10 @@ class DependencyPlan:
     def describe(self) -> str:
         lines = [u.describe() for u in self.unmet]
         return ("UncertaintySeg needs Python packages that are missing or too old in Slicer:\n- "
-                + "\n- ".join(lines) + "\n\nPyTorch comes from the PyTorch extension (the build "
-                "that fits this computer), nnU-Net from the NNUNet extension when it is "
-                "installed, the rest from pip. This downloads a few hundred MB and can take "
-                "several minutes. Install now?")
+                + "\n- ".join(lines) + "\n\nPyTorch comes first, from the PyTorch extension "
+                "(the build that fits this computer), then nnU-Net from the NNUNet extension "
+                "when it is installed, the rest from pip (never PyTorch). This downloads a "
+                "few hundred MB and can take several minutes. Install now?")
 
 
 def plan_dependencies(version=installed_version, requirements=REQUIREMENTS) -> DependencyPlan:
@@ -132,7 +136,9 @@ class Installers:
 
     `torch_logic()`: PyTorchUtils.PyTorchUtilsLogic() or None without the PyTorch
     extension; `nnunet_installer()`: SlicerNNUNetLib.InstallLogic(...) or None;
-    `pip_install(args: list[str])`; `requires(name)`: importlib.metadata.requires.
+    `pip_install(args: list[str])`; `requires(name)`: importlib.metadata.requires;
+    `started()`: called once the user agreed, before the first install (the panel shows
+    its "Installing Python packages..." status then, review W4).
     """
 
     confirm: object
@@ -141,6 +147,7 @@ class Installers:
     nnunet_installer: object = lambda: None
     requires: object = importlib.metadata.requires
     version: object = installed_version
+    started: object = lambda: None
 
 
 def _requires(requires, name: str) -> list[str]:
@@ -168,17 +175,50 @@ def _install_nnunet(installers: Installers, requirement: str) -> None:
             raise DependencyError("the NNUNet extension could not install " + requirement
                                   + ": see its log (View > Python console)")
         return
-    # nnunetv2 itself without dependencies, then its requirements except Slicer's own.
+    install_without_dependencies(installers, requirement)
+
+
+def _needed(dependency, version, seen: set) -> bool:
+    """A requirement line that must be installed: not Slicer's own, not seen, for this
+    platform and no extra, and not met by what is installed now."""
+    name = dependency.name.lower()
+    if name in SHIPPED_BY_SLICER or name in seen:
+        return False
+    # An "extra == ..." marker cannot be evaluated without an extra: none is asked for.
+    if dependency.marker is not None and not dependency.marker.evaluate({"extra": ""}):
+        return False
+    have = version(dependency.name)
+    return have is None or not dependency.specifier.contains(have, prereleases=True)
+
+
+def install_without_dependencies(installers: Installers, requirement: str,
+                                 seen: set | None = None) -> None:
+    """`pip install <requirement> --no-deps`, then each of its requirements the same way
+    (read from the installed metadata), depth first; nothing in SHIPPED_BY_SLICER is
+    ever installed, so pip cannot bring torch from PyPI (review W1)."""
+    seen = set() if seen is None else seen
+    name = _requirement(requirement).name
+    seen.add(name.lower())
     installers.pip_install([requirement, "--no-deps"])
-    wanted = []
-    for line in _requires(installers.requires, "nnunetv2"):
+    importlib.invalidate_caches()  # the new package's metadata is read next
+    for line in _requires(installers.requires, name):
         dependency = _requirement(line)
-        skipped_marker = dependency.marker is not None and not dependency.marker.evaluate()
-        if dependency.name.lower() in SHIPPED_BY_SLICER or skipped_marker:
-            continue
-        wanted.append(f"{dependency.name}{dependency.specifier}")
-    if wanted:
-        installers.pip_install(wanted)
+        if _needed(dependency, installers.version, seen):
+            install_without_dependencies(
+                installers, f"{dependency.name}{dependency.specifier}", seen)
+
+
+def _install(installers: Installers, plan: DependencyPlan, torch_logic) -> None:
+    """torch first, then nnU-Net, then the rest, each without letting pip pull torch."""
+    names = plan.names()
+    needs_torchvision = "nnunetv2" in names and installers.version("torchvision") is None
+    if "torch" in names or needs_torchvision:
+        _install_torch(installers, torch_logic)
+    if "nnunetv2" in names:
+        _install_nnunet(installers, next(u.requirement for u in plan.unmet if u.name == "nnunetv2"))
+    for unmet in plan_dependencies(installers.version).unmet:
+        if unmet.name.lower() not in SHIPPED_BY_SLICER:
+            install_without_dependencies(installers, unmet.requirement)
 
 
 def _install_torch(installers: Installers, torch_logic) -> None:
@@ -215,15 +255,8 @@ def ensure_dependencies(installers: Installers, testing: bool = False,
                               "the Extensions Manager, restart Slicer and Apply again")
     if not installers.confirm(plan.describe()):
         return False
-    names = plan.names()
-    if "nnunetv2" in names:
-        _install_nnunet(installers, next(u.requirement for u in plan.unmet if u.name == "nnunetv2"))
-    if "torch" in plan_dependencies(installers.version).names():
-        _install_torch(installers, torch_logic)
-    rest = [u.requirement for u in plan_dependencies(installers.version).unmet
-            if u.name.lower() not in SHIPPED_BY_SLICER and u.name != "nnunetv2"]
-    if rest:
-        installers.pip_install(rest)
+    installers.started()
+    _install(installers, plan, torch_logic)
     importlib.invalidate_caches()  # new site-packages entries are otherwise not seen
     still = plan_dependencies(installers.version)
     if not still.empty:
@@ -240,7 +273,7 @@ def _import_or_none(name: str):
         return None
 
 
-def slicer_installers() -> Installers:
+def slicer_installers(started=lambda: None) -> Installers:
     """The installers inside the Slicer application (imports slicer: call only there).
 
     PyTorchUtils is the PyTorch extension (EXTENSION_DEPENDS); SlicerNNUNetLib the
@@ -258,7 +291,7 @@ def slicer_installers() -> Installers:
 
     return Installers(confirm=lambda text: slicer.util.confirmOkCancelDisplay(text, "UncertaintySeg"),
                       pip_install=slicer.util.pip_install, torch_logic=torch_logic,
-                      nnunet_installer=nnunet_installer)
+                      nnunet_installer=nnunet_installer, started=started)
 
 
 def pipeline_ready(version=installed_version) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .segments import EXPORT_ORDER, label_values, normalise_convention
 from .volumes import segment_colour_table, volume_array
+from .context import remove_with_helpers
 
 ATTR_CONVENTION = "UncertaintySeg.LabelConvention"
 
@@ -33,6 +34,32 @@ def _string_array(values):
     return array
 
 
+def _edit_time(segment) -> int:
+    """When the segment's voxels last changed: the VTK modification time of its binary
+    labelmap (one counter for all VTK objects, so times of different segments compare)."""
+    import slicer
+
+    name = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+    labelmap = segment.GetRepresentation(name)
+    return labelmap.GetMTime() if labelmap is not None else 0
+
+
+def merge_order(segmentation_node) -> list[str]:
+    """IDs of the NCR, ED and ET segments in the order they are drawn into the label map:
+    the segment edited last comes last and wins a voxel that two segments hold.
+
+    Slicer draws later segments over earlier ones (vtkSegmentation::GenerateSharedLabelmap,
+    v5.10.0 vtkSegmentation.cxx:1680). With the editor's default "Overwrite all" no voxel
+    is in two segments and the order does not matter; in "Allow overlap" the user's latest
+    edit is what they meant (review W2). Segments sharing one labelmap layer have the same
+    time and cannot overlap; they keep EXPORT_ORDER (the sort is stable).
+    """
+    segmentation = segmentation_node.GetSegmentation()
+    ids = [segmentation.GetSegmentIdBySegmentName(name) for name in EXPORT_ORDER]
+    ids = [segment_id for segment_id in ids if segment_id]
+    return sorted(ids, key=lambda segment_id: _edit_time(segmentation.GetSegment(segment_id)))
+
+
 class LabelExporter:
     """Writes segmentation nodes as uint8 BraTS label maps.
 
@@ -46,8 +73,9 @@ class LabelExporter:
     def to_labelmap_node(self, segmentation, reference_volume, convention: str | None = None):
         """A new label map volume node (in the scene) on `reference_volume`'s grid.
 
-        Segments are merged outer class first (ED, NCR, ET), so a voxel that an edit left
-        in two segments takes the inner class. The caller removes it with `remove_labelmap`.
+        Segments are merged in `merge_order`, so a voxel that an edit left in two segments
+        takes the class of the segment edited last. The caller removes it with
+        `remove_labelmap`.
         """
         import slicer
 
@@ -78,12 +106,9 @@ class LabelExporter:
 
     @staticmethod
     def _segment_ids(segmentation) -> list[str]:
-        ids, missing = [], []
+        ids, missing = merge_order(segmentation), []
         for name in EXPORT_ORDER:
-            segment_id = segmentation.GetSegmentation().GetSegmentIdBySegmentName(name)
-            if segment_id:
-                ids.append(segment_id)
-            else:
+            if not segmentation.GetSegmentation().GetSegmentIdBySegmentName(name):
                 missing.append(name)
         if missing:
             raise ExportError(f"segment(s) {', '.join(missing)} not found in "
@@ -124,9 +149,5 @@ class LabelExporter:
         return path
 
     def remove_labelmap(self, labelmap) -> None:
-        """Remove a label map made by `to_labelmap_node` with its display node: the scene
-        does not remove a volume's display node with the volume."""
-        display = labelmap.GetDisplayNode()
-        self.scene.RemoveNode(labelmap)
-        if display is not None:
-            self.scene.RemoveNode(display)
+        """Remove a label map made by `to_labelmap_node` with its display node."""
+        remove_with_helpers(self.scene, labelmap)

@@ -165,6 +165,15 @@ def candidate_volumes(scene) -> list:
             and n.GetAttribute("UncertaintySeg.Heatmap") != "1"]
 
 
+def heatmap_ids(scene) -> list[str]:
+    """IDs of the heatmap volumes of earlier runs, which the input selectors hide: one on
+    FLAIR's grid would pass the grid check as T2 (review m4)."""
+    from .context import nodes_by_class
+
+    return [n.GetID() for n in nodes_by_class(scene, "vtkMRMLScalarVolumeNode")
+            if n.GetAttribute("UncertaintySeg.Heatmap") == "1"]
+
+
 def input_file_names(case_id: str, naming: str) -> dict[str, str]:
     """File names for the four modalities in a naming convention the pipeline reads."""
     naming = naming if naming in BRATS_SUFFIXES else "brats2018"

@@ -67,6 +67,24 @@ def case_id_from(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-") or "case"
 
 
+def different_cases(names: dict) -> str:
+    """A warning when the four volumes' names ({modality: name}) name more than one case,
+    else "" (review m4). Every BraTS case has the same 240x240x155 1 mm grid, so the grid
+    check cannot see a FLAIR of one case beside the T1 of another. Only names that end in
+    a BraTS modality suffix carry a case id; others ("FLAIR", "brain_t1_reg") are not
+    compared."""
+    stems = {}
+    for modality, name in names.items():
+        stem = re.sub(rf"[-_ ]?({_SUFFIX_PATTERN})$", "", name.strip(), flags=re.IGNORECASE)
+        if stem and stem != name.strip():  # a case id before a BraTS suffix
+            stems[modality] = case_id_from(name)
+    if len(set(stems.values())) <= 1:
+        return ""
+    listed = ", ".join(f"{modality} {stem}" for modality, stem in stems.items())
+    return (f"The volumes' names point to different cases ({listed}). The pipeline would "
+            "segment them as one case; pick the four volumes of one case.")
+
+
 class CaseRunner:
     """Runs `python -m uncertaintyseg predict` on a VolumeSelection and loads the result.
 

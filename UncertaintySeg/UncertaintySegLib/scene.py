@@ -27,6 +27,7 @@ from .segments import (REGION_COLOURS, SEGMENTS, convention_from_labels, label_v
                        normalise_convention)
 from .volumes import (ResultFolderError, array_to_volume, heatmap_colour_table, read_channel,
                       read_scalar_volume, segment_colour_table, volume_array)
+from .context import remove_with_helpers
 
 UNCERTAINTY_FILE = IMAGE_FILES["uncertainty"]
 REQUIRED_FILES = (SEGMENTATION_FILE, UNCERTAINTY_FILE, BOXES_FILE, REPORT_FILE)
@@ -100,7 +101,7 @@ class ResultLoader:
             for node_id in _node_ids(self.scene) - before:
                 node = self.scene.GetNodeByID(node_id)
                 if node is not None:
-                    self.scene.RemoveNode(node)
+                    self.scene.RemoveNode(node)  # display and storage nodes are new too
             self.scene.GetSubjectHierarchyNode().RemoveItem(folder)
             raise
         self._file_under_folder(run)
@@ -118,7 +119,7 @@ class ResultLoader:
                 self.scene, read_channel(out_dir / UNCERTAINTY_FILE, REGIONS.index(region),
                                          labelmap), labelmap, f"{name} uncertainty {region}")
         finally:
-            self.scene.RemoveNode(labelmap)
+            remove_with_helpers(self.scene, labelmap)
         self.style_heatmap(uncertainty)
         uncertainty.SetAttribute(ATTR + "Region", region)
         rois = [self._roi(box, name) for box in boxes]
@@ -189,6 +190,19 @@ class ResultLoader:
         display.SetThreshold(self.heatmap.threshold, max(self.heatmap.window_max, 1.0))
         display.ApplyThresholdOn()
         volume.SetAttribute(ATTR + "Heatmap", "1")
+        self._add_legend(volume)
+
+    @staticmethod
+    def _add_legend(volume) -> None:
+        """A colour legend beside the heatmap in the views, so that its colours read as
+        values (vtkSlicerColorLogic::AddDefaultColorLegendDisplayNode, static, v5.10.0
+        vtkSlicerColorLogic.h:54; review section 6). It is one of the volume's display
+        nodes, so it leaves the scene with the volume (context.remove_with_helpers)."""
+        import slicer
+
+        legend = slicer.vtkSlicerColorLogic.AddDefaultColorLegendDisplayNode(volume)
+        if legend is not None:
+            legend.SetTitleText("Uncertainty (0-1)")
 
     def set_uncertainty_region(self, run: LoadedRun, region: str) -> None:
         """Show another region's uncertainty in the same heatmap volume."""

@@ -58,9 +58,8 @@ SEGMENTS = (
 )
 SEGMENT_NAMES = tuple(spec.name for spec in SEGMENTS)
 
-# Merge order for a label map: outer class first, so that where an edit with
-# overwrite-none left two segments overlapping, the inner (nested) class wins,
-# as the regions are nested ET in TC in WT.
+# Merge order for a label map among segments edited at the same time (one shared labelmap
+# layer, so they cannot overlap): export.merge_order puts the segment edited last last.
 EXPORT_ORDER = ("ED", "NCR", "ET")
 
 # Box outlines: ET as its segment; TC and WT in colours the heatmap does not use. Shared

@@ -7,6 +7,9 @@ processing Qt events while blocking) is passed in as callables.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from .export import LabelExporter
 from .review import centre_views_on
 from .runner import CaseRunner, RunOptions
@@ -54,6 +57,22 @@ class RunSession:
         self.reset_views()
         self.runs.append(run)
         return run
+
+    def prune_runs(self) -> list:
+        """Forget the runs whose nodes left the scene (deleted, scene closed, worklist
+        moved on) and delete their output folders where this session's runner made them
+        under its temporary work folder; a worklist's or user's folder is never touched
+        (review m10). Returns the runs dropped."""
+        gone = [run for run in self.runs if run.segmentation.GetScene() is None
+                or run.uncertainty.GetScene() is None]
+        self.runs = [run for run in self.runs if run not in gone]
+        root = self.runner.work_root.resolve()
+        for run in gone:
+            folder = Path(run.output_dir).resolve()
+            run_dir = next((p for p in (folder, *folder.parents) if p.parent == root), None)
+            if run_dir is not None:  # each run has its own folder (mkdtemp)
+                shutil.rmtree(run_dir, ignore_errors=True)
+        return gone
 
     def set_region(self, run, region: str) -> None:
         if region != run.uncertainty_region:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .context import create_headless_logics
+from .context import create_headless_logics, remove_with_helpers
 from .render import OffscreenThreeDView
 from .scene import ResultLoader
 from .segments import normalise_convention
@@ -36,7 +36,7 @@ def render_label_surfaces(label_files: dict[str, Path], convention: str = "brats
             segmentations[name] = loader.segmentation_from_labelmap(
                 labelmap, normalise_convention(convention), name, labelmap)
         finally:
-            logics.scene.RemoveNode(labelmap)
+            remove_with_helpers(logics.scene, labelmap)
     view = OffscreenThreeDView(logics, "1", size)
     view.set_background(background)
     view.look_from(direction, nodes=list(segmentations.values()))

@@ -28,6 +28,7 @@ from uncertaintyseg_shared.contract_names import SEGMENTATION_FILE
 
 from .export import LabelExporter
 from .scene import ATTR, LoadedRun, ResultLoader, place_in_folder
+from .context import remove_with_helpers
 from .volumes import read_scalar_volume, volume_array
 from .worklist import (REVIEW_FILE, WORKLIST_FILE, CaseRow, ReviewRecord, WorklistError,
                        next_case, now_utc, scan, write_review, write_worklist_csv)
@@ -73,7 +74,7 @@ def load_inputs(logics, report: dict, folder: Path) -> InputVolumes:
         node = read_scalar_volume(logics.volumes, path, path.name.split(".nii")[0])
         dims = tuple(node.GetImageData().GetDimensions())[::-1]
         if expected and dims != expected:
-            logics.scene.RemoveNode(node)
+            remove_with_helpers(logics.scene, node)
             other_grid.append(str(path))
             continue
         found.nodes[modality] = node
@@ -113,8 +114,8 @@ def segments_differ(logics, run: LoadedRun) -> bool:
         a, b = volume_array(current), volume_array(original)
         return a.shape != b.shape or bool(np.any(a != b))
     finally:
-        logics.scene.RemoveNode(current)
-        logics.scene.RemoveNode(original)
+        remove_with_helpers(logics.scene, current)
+        remove_with_helpers(logics.scene, original)
 
 
 def remove_folder(scene, folder_item: int) -> None:
@@ -131,15 +132,22 @@ def remove_folder(scene, folder_item: int) -> None:
     sh.GetItemChildren(folder_item, children, True)
     nodes = [sh.GetItemDataNode(children.GetId(i)) for i in range(children.GetNumberOfIds())]
     for node in filter(None, nodes):
-        related = []
-        if node.IsA("vtkMRMLDisplayableNode"):
-            related += [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())]
-        if node.IsA("vtkMRMLStorableNode"):
-            related.append(node.GetStorageNode())
-        for other in [node, *filter(None, related)]:
-            if scene.IsNodePresent(other):
-                scene.RemoveNode(other)
+        remove_with_helpers(scene, node)
     sh.RemoveItem(folder_item, False, True)
+
+
+def folder_to_open(text: str, open_folder=None) -> Path | None:
+    """The worklist folder to open for the text of the folder field, or None: empty, not
+    an existing folder, or the folder already open. The panel asks this when the user
+    confirms a path (Return, Open, browse), never per keystroke (review W3)."""
+    if not text or not text.strip():
+        return None
+    folder = Path(text.strip()).expanduser()
+    if not folder.is_dir():
+        return None
+    if open_folder is not None and folder.resolve() == Path(open_folder).resolve():
+        return None
+    return folder
 
 
 @dataclass
@@ -166,6 +174,9 @@ class WorklistSession:
         self.rows = scan(self.folder)
         self.current: OpenCase | None = None
         self.on_saved = None  # called with the OpenCase after each review.json write
+        # Called with the OpenCase once it is closed or forgotten: its ticks are no longer
+        # recorded, so whoever shows it must drop it (review W3).
+        self.on_closed = None
 
     def refresh(self) -> list[CaseRow]:
         """Scan the folder again (e.g. a cohort run added cases); the open case keeps its row."""
@@ -201,7 +212,7 @@ class WorklistSession:
                                    region=self.region)
         except Exception:
             for node in inputs.nodes.values():
-                self.logics.scene.RemoveNode(node)
+                remove_with_helpers(self.logics.scene, node)
             raise
         for node in inputs.nodes.values():
             place_in_folder(self.logics.scene, node, run.folder_item)
@@ -300,6 +311,8 @@ class WorklistSession:
             node.RemoveObserver(tag)
         if remove_nodes:
             remove_folder(self.logics.scene, case.run.folder_item)
+        if self.on_closed is not None:
+            self.on_closed(case)
 
     def write_csv(self, path=None) -> Path:
         """The worklist CSV (default: worklist.csv in the worklist folder)."""

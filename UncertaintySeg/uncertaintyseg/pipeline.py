@@ -102,12 +102,17 @@ OPTION_FIELDS = tuple(name for name in OPTIONS if name in Settings.__dataclass_f
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is an error."""
+    """`auto` picks CUDA when present, else the CPU; `cuda` or `mps` without that GPU
+    is an error (`mps` is asked for explicitly: not every nnU-Net operation has an MPS
+    kernel, so `auto` does not choose it)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but torch sees no CUDA GPU; "
                            "use --device cpu (or auto), or install a CUDA build of torch")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device mps was asked for but torch sees no Apple GPU (MPS needs "
+                         "macOS 12.3+ on Apple silicon); use --device cpu (or auto)")
     return torch.device(name)
 
 

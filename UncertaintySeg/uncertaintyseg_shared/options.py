@@ -86,8 +86,9 @@ _OPTIONS = (
     Option("model", "--model", str, None,
            "bundled model name (see --list-models) or a model folder made by "
            "`uncertaintyseg train` (default: brats-mini)"),
-    Option("device", "--device", str, "auto", "where the networks run (auto: CUDA if present)",
-           choices=("auto", "cpu", "cuda")),
+    Option("device", "--device", str, "auto",
+           "where the networks run (auto: CUDA if present, else the CPU; mps: Apple GPU)",
+           choices=("auto", "cpu", "cuda", "mps")),
     Option("precision", "--precision", str, "auto",
            "autocast precision (auto: fp16 on CUDA; on the CPU bf16 where it has native "
            "bf16 instructions, AVX512-BF16 or AMX, else fp32)",
