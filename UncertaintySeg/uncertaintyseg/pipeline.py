@@ -101,13 +101,20 @@ class Settings:
 OPTION_FIELDS = tuple(name for name in OPTIONS if name in Settings.__dataclass_fields__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present, else the CPU; `cuda` without a GPU is an error."""
+def resolve_device(name: str, allow_mps: bool = False) -> torch.device:
+    """`auto` picks CUDA when present, else (with `allow_mps`, as `train` asks) Apple's
+    mps when present, else the CPU; `cuda` or `mps` without that device is an error."""
+    mps = torch.backends.mps.is_available()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if allow_mps and mps else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but torch sees no CUDA GPU; "
                            "use --device cpu (or auto), or install a CUDA build of torch")
+    if name == "mps" and not mps:
+        raise InputError("--device mps was asked for but torch sees no Apple mps device; "
+                         "use --device cpu (or auto)")
     return torch.device(name)
 
 
