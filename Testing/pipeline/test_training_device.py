@@ -3,6 +3,7 @@ was, the fp16 scaler path takes the same steps, and the device and precision che
 stop a run before any work."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -141,3 +142,35 @@ def test_print_sbatch_runs_the_same_training_on_a_gpu_node(tmp_path, capsys):
     assert command[command.index("--work") + 1] == str((tmp_path / "work").resolve())
     assert "--print-sbatch" not in command and "--slurm-queue" not in command
     assert not (tmp_path / "work").exists()
+
+
+def test_batch_zero_takes_nnunets_planned_batch_split_evenly_across_the_gpus(tmp_path):
+    from uncertaintyseg.training.chain import ChainSettings
+    from uncertaintyseg.training.prepare import planned_batch_sizes
+
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps({"configurations": {"2d": {"batch_size": 13},
+                                                    "3d_fullres": {"batch_size": 2}}}))
+    settings = ChainSettings.from_dict({"gpus": 4, "net2d": {"batch_size": 0},
+                                        "net3d": {"batch_size": 0},
+                                        "net_full3d": {"batch_size": 0},
+                                        "net_head": {"batch_size": 8}})
+    planned_batch_sizes(plans, settings)
+    assert (settings.net2d.batch_size, settings.net_dropout.batch_size) == (16, 8)
+    assert (settings.net3d.batch_size, settings.net_full3d.batch_size) == (4, 4)
+    assert settings.net_head.batch_size == 8  # not 0: its own
+    with pytest.raises(InputError, match="net2d batch 6 does not split across --gpus 4"):
+        ChainSettings.from_dict({"gpus": 4, "net2d": {"batch_size": 6},
+                                 "net3d": {"batch_size": 4}, "net_full3d": {"batch_size": 4},
+                                 "net_dropout": {"batch_size": 4}})
+
+
+def test_ranks_on_an_accelerator_draw_their_own_share(monkeypatch):
+    from uncertaintyseg.training import distributed
+
+    assert distributed.loader_batch(8, torch.device("cuda")) == (8, True)  # one process
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    assert distributed.loader_batch(8, torch.device("cuda")) == (4, False)
+    assert distributed.loader_batch(8, torch.device("cpu")) == (8, True)  # gloo: shared
+    assert devices.augmentation_workers("cpu", 1) == 2  # the CPU's, as before
+    assert devices.augmentation_workers("cuda", 64) == 1

@@ -23,6 +23,7 @@ import torch
 
 from .. import REGIONS
 from ..cohort import DEFAULT_RETRIES
+from ..errors import InputError
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic, write_text_atomic
@@ -30,7 +31,7 @@ from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
 from ..postprocess import choose_component_fraction
-from . import distributed, passes, prepare
+from . import devices, distributed, passes, prepare
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
 from .trainer_full3d import SettingsFull3D, train_full_3d
@@ -83,6 +84,13 @@ class ChainSettings:
     gpus: int = 1
     check_integrity: bool = True  # nnU-Net's verify_dataset_integrity before planning
 
+    def __post_init__(self):
+        for key in NETWORK_SETTINGS:
+            batch = getattr(self, key).batch_size
+            if batch % self.gpus:
+                raise InputError(f"{key} batch {batch} does not split across --gpus "
+                                 f"{self.gpus}; choose a multiple of {self.gpus}")
+
     def nnunet_name(self) -> str:
         return self.dataset_name or "".join(c for c in self.name if c.isalnum())
 
@@ -126,7 +134,8 @@ class Chain:
         self.source, self.work, self.settings = Path(source), Path(work), settings
         self.client, self.pass_threads, self.retries = client, threads, retries
         self.progress = progress or (lambda stage, done, total, message: None)
-        self.paths = prepare.set_nnunet_paths(self.work)
+        self.paths = prepare.set_nnunet_paths(
+            self.work, devices.augmentation_workers(settings.device, settings.gpus))
         self.name = dataset_folder_name(settings.dataset_id, settings.nnunet_name())
         self.pre = Path(self.paths["nnUNet_preprocessed"]) / self.name
         self.train_dir = self.work / "train"
@@ -196,6 +205,7 @@ class Chain:
         if not (self.pre / f"{prepare.PLANS_NAME}.json").is_file():
             prepare.plan_dataset(self.settings.dataset_id, num_processes=2,
                                  check_integrity=self.settings.check_integrity)
+        prepare.planned_batch_sizes(self.pre / f"{prepare.PLANS_NAME}.json", self.settings)
         plans = prepare.add_configurations(self.pre / f"{prepare.PLANS_NAME}.json",
                                            self.settings.plan_settings())
         self._forget_files()

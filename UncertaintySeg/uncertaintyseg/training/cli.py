@@ -58,6 +58,22 @@ PRESETS = {
                        net_full3d=dict(iterations=1000, batch_size=2, validate_every=100,
                                        checkpoint_every=25, val_batches=2),
                        patch_full_3d=64),
+    # nnU-Net's default topologies (2D features 32..512, 3D capped at 320 as nnU-Net
+    # caps its 3D networks), nnU-Net's planned batch sizes (0: from the plans, for the
+    # GPU memory nnU-Net plans for), 1000 epochs of 250 iterations per network; the 3D
+    # training cubes from the standard 128 projections per slice. A GPU preset.
+    "paper": dict(features_2d=32, max_features_2d=512, features_3d=32, max_features_3d=320,
+                  net2d=dict(iterations=250_000, batch_size=0, validate_every=250,
+                             checkpoint_every=250, val_batches=8),
+                  net3d=dict(iterations=250_000, batch_size=0, validate_every=250,
+                             checkpoint_every=250, projections=128, max_boxes=8),
+                  net_dropout=dict(iterations=25_000, batch_size=0, validate_every=250,
+                                   checkpoint_every=250, val_batches=8),
+                  net_head=dict(iterations=25_000, batch_size=0, validate_every=250,
+                                checkpoint_every=250, val_batches=8),
+                  net_full3d=dict(iterations=250_000, batch_size=0, validate_every=250,
+                                  checkpoint_every=250, val_batches=4),
+                  patch_full_3d=128),
 }
 
 
@@ -107,7 +123,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="brats-mini",
                    help="network sizes and training lengths to start from: tiny (a smoke "
                         "test), phantom, brats-mini (default; 1600 2D / 600 3D "
-                        "iterations); the options below override single values")
+                        "iterations), paper (a GPU's: nnU-Net's default topologies and "
+                        "planned batch sizes, 250,000 iterations per network); the "
+                        "options below override single values")
     p.add_argument("--dataset-id", type=int, default=500,
                    help="nnU-Net dataset id in the work folder, 1-999 (default 500)")
     p.add_argument("--dataset-name", default="", help="nnU-Net dataset name (default: name)")

@@ -71,9 +71,10 @@ def dry_run_plan(settings) -> str:
              f"threads: {settings.threads}", "networks:"]
     for key in ["net2d", "net3d", *(EXTRA_SETTINGS[kind] for kind in kinds)]:
         net = getattr(settings, key)
-        lines.append(f"  {key}: {net.iterations} iterations, batch {net.batch_size} "
-                     f"(per process {net.batch_size // settings.gpus}), "
-                     f"{net.precision}, loss {net.loss}, lr {net.learning_rate}")
+        batch = (f"batch {net.batch_size} (per process {net.batch_size // settings.gpus})"
+                 if net.batch_size else "batch from nnU-Net's plans (known after `plan`)")
+        lines.append(f"  {key}: {net.iterations} iterations, {batch}, {net.precision}, "
+                     f"loss {net.loss}, lr {net.learning_rate}")
     lines += [f"features 2D {settings.features_2d}..{settings.max_features_2d}, "
               f"3D {settings.features_3d}..{settings.max_features_3d}, full-3d patch "
               f"{settings.patch_full_3d}^3, kernels (mm) {list(settings.kernel_mm)}",

@@ -77,6 +77,17 @@ def to_device(batch, device: torch.device):
         device, non_blocking=pin) for t in batch)
 
 
+def augmentation_workers(device: str, gpus: int = 1) -> int:
+    """nnU-Net's augmentation processes per training process: 2 on the CPU (the cores
+    train the network); on an accelerator the free cores shared by the GPUs, less one
+    per GPU for its training process."""
+    if torch.device(device).type == "cpu":
+        return 2
+    from ..cores import free_cores
+
+    return max(1, free_cores() // max(1, gpus) - 1)
+
+
 def background(loader, device: torch.device):
     """nnU-Net's loader run in background processes on an accelerator (nnU-Net's
     NonDetMultiThreadedAugmenter, `nnUNet_n_proc_DA` workers, pinned batches); on the

@@ -44,6 +44,18 @@ def local_share(batch):
     return tuple(t.chunk(size)[rank()].contiguous() for t in batch)
 
 
+def loader_batch(batch_size: int, device: torch.device) -> tuple[int, bool]:
+    """(the batch a rank's loader draws, whether it is the global batch to split).
+
+    On an accelerator each rank draws its own share with its own augmentation workers,
+    as nnU-Net's DDP does (N ranks would otherwise augment N global batches). On the
+    CPU every rank draws the whole global batch alike (same seeds, the loader in the
+    process) and trains on its share: N ranks then take exactly one process's steps."""
+    if world_size() == 1 or device.type == "cpu":
+        return batch_size, True
+    return batch_size // world_size(), False
+
+
 def wrap(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The network DDP-wrapped when several processes train, else itself."""
     if world_size() == 1:

@@ -250,15 +250,19 @@ class Loop:
                               indent=None)
 
     def run(self, sample: Callable[[], Batch], val_batches: list[Batch],
-            progress: Callable | None = None, stage: str = "train") -> list[dict]:
-        """Train until settings.iterations; returns the history (one record per validation)."""
+            progress: Callable | None = None, stage: str = "train",
+            shared: bool = True) -> list[dict]:
+        """Train until settings.iterations; returns the history (one record per validation).
+
+        `shared`: `sample` returns the global batch, of which this rank trains on its
+        share; False: it returns this rank's batch already (distributed.loader_batch)."""
         torch.manual_seed(self.settings.seed + self.iteration)
         self.start_from_prior(sample)
         self.model = distributed.wrap(self.network, self.device)
         self.network.train()
         losses, started = [], time.time()
         while self.iteration < self.settings.iterations:
-            batch = distributed.local_share(sample())
+            batch = distributed.local_share(sample()) if shared else sample()
             data, target = devices.to_device(batch, self.device)
             self.scheduler.step(self.iteration)
             loss = self._step(data, target)

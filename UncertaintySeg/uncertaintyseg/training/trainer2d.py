@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ..models import build_network, region_order
 from ..projection import default_radius, sampling_grid
+from . import distributed
 from .devices import background
 from .loop import Loop, LoopSettings, warm_start
 from .prepare import CONFIG_2D
@@ -150,7 +151,8 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     # draws instead of replaying the first batches.
     np.random.seed(settings.seed + loop.iteration)
     rng = np.random.default_rng(settings.seed + loop.iteration)
-    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration)
+    batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration, batch)
     loader = background(loader, loop.device)
 
     def sample():
@@ -158,16 +160,19 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
         return project_batch(batch["data"].float(), batch["target"].float(), settings.radius,
                              settings.projection_probability, rng)
 
-    return loop.run(sample, val, progress, stage)
+    return loop.run(sample, val, progress, stage, shared)
 
 
-def make_loaders(folder, plans, dataset, split, settings, configuration):
+def make_loaders(folder, plans, dataset, split, settings, configuration,
+                 train_batch: int | None = None):
     """(fixed validation batches, training loader) of a configuration, as every trainer
-    uses them: validation on split["val"] (the first training case when it is empty)."""
+    uses them: validation on split["val"] (the first training case when it is empty);
+    `train_batch`: the training loader's batch (None: settings.batch_size)."""
     val_ids = split["val"] or split["train"][:1]
     val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
                                     False, 0.5, configuration),
                         settings.val_batches, settings.seed)
-    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
+    loader = make_loader(folder, plans, dataset, split["train"],
+                         train_batch or settings.batch_size, True,
                          settings.oversample_foreground, configuration)
     return val, loader

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..models import build_network, region_order
+from . import distributed
 from .devices import background
 from .loop import Loop, LoopSettings
 from .prepare import CONFIG_FULL_3D
@@ -37,11 +38,12 @@ def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir
     network = build_network(plans, dataset, CONFIG_FULL_3D)
     loop = Loop(network, out_dir, settings, region_order(dataset), device=device)
     np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
-    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D)
+    batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D, batch)
     loader = background(loader, loop.device)
 
     def sample():
         batch = next(loader)
         return batch["data"].float(), batch["target"].float()
 
-    return loop.run(sample, val, progress, "train full 3D")
+    return loop.run(sample, val, progress, "train full 3D", shared)
