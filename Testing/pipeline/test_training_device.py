@@ -118,10 +118,12 @@ def test_train_stops_before_any_work(tmp_path, capsys, extra, message):
 
 
 def test_dry_run_prints_the_plan_and_does_nothing(tmp_path, capsys):
-    assert _train(tmp_path, "--device", "cpu", "--iterations-2d", "7", "--dry-run") == 0
+    assert _train(tmp_path, "--device", "cpu", "--iterations-2d", "7", "--n-val", "1",
+                  "--dry-run") == 0
     plan = capsys.readouterr().out
     assert "device: cpu" in plan and "net2d: 7 iterations, batch 2" in plan
-    assert "train2d -> uncertainty" in plan and plan.rstrip().endswith("train_full3d")
+    assert "cases: 2 (1 for validation)" in plan
+    assert "train2d -> uncertainty" in plan and "-> train_full3d\n" in plan
     assert not (tmp_path / "work").exists() and not (tmp_path / "model").exists()
 
 

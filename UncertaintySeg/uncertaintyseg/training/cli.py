@@ -272,7 +272,8 @@ def _cmd_train(args, reporter) -> int:
     if args.dry_run:
         from .cluster import dry_run_plan
 
-        print(dry_run_plan(settings))
+        print(dry_run_plan(settings, _case_count(args.source) if args.source is not None
+                                     else args.phantoms))
         return 0
     work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
     if args.source is None and not args.phantoms:

@@ -59,8 +59,9 @@ def sbatch_script(args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dry_run_plan(settings) -> str:
-    """What `train` would do with `settings` (ChainSettings), one line per item."""
+def dry_run_plan(settings, cases: int) -> str:
+    """What `train` would do with `settings` (ChainSettings) on `cases` case folders,
+    one line per item."""
     from ..options import TRAINED_NETWORKS
     from .bundle import EXTRA_SETTINGS
     from .chain import ESTIMATOR_STEPS, STEPS
@@ -68,7 +69,9 @@ def dry_run_plan(settings) -> str:
     kinds = [TRAINED_NETWORKS[m] for m in TRAINED_NETWORKS if m in settings.estimators]
     lines = [f"device: {settings.device}" + (f" x {settings.gpus} processes (DDP)"
                                              if settings.gpus > 1 else ""),
-             f"threads: {settings.threads}", "networks:"]
+             f"threads: {settings.threads}",
+             f"cases: {cases} ({len(settings.val_cases) or settings.n_val} for validation)",
+             "networks:"]
     for key in ["net2d", "net3d", *(EXTRA_SETTINGS[kind] for kind in kinds)]:
         net = getattr(settings, key)
         batch = (f"batch {net.batch_size} (per process {net.batch_size // settings.gpus})"
@@ -78,5 +81,7 @@ def dry_run_plan(settings) -> str:
     lines += [f"features 2D {settings.features_2d}..{settings.max_features_2d}, "
               f"3D {settings.features_3d}..{settings.max_features_3d}, full-3d patch "
               f"{settings.patch_full_3d}^3, kernels (mm) {list(settings.kernel_mm)}",
-              "steps: " + " -> ".join([*STEPS, *(ESTIMATOR_STEPS[k] for k in kinds)])]
+              "steps: " + " -> ".join([*STEPS, *(ESTIMATOR_STEPS[k] for k in kinds)]),
+              # No calibration run yet (issue 20): a guess here would read as a number.
+              "time: not estimated; measure it on the device (docs/TRAINING.md)"]
     return "\n".join(lines)
