@@ -320,13 +320,13 @@ def _reproduce_command(args, source) -> str:
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
     threads = f" --threads {args.threads}" if args.threads != 1 else ""
-    threads += f" --device {args.device}" if args.device != "auto" else ""
-    threads += f" --gpus {args.gpus}" if args.gpus != 1 else ""
+    compute = (f" --device {args.device}" if args.device != "auto" else "") + (
+        f" --gpus {args.gpus}" if args.gpus != 1 else "")
     estimators = ("" if args.estimators is None else
                   " --estimators" + "".join(f" {m}" for m in args.estimators))
     return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
             f"--name {args.name or args.out.name}{version} --seed {args.seed} "
-            f"--n-val {args.n_val}" + extra + threads + estimators)
+            f"--n-val {args.n_val}" + extra + threads + compute + estimators)
 
 
 def register(subparsers) -> None:
