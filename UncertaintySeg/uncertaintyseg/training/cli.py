@@ -151,6 +151,23 @@ def _add_train(subparsers) -> None:
                         "(default: the preset's fp32 on the CPU, bf16 on a CUDA GPU that "
                         "has it, else fp16 with a gradient scaler; bf16 is about 1.8x "
                         "faster on CPUs with bf16 instructions; fp16 needs CUDA)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the validation split and the PSO fusion fit (default 0)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="skip the final validation with the pipeline")
+    p.add_argument("--validate-projections", default="preview",
+                   help="projections per slice when validating with the real pipeline: a "
+                        "number or preview/standard/paper (default preview)")
+    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+                   help="tqdm bars on stderr, JSON lines on stdout, or nothing")
+    _add_compute(p)
+    _add_engine(p)
+    p.set_defaults(handler=_cmd_train)
+
+
+def _add_compute(p) -> None:
+    """Where `train` computes: --device, --gpus, and the two flags that only print."""
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                    help="where every step computes: auto (CUDA when torch sees it, else "
                         "mps when present, else cpu; default), cpu, cuda, mps")
@@ -163,18 +180,6 @@ def _add_train(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (device, precision, networks, iterations, batch "
                         "sizes, steps) and stop")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the validation split and the PSO fusion fit (default 0)")
-    p.add_argument("--no-validate", action="store_true",
-                   help="skip the final validation with the pipeline")
-    p.add_argument("--validate-projections", default="preview",
-                   help="projections per slice when validating with the real pipeline: a "
-                        "number or preview/standard/paper (default preview)")
-    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
-                   help="tqdm bars on stderr, JSON lines on stdout, or nothing")
-    _add_engine(p)
-    p.set_defaults(handler=_cmd_train)
 
 
 def _add_engine(parser) -> None:

@@ -6,10 +6,6 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-# The flags that make this process print instead of train; the script's own run
-# leaves them out. Value-less flags only.
-_PRINT_FLAGS = ("--print-sbatch", "--dry-run", "--slurm")
-
 
 def train_argv(args) -> list[str]:
     """The `uncertaintyseg train` arguments the node runs: this command's, with absolute
@@ -21,7 +17,13 @@ def train_argv(args) -> list[str]:
         out += ["--phantoms", str(args.phantoms)]
     out += ["--out", str(Path(args.out).resolve()), "--preset", args.preset,
             "--device", "cuda", "--gpus", str(args.gpus), "--seed", str(args.seed),
-            "--n-val", str(args.n_val), "--version", args.version, "--progress", "json"]
+            "--n-val", str(args.n_val), "--version", args.version, "--progress", "json",
+            "--dataset-id", str(args.dataset_id), "--threads", str(args.threads),
+            "--validate-projections", str(args.validate_projections)]
+    if args.dataset_name:
+        out += ["--dataset-name", args.dataset_name]
+    if args.no_validate:
+        out.append("--no-validate")
     # A work folder beside the model folder, not the node's temp dir: a re-submitted job
     # (another node) must find the checkpoints to resume from.
     work = args.work or Path(args.out).parent / f"{Path(args.out).name}-work"
