@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from uncertaintyseg.errors import InputError
 from uncertaintyseg.kernels import search_kernels
 from uncertaintyseg.models import build_network, load_model, stride_divisor
 from uncertaintyseg.phantom import write_phantom_case
@@ -111,8 +112,10 @@ def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_fp32_weights(chain, tmp_pa
     state = _weights(tmp_path / "latest.pth")
     # autocast runs the forward pass in bf16; the weights Adam updates stay fp32
     assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
-    with pytest.raises(ValueError, match="precision 'fp16'"):
-        Settings2D(precision="fp16")
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        Settings2D(precision="fp8")
+    with pytest.raises(InputError, match="fp16 needs a CUDA device"):  # fp16: CUDA only
+        Loop(network, tmp_path / "fp16", LoopSettings(precision="fp16"), [0, 1, 2])
 
 
 def test_3d_trainer_learns_on_selected_cubes(chain, tmp_path):
@@ -234,7 +237,9 @@ def test_train_precision_option_sets_every_network(tmp_path):
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
-    base = ["train", "--phantoms", "1", "--out", str(tmp_path / "m"), "--preset", "tiny"]
+    # On the CPU: the default precision on a CUDA GPU is mixed (docs/TRAINING.md).
+    base = ["train", "--phantoms", "1", "--out", str(tmp_path / "m"), "--preset", "tiny",
+            "--device", "cpu"]
     default = chain_settings(parser.parse_args(base))
     assert {getattr(default, net).precision for net in NETWORK_SETTINGS} == {"fp32"}
     chosen = chain_settings(parser.parse_args(base + ["--precision", "bf16"]))

@@ -101,16 +101,20 @@ class Settings:
 OPTION_FIELDS = tuple(name for name in OPTIONS if name in Settings.__dataclass_fields__)
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when present, else the CPU; `cuda` or `mps` without that GPU
-    is an error (`mps` is asked for explicitly: not every nnU-Net operation has an MPS
-    kernel, so `auto` does not choose it)."""
+def resolve_device(name: str, allow_mps: bool = False) -> torch.device:
+    """`auto` picks CUDA when present, else (with `allow_mps`, as `train` asks) Apple's
+    mps when present, else the CPU; `cuda` or `mps` without that device is an error.
+    `predict` leaves `allow_mps` off: not every nnU-Net operation has an MPS kernel, so
+    its `auto` does not choose it (`--device mps` asks for it explicitly)."""
+    mps = torch.backends.mps.is_available()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if allow_mps and mps else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but torch sees no CUDA GPU; "
                            "use --device cpu (or auto), or install a CUDA build of torch")
-    if name == "mps" and not torch.backends.mps.is_available():
+    if name == "mps" and not mps:
         raise InputError("--device mps was asked for but torch sees no Apple GPU (MPS needs "
                          "macOS 12.3+ on Apple silicon); use --device cpu (or auto)")
     return torch.device(name)

@@ -168,7 +168,8 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
              f"- estimators' networks: {_estimators_text(meta)}",
              f"- checkpoints: {_size_text(size_mb)}", "",
              "## Training time", "",
-             f"Seconds per step (CPU, {s['threads']} thread(s), {s['net2d']['precision']}): "
+             f"Seconds per step ({_device_text(s)}, {s['threads']} thread(s), "
+             f"{s['net2d']['precision']}): "
              + ", ".join(
                  f"{k} {v:.0f}" for k, v in t["seconds"].items()), "",
              f"Best patch-level validation Dice during training: 2D "
@@ -188,6 +189,14 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
     path = Path(out) / "MODEL_CARD.md"
     write_text_atomic(path, "\n".join(lines))  # UTF-8: the card may hold ± and ρ
     return path
+
+
+def _device_text(settings: dict) -> str:
+    """Where the chain ran (model.json from before train --device: the CPU)."""
+    device, gpus = settings.get("device", "cpu"), settings.get("gpus", 1)
+    if device == "cpu":
+        return "CPU"
+    return f"{device}, {gpus} GPUs (DDP)" if gpus > 1 else device
 
 
 def _triple(values: dict, digits: int, signed: bool = False) -> str:

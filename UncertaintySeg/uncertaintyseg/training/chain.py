@@ -23,6 +23,7 @@ import torch
 
 from .. import REGIONS
 from ..cohort import DEFAULT_RETRIES
+from ..errors import InputError
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic, write_text_atomic
@@ -30,7 +31,7 @@ from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
 from ..postprocess import choose_component_fraction
-from . import passes, prepare
+from . import devices, distributed, passes, prepare
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
 from .trainer_full3d import SettingsFull3D, train_full_3d
@@ -42,6 +43,10 @@ from .trainer3d import (Settings3D, cubes_of_case, load_cubes, load_preprocessed
 # configuration in the plans has the same name (prepare.CONFIG_DROPOUT, ...).
 ESTIMATOR_STEPS = {prepare.CONFIG_DROPOUT: "train_dropout", prepare.CONFIG_HEAD: "train_head",
                    prepare.CONFIG_FULL_3D: "train_full3d"}
+
+# The chain's steps in order (each a Chain method); the estimators' networks follow.
+STEPS = ("convert", "plan", "preprocess", "train2d", "uncertainty", "cubes", "train3d",
+         "fusion", "postprocess")
 
 
 @dataclass
@@ -72,7 +77,19 @@ class ChainSettings:
     pso_particles: int = 20
     pso_iterations: int = 50
     threads: int = 1
+    # Where every step computes (train --device, resolved once: devices.
+    # resolve_training_device) and the processes that train each network (train --gpus:
+    # one per GPU, DDP).
+    device: str = "cpu"
+    gpus: int = 1
     check_integrity: bool = True  # nnU-Net's verify_dataset_integrity before planning
+
+    def __post_init__(self):
+        for key in NETWORK_SETTINGS:
+            batch = getattr(self, key).batch_size
+            if batch % self.gpus:
+                raise InputError(f"{key} batch {batch} does not split across --gpus "
+                                 f"{self.gpus}; choose a multiple of {self.gpus}")
 
     def nnunet_name(self) -> str:
         return self.dataset_name or "".join(c for c in self.name if c.isalnum())
@@ -117,7 +134,8 @@ class Chain:
         self.source, self.work, self.settings = Path(source), Path(work), settings
         self.client, self.pass_threads, self.retries = client, threads, retries
         self.progress = progress or (lambda stage, done, total, message: None)
-        self.paths = prepare.set_nnunet_paths(self.work)
+        self.paths = prepare.set_nnunet_paths(
+            self.work, devices.augmentation_workers(settings.device, settings.gpus))
         self.name = dataset_folder_name(settings.dataset_id, settings.nnunet_name())
         self.pre = Path(self.paths["nnUNet_preprocessed"]) / self.name
         self.train_dir = self.work / "train"
@@ -187,6 +205,7 @@ class Chain:
         if not (self.pre / f"{prepare.PLANS_NAME}.json").is_file():
             prepare.plan_dataset(self.settings.dataset_id, num_processes=2,
                                  check_integrity=self.settings.check_integrity)
+        prepare.planned_batch_sizes(self.pre / f"{prepare.PLANS_NAME}.json", self.settings)
         plans = prepare.add_configurations(self.pre / f"{prepare.PLANS_NAME}.json",
                                            self.settings.plan_settings())
         self._forget_files()
@@ -201,9 +220,19 @@ class Chain:
             return
         prepare.preprocess_dataset(self.settings.dataset_id, num_processes=2)
 
+    def _train(self, func, *args, **kwargs) -> None:
+        """func(*args, **kwargs) on the chain's device here, or with --gpus N in one
+        process per GPU (distributed.run_ranks; only the chain reports progress then)."""
+        if self.settings.gpus > 1:
+            self.progress("chain", 0, 1, f"{kwargs.get('stage', func.__name__)} on "
+                                         f"{self.settings.gpus} GPUs ...")
+            distributed.run_ranks(func, self.settings.gpus, args, kwargs)
+        else:
+            func(*args, progress=self.progress, device=self.settings.device, **kwargs)
+
     def train2d(self) -> None:
-        train_2d(self.data_folder, self.plans, self.dataset, self.split,
-                 self.train_dir / "2d", self.settings.net2d, self.progress)
+        self._train(train_2d, self.data_folder, self.plans, self.dataset, self.split,
+                    self.train_dir / "2d", self.settings.net2d)
 
     def _best_network(self, sub: str, configuration: str) -> RegionNetwork:
         """The best weights so far of `sub` ('2d' or '3d'), REGIONS-ordered, eval mode."""
@@ -219,8 +248,10 @@ class Chain:
 
     def _pass_job(self) -> passes.PassJob:
         threads = self.pass_threads if self.client is not None else self.settings.threads
+        # The Dask workers (the cohort engine) compute on their CPUs.
+        device = self.settings.device if self.client is None else "cpu"
         return passes.PassJob(self.train_dir, self.data_folder, self.plans, self.dataset,
-                              self.settings, self.spacing_zyx(), threads)
+                              self.settings, self.spacing_zyx(), threads, device)
 
     def _run_pass(self, task, case_ids: list[str], stage: str) -> dict:
         return passes.run_pass(task, self._pass_job(), case_ids, self.client, self.retries,
@@ -253,9 +284,10 @@ class Chain:
         return [k for k, v in self.dataset["labels"].items() if k != "background" and v != 0]
 
     def train3d(self) -> None:
-        train_3d(self.plans, self.dataset, load_cubes(self.train_dir / "cubes_train.npz"),
-                 load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
-                 self.settings.net3d, self.progress)
+        self._train(train_3d, self.plans, self.dataset,
+                    load_cubes(self.train_dir / "cubes_train.npz"),
+                    load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
+                    self.settings.net3d)
 
     def _warm_started_folder(self, sub: str) -> Path:
         """train/<sub> for a network that starts from the 2D network's best weights; a
@@ -273,24 +305,23 @@ class Chain:
 
     def train_dropout(self) -> None:
         """The 2D network with dropout (MC dropout), from the 2D network's weights."""
-        train_2d(self.data_folder, self.plans, self.dataset, self.split,
-                 self._warm_started_folder(prepare.CONFIG_DROPOUT), self.settings.net_dropout,
-                 self.progress, configuration=prepare.CONFIG_DROPOUT,
+        self._train(train_2d, self.data_folder, self.plans, self.dataset, self.split,
+                    self._warm_started_folder(prepare.CONFIG_DROPOUT),
+                    self.settings.net_dropout, configuration=prepare.CONFIG_DROPOUT,
                  warm_from=self.train_dir / "2d" / "best.pth", stage="train 2D dropout")
 
     def train_head(self) -> None:
         """The 2D network with the uncertainty head, from the 2D network's weights."""
-        train_2d(self.data_folder, self.plans, self.dataset, self.split,
-                 self._warm_started_folder(prepare.CONFIG_HEAD), self.settings.net_head,
-                 self.progress, configuration=prepare.CONFIG_HEAD,
+        self._train(train_2d, self.data_folder, self.plans, self.dataset, self.split,
+                    self._warm_started_folder(prepare.CONFIG_HEAD), self.settings.net_head,
+                    configuration=prepare.CONFIG_HEAD,
                  warm_from=self.train_dir / "2d" / "best.pth", loop_class=HeadLoop,
                  stage="train 2D uncertainty head")
 
     def train_full3d(self) -> None:
         """The whole-crop 3D network (the 3D-only baseline)."""
-        train_full_3d(self.data_folder, self.plans, self.dataset, self.split,
-                      self.train_dir / prepare.CONFIG_FULL_3D, self.settings.net_full3d,
-                      self.progress)
+        self._train(train_full_3d, self.data_folder, self.plans, self.dataset, self.split,
+                    self.train_dir / prepare.CONFIG_FULL_3D, self.settings.net_full3d)
 
     def estimator_networks(self) -> list[str]:
         """The networks (model subfolders) of the chosen estimators."""
@@ -353,9 +384,7 @@ class Chain:
     def run(self) -> dict:
         """Run every step (skipping finished ones); returns the training record."""
         torch.set_num_threads(self.settings.threads)
-        for name in ("convert", "plan", "preprocess", "train2d", "uncertainty", "cubes",
-                     "train3d", "fusion", "postprocess",
-                     *(ESTIMATOR_STEPS[kind] for kind in self.estimator_networks())):
+        for name in (*STEPS, *(ESTIMATOR_STEPS[kind] for kind in self.estimator_networks())):
             self._step(name, getattr(self, name))
         self._predictions = None  # the training-case predictions are large; free them
         passes.forget_networks()

@@ -8,7 +8,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import InputError
 from ..options import TRAINED_NETWORKS
+from .devices import DEVICE_CHOICES
 
 # The validation cases' output folders, in the work folder (`evaluate --results` reads
 # them; docs/TRAINING.md, "The card").
@@ -56,6 +58,22 @@ PRESETS = {
                        net_full3d=dict(iterations=1000, batch_size=2, validate_every=100,
                                        checkpoint_every=25, val_batches=2),
                        patch_full_3d=64),
+    # nnU-Net's default topologies (2D features 32..512, 3D capped at 320 as nnU-Net
+    # caps its 3D networks), nnU-Net's planned batch sizes (0: from the plans, for the
+    # GPU memory nnU-Net plans for), 1000 epochs of 250 iterations per network; the 3D
+    # training cubes from the standard 128 projections per slice. A GPU preset.
+    "paper": dict(features_2d=32, max_features_2d=512, features_3d=32, max_features_3d=320,
+                  net2d=dict(iterations=250_000, batch_size=0, validate_every=250,
+                             checkpoint_every=250, val_batches=8),
+                  net3d=dict(iterations=250_000, batch_size=0, validate_every=250,
+                             checkpoint_every=250, projections=128, max_boxes=8),
+                  net_dropout=dict(iterations=25_000, batch_size=0, validate_every=250,
+                                   checkpoint_every=250, val_batches=8),
+                  net_head=dict(iterations=25_000, batch_size=0, validate_every=250,
+                                checkpoint_every=250, val_batches=8),
+                  net_full3d=dict(iterations=250_000, batch_size=0, validate_every=250,
+                                  checkpoint_every=250, val_batches=4),
+                  patch_full_3d=128),
 }
 
 
@@ -105,7 +123,9 @@ def _add_train(subparsers) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="brats-mini",
                    help="network sizes and training lengths to start from: tiny (a smoke "
                         "test), phantom, brats-mini (default; 1600 2D / 600 3D "
-                        "iterations); the options below override single values")
+                        "iterations), paper (a GPU's: nnU-Net's default topologies and "
+                        "planned batch sizes, 250,000 iterations per network); the "
+                        "options below override single values")
     p.add_argument("--dataset-id", type=int, default=500,
                    help="nnU-Net dataset id in the work folder, 1-999 (default 500)")
     p.add_argument("--dataset-name", default="", help="nnU-Net dataset name (default: name)")
@@ -126,10 +146,11 @@ def _add_train(subparsers) -> None:
     p.add_argument("--train-projections", type=int, default=None,
                    help="projections per slice for the uncertainty of the training cases "
                         "(the kernel search that picks the 3D training cubes)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default=None,
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
                    help="training and training-case inference precision of every network "
-                        "(preset's: fp32; "
-                        "bf16 is about 1.8x faster on CPUs with bf16 instructions)")
+                        "(default: the preset's fp32 on the CPU, bf16 on a CUDA GPU that "
+                        "has it, else fp16 with a gradient scaler; bf16 is about 1.8x "
+                        "faster on CPUs with bf16 instructions; fp16 needs CUDA)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the validation split and the PSO fusion fit (default 0)")
@@ -140,8 +161,25 @@ def _add_train(subparsers) -> None:
                         "number or preview/standard/paper (default preview)")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
+    _add_compute(p)
     _add_engine(p)
     p.set_defaults(handler=_cmd_train)
+
+
+def _add_compute(p) -> None:
+    """Where `train` computes: --device, --gpus, and the two flags that only print."""
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                   help="where every step computes: auto (CUDA when torch sees it, else "
+                        "mps when present, else cpu; default), cpu, cuda, mps")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="train each network on N GPUs of this machine, one process per "
+                        "GPU (PyTorch DDP; the batch is split across them); needs CUDA")
+    p.add_argument("--print-sbatch", action="store_true",
+                   help="print a Slurm batch script that runs this training on one node "
+                        "with --gpus GPUs (the --slurm-* options), and stop")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (device, precision, networks, iterations, batch "
+                        "sizes, steps) and stop")
 
 
 def _add_engine(parser) -> None:
@@ -174,10 +212,11 @@ def chain_settings(args):
     from .chain import NETWORK_SETTINGS, ChainSettings
 
     values = json.loads(json.dumps(PRESETS[args.preset]))
+    device = compute_device(args)
     values.update(name=args.name or args.out.name, version=args.version,
                   dataset_id=args.dataset_id, dataset_name=args.dataset_name,
                   n_val=args.n_val, val_cases=args.val_cases, seed=args.seed,
-                  threads=args.threads)
+                  threads=args.threads, device=device, gpus=args.gpus)
     if args.estimators is not None:
         values["estimators"] = list(args.estimators)
     for key, net in (("iterations_2d", "net2d"), ("iterations_3d", "net3d")):
@@ -185,12 +224,34 @@ def chain_settings(args):
             values[net]["iterations"] = getattr(args, key)
     if args.train_projections is not None:
         values["net3d"]["projections"] = args.train_projections
-    if args.precision is not None:  # every network's: it is a choice of compute, not of model
+    from .devices import check_precision, cuda_precision
+
+    precision = args.precision or (cuda_precision() if device.startswith("cuda") else None)
+    if precision is not None:
+        check_precision(precision, device)  # fp16 off CUDA: stopped before any work
+    if precision is not None:  # every network's: it is a choice of compute, not of model
         for net in NETWORK_SETTINGS:
-            values[net]["precision"] = args.precision
+            values[net]["precision"] = precision
     if args.lr is not None:
         values["net2d"]["learning_rate"] = values["net3d"]["learning_rate"] = args.lr
     return ChainSettings.from_dict(values)
+
+
+def compute_device(args) -> str:
+    """train --device resolved once, and --gpus checked, before any work."""
+    from .devices import resolve_training_device
+
+    device = resolve_training_device(args.device)
+    if args.gpus < 1:
+        raise InputError(f"--gpus {args.gpus}: give 1 or more")
+    if args.gpus > 1 and not args.print_sbatch:
+        import torch
+
+        if not device.startswith("cuda") or torch.cuda.device_count() < args.gpus:
+            raise InputError(f"--gpus {args.gpus} needs {args.gpus} CUDA GPUs; torch sees "
+                             f"{torch.cuda.device_count()} (device {device}); use fewer "
+                             "--gpus, or --print-sbatch to run it on a cluster node")
+    return device
 
 
 def _phantom_source(work: Path, count: int) -> Path:
@@ -207,7 +268,18 @@ def _cmd_train(args, reporter) -> int:
     from ..output_safety import work_lock
     from .chain import Chain
 
+    if args.print_sbatch:  # the cluster node resolves the device itself
+        from .cluster import sbatch_script
+
+        print(sbatch_script(args))
+        return 0
     settings = chain_settings(args)
+    if args.dry_run:
+        from .cluster import dry_run_plan
+
+        print(dry_run_plan(settings, _case_count(args.source) if args.source is not None
+                                     else args.phantoms))
+        return 0
     work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
     if args.source is None and not args.phantoms:
         raise SystemExit("train needs SOURCE (a folder of cases) or --phantoms N")
@@ -240,7 +312,8 @@ def _bundle(args, chain, record: dict, source, reporter) -> None:
     if settings.n_val and not args.no_validate:
         record["validation"] = validate_model(args.out, source, chain.split["val"],
                                               args.validate_projections, reporter,
-                                              outputs_dir=chain.work / VALIDATION_FOLDER)
+                                              outputs_dir=chain.work / VALIDATION_FOLDER,
+                                              device=settings.device)
         write_model_folder(args.out, chain, record)
     write_card(args.out, command=_reproduce_command(args, source))
 
@@ -252,11 +325,13 @@ def _reproduce_command(args, source) -> str:
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
     threads = f" --threads {args.threads}" if args.threads != 1 else ""
+    compute = (f" --device {args.device}" if args.device != "auto" else "") + (
+        f" --gpus {args.gpus}" if args.gpus != 1 else "")
     estimators = ("" if args.estimators is None else
                   " --estimators" + "".join(f" {m}" for m in args.estimators))
     return (f"uncertaintyseg train {data} --out {args.out.name} --preset {args.preset} "
             f"--name {args.name or args.out.name}{version} --seed {args.seed} "
-            f"--n-val {args.n_val}" + extra + threads + estimators)
+            f"--n-val {args.n_val}" + extra + threads + compute + estimators)
 
 
 def register(subparsers) -> None:

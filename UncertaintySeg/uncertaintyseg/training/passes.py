@@ -47,6 +47,7 @@ class PassJob:
     settings: object          # ChainSettings (chain imports this module, not the reverse)
     spacing_zyx: tuple
     threads: int | None = None  # torch threads per task (None: the job's CPUs, else 1)
+    device: str = "cpu"  # where the networks run (the chain's device; the CPU on Dask)
 
 
 def uncertainty_path(train_dir: Path, case_id: str) -> Path:
@@ -61,10 +62,10 @@ def read_boxes(train_dir: Path, case_id: str) -> list[Box]:
 
 
 def _network(job: PassJob, sub: str, configuration: str) -> torch.nn.Module:
-    key = (str(job.train_dir), sub, checkpoint_digest(job.train_dir, sub))
+    key = (str(job.train_dir), sub, checkpoint_digest(job.train_dir, sub), job.device)
     if key not in _NETWORKS:
-        network, _ = load_network(Path(job.train_dir) / sub, configuration, plans=job.plans,
-                                  dataset=job.dataset, checkpoint="best.pth")
+        network, _ = load_network(Path(job.train_dir) / sub, configuration, job.device,
+                                  plans=job.plans, dataset=job.dataset, checkpoint="best.pth")
         _NETWORKS[key] = network
     return _NETWORKS[key]
 
@@ -96,7 +97,7 @@ def uncertainty_of_case(job: PassJob, case_id: str) -> str:
     p2d, entropy = case_uncertainty(_network(job, "2d", prepare.CONFIG_2D), image, seg >= 0,
                                     s.net3d, s.net2d.radius,
                                     stride_divisor(job.plans, prepare.CONFIG_2D),
-                                    s.net2d.precision)
+                                    s.net2d.precision, job.device)
     boxes = select_boxes(entropy, job.spacing_zyx, s.kernel_mm, s.net3d)
     with atomic_path(path) as temporary:
         np.savez_compressed(temporary, p2d=p2d.astype(np.float16),
@@ -110,7 +111,7 @@ def refine_fit_case(job: PassJob, case_id: str) -> np.ndarray:
     _set_threads(job)
     image, _ = load_preprocessed(job.data_folder, case_id)
     return refine(_network(job, "3d", prepare.CONFIG_3D), image,
-                  read_boxes(job.train_dir, case_id), batch_size=2,
+                  read_boxes(job.train_dir, case_id), batch_size=2, device=job.device,
                   divisor=stride_divisor(job.plans, prepare.CONFIG_3D),
                   autocast_dtype=PRECISIONS[job.settings.net3d.precision])
 

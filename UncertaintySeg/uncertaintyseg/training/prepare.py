@@ -45,11 +45,13 @@ DROPOUT_OP = "torch.nn.modules.dropout.Dropout2d"
 MIN_BOTTLENECK = 4  # voxels per axis at the deepest stage of the 3D network
 
 
-def set_nnunet_paths(work: Path) -> dict[str, str]:
+def set_nnunet_paths(work: Path, augmentation_workers: int = 2) -> dict[str, str]:
     """Point nnU-Net's three folders into `work` (never into the project) and return them.
 
     nnunetv2 2.8 reads these variables when it uses them, so setting them here in the
-    process is enough; nnUNet_n_proc_DA=2 because the machines we target have few cores.
+    process is enough; nnUNet_n_proc_DA (nnU-Net's augmentation workers per GPU) is
+    `augmentation_workers` unless the user set it: 2 on the CPU, where the machines we
+    target have few cores (devices.augmentation_workers).
     """
     work = Path(work).resolve()
     paths = {"nnUNet_raw": str(work / "nnUNet_raw"),
@@ -58,7 +60,7 @@ def set_nnunet_paths(work: Path) -> dict[str, str]:
     for key, value in paths.items():
         Path(value).mkdir(parents=True, exist_ok=True)
         os.environ[key] = value
-    os.environ.setdefault("nnUNet_n_proc_DA", "2")
+    os.environ.setdefault("nnUNet_n_proc_DA", str(augmentation_workers))
     return paths
 
 
@@ -164,6 +166,25 @@ def add_configurations(plans_file: Path, settings: dict) -> dict:
     # nnU-Net's planner wrote the file; a resumed train reads our version of it back.
     write_json_atomic(plans_file, plans)
     return plans
+
+
+# The nnU-Net configuration whose planned batch size a network (its ChainSettings field)
+# takes when its batch size is 0 (the `paper` preset's: nnU-Net sizes the batch to the
+# GPU memory it plans for).
+PLANNED_BATCH = {"net2d": "2d", "net_dropout": "2d", "net_head": "2d",
+                 "net3d": "3d_fullres", "net_full3d": "3d_fullres"}
+
+
+def planned_batch_sizes(plans_file: Path, settings) -> None:
+    """Batch size 0 in `settings` (ChainSettings) -> nnU-Net's planned batch of
+    PLANNED_BATCH's configuration (its 2d when the plans have no 3d_fullres), rounded up
+    to a multiple of settings.gpus; set in place, so model.json records the numbers."""
+    configurations = json.loads(Path(plans_file).read_text())["configurations"]
+    for key, name in PLANNED_BATCH.items():
+        net = getattr(settings, key)
+        if net.batch_size == 0:
+            batch = int(configurations.get(name, configurations["2d"])["batch_size"])
+            net.batch_size = -(-batch // settings.gpus) * settings.gpus
 
 
 def preprocess_dataset(dataset_id: int, num_processes: int = 2) -> None:

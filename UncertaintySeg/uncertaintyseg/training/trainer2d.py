@@ -20,6 +20,8 @@ import torch.nn.functional as F
 
 from ..models import build_network, region_order
 from ..projection import default_radius, sampling_grid
+from . import distributed
+from .devices import background
 from .loop import Loop, LoopSettings, warm_start
 from .prepare import CONFIG_2D
 
@@ -127,43 +129,50 @@ def fixed_batches(loader, count: int, seed: int) -> list:
 
 def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
              settings: Settings2D, progress=None, configuration: str = CONFIG_2D,
-             warm_from: Path | None = None, loop_class=Loop, stage: str = "train 2D"
-             ) -> list[dict]:
+             warm_from: Path | None = None, loop_class=Loop, stage: str = "train 2D",
+             device: str = "cpu") -> list[dict]:
     """Train the 2D network on split['train'], validate on split['val'] patches.
 
     folder: nnU-Net's preprocessed data folder (nnUNetPlans_2d). Writes latest.pth,
     best.pth, history.json into out_dir; resumes from latest.pth. Returns the history.
     `configuration`: the plans' 2D configuration (CONFIG_2D, or the dropout variant);
     `warm_from`: a state dict file to start from when there is nothing to resume
-    (`loop.warm_start`); `loop_class`: Loop or a subclass with its own loss (the head's).
+    (`loop.warm_start`); `loop_class`: Loop or a subclass with its own loss (the head's);
+    `device`: where the network trains (the augmentation runs on the CPU, in background
+    workers off the CPU: devices.background).
     """
     extra = getattr(loop_class, "extra_outputs", 0)
     network = build_network(plans, dataset, configuration, extra_outputs=extra)
     if warm_from is not None and not (Path(out_dir) / "latest.pth").is_file():
         warm_start(network, warm_from)
     loop = loop_class(network, out_dir, settings, region_order(dataset),
-                      warm_started=warm_from is not None)
+                      warm_started=warm_from is not None, device=device)
     # nnU-Net's loader draws from numpy's global RNG; a resumed run continues with fresh
     # draws instead of replaying the first batches.
     np.random.seed(settings.seed + loop.iteration)
     rng = np.random.default_rng(settings.seed + loop.iteration)
-    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration)
+    batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration, batch)
+    loader = background(loader, loop.device)
 
     def sample():
         batch = next(loader)
         return project_batch(batch["data"].float(), batch["target"].float(), settings.radius,
                              settings.projection_probability, rng)
 
-    return loop.run(sample, val, progress, stage)
+    return loop.run(sample, val, progress, stage, shared)
 
 
-def make_loaders(folder, plans, dataset, split, settings, configuration):
+def make_loaders(folder, plans, dataset, split, settings, configuration,
+                 train_batch: int | None = None):
     """(fixed validation batches, training loader) of a configuration, as every trainer
-    uses them: validation on split["val"] (the first training case when it is empty)."""
+    uses them: validation on split["val"] (the first training case when it is empty);
+    `train_batch`: the training loader's batch (None: settings.batch_size)."""
     val_ids = split["val"] or split["train"][:1]
     val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
                                     False, 0.5, configuration),
                         settings.val_batches, settings.seed)
-    loader = make_loader(folder, plans, dataset, split["train"], settings.batch_size, True,
+    loader = make_loader(folder, plans, dataset, split["train"],
+                         train_batch or settings.batch_size, True,
                          settings.oversample_foreground, configuration)
     return val, loader

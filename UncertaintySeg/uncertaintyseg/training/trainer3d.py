@@ -53,15 +53,23 @@ def region_targets(seg: np.ndarray, regions: Sequence[Sequence[int]]) -> np.ndar
 
 def case_uncertainty(network2d: torch.nn.Module, image: np.ndarray, brain: np.ndarray,
                      settings: Settings3D, radius: float | None, divisor: int,
-                     precision: str = "fp32") -> tuple:
+                     precision: str = "fp32", device: str = "cpu") -> tuple:
     """(p2d, entropy_norm) (3, Z, Y, X) float32 from the projected 2D inference.
 
-    `settings.projections` origins per slice; `precision` is the 2D network's ("fp32" or
-    "bf16", see loop.PRECISIONS)."""
+    `settings.projections` origins per slice; `precision` is the 2D network's (see
+    devices.PRECISIONS); `network2d` sits on `device`."""
+    device = torch.device(device)
     result = predict_volume(network2d, image, brain, settings.projections, radius=radius,
-                            batch_size=16, divisor=divisor, device="cpu",
-                            autocast_dtype=PRECISIONS[precision])
+                            batch_size=views_per_call(device), divisor=divisor,
+                            device=device, autocast_dtype=PRECISIONS[precision])
     return result.p2d, result.entropy_norm
+
+
+def views_per_call(device: torch.device) -> int:
+    """Views per 2D network call: 16 on the CPU (as always), predict's GPU batch else."""
+    from ..pipeline import AUTO_BATCH_SIZE
+
+    return 16 if device.type == "cpu" else AUTO_BATCH_SIZE[True]
 
 
 def select_boxes(entropy_norm: np.ndarray, spacing_zyx, kernel_mm, settings: Settings3D
@@ -149,14 +157,14 @@ def val_batches(cubes: dict, batch_size: int) -> list:
 
 
 def train_3d(plans: dict, dataset: dict, train_cubes: dict, val_cubes: dict, out_dir: Path,
-             settings: Settings3D, progress=None) -> list[dict]:
+             settings: Settings3D, progress=None, device: str = "cpu") -> list[dict]:
     """Train the 3D network on the selected cubes; writes latest/best.pth, history.json."""
     if not train_cubes:
         raise ValueError("no training cubes: the kernel search selected nothing; check the "
                          "2D model and the kernel settings")
     torch.manual_seed(settings.seed)
     network = build_network(plans, dataset, CONFIG_3D)
-    loop = Loop(network, out_dir, settings, region_order(dataset))
+    loop = Loop(network, out_dir, settings, region_order(dataset), device=device)
     rng = np.random.default_rng(settings.seed + loop.iteration)  # resumed: fresh draws
     val = val_batches(val_cubes or train_cubes, settings.batch_size)
     return loop.run(cube_sampler(train_cubes, settings.batch_size, rng), val, progress,

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..models import build_network, region_order
+from . import distributed
+from .devices import background
 from .loop import Loop, LoopSettings
 from .prepare import CONFIG_FULL_3D
 from .trainer2d import make_loaders
@@ -31,15 +33,17 @@ class SettingsFull3D(LoopSettings):
 
 
 def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
-                  settings: SettingsFull3D, progress=None) -> list[dict]:
+                  settings: SettingsFull3D, progress=None, device: str = "cpu") -> list[dict]:
     """Train the `3d_full` network on split['train'] (resumable, like `train_2d`)."""
     network = build_network(plans, dataset, CONFIG_FULL_3D)
-    loop = Loop(network, out_dir, settings, region_order(dataset))
+    loop = Loop(network, out_dir, settings, region_order(dataset), device=device)
     np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
-    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D)
+    batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D, batch)
+    loader = background(loader, loop.device)
 
     def sample():
         batch = next(loader)
         return batch["data"].float(), batch["target"].float()
 
-    return loop.run(sample, val, progress, "train full 3D")
+    return loop.run(sample, val, progress, "train full 3D", shared)

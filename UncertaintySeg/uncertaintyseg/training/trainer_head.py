@@ -34,7 +34,7 @@ from torch import nn
 
 from .. import REGIONS
 from ..models import save_checkpoint
-from .loop import PRECISIONS, Loop
+from .loop import Loop
 from .trainer2d import Settings2D
 
 # The paper's "empirically optimized weights".
@@ -91,8 +91,8 @@ class HeadLoop(Loop):
     extra_outputs = 1
 
     def __init__(self, network: nn.Module, out_dir, settings: SettingsHead, order: list[int],
-                 warm_started: bool = False):
-        super().__init__(network, out_dir, settings, order, warm_started)
+                 warm_started: bool = False, device: str = "cpu"):
+        super().__init__(network, out_dir, settings, order, warm_started, device)
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         if self.iteration == 0:  # a fresh start, not a resumed run
@@ -109,12 +109,12 @@ class HeadLoop(Loop):
 
     def _validate(self, val_batches, train_losses, started) -> None:
         super()._validate(val_batches, train_losses, started)
-        save_checkpoint(self.network, self.out_dir / "best.pth")  # the last (see above)
+        if self.writes:
+            save_checkpoint(self.network, self.out_dir / "best.pth")  # the last (see above)
 
     def _loss(self, data: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        dtype = PRECISIONS[self.settings.precision]
-        with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            logits = self.network(data)
+        with self.autocast():
+            logits = self.model(data)
             with torch.no_grad():
                 averaged = self.average.module(data)
         logits, n = logits.float(), target.shape[1]

@@ -20,13 +20,13 @@ def _region_means(per_case: dict) -> dict:
 
 def validate_model(model_dir: Path, source: Path, case_ids: list[str],
                    projections: str | int = "preview", progress=None,
-                   outputs_dir: Path | None = None) -> dict:
+                   outputs_dir: Path | None = None, device: str = "cpu") -> dict:
     """Dice and HD95 per region of the fused result and of the 2D-only result (P2D > 0.5,
     same post-processing) on `case_ids` (sub-folders of `source`), and their means.
 
     With `outputs_dir`, each case's output contract is kept in outputs_dir/<case>, for
     `evaluate` (the uncertainty measures and the card's estimator table) without a
-    second run of the pipeline."""
+    second run of the pipeline. `device`: the training's (train --device)."""
     from ..contract import write_outputs
     from ..convert import label_file
     from ..io import load_case
@@ -41,7 +41,8 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
     model = load_model(str(model_dir))
     # The training's own thread count (train --threads): `run` sets torch's threads, and
     # its `auto` would leave the rest of the training on another count.
-    values = {"projections": projections, "device": "cpu", "threads": torch.get_num_threads()}
+    values = {"projections": projections, "device": device,
+              "threads": torch.get_num_threads()}
     fused, only_2d = {}, {}
     for done, case_id in enumerate(case_ids):
         case = load_case(case_dir=Path(source) / case_id)
