@@ -129,18 +129,16 @@ def fit(args) -> None:
     print(f"wrote {MODEL_PATH}")
 
 
-def _statistics(view, spacing) -> dict:
+def _statistics(view, spacing, shifted: bool) -> dict:
     masks = view != 0
-    edges, region = anatomy.edge_maps(view, spacing)
-    table = anatomy.structure_correlation(edges, region)
-    score = (table.sum(axis=1) - 1) / (len(table) - 1)
-    worst = int(np.argmin(score))
-    return {"overlap_all_slices": float(masks.all(0).sum() / masks.any(0).sum()),
-            "overlap_covered": anatomy.covered_overlap(masks),
-            "structure": float(score[worst]),
-            "structure_best_shift": anatomy.best_shift(edges, region, worst, spacing)[0],
-            "enhancement": anatomy.enhancement(view),
-            "rim": max(anatomy.rim_fraction(v, spacing) for v in view)}
+    result = {"overlap_all_slices": float(masks.all(0).sum() / masks.any(0).sum()),
+              "overlap_covered": anatomy.covered_overlap(masks),
+              "enhancement": anatomy.enhancement(view),
+              "rim": max(anatomy.rim_fraction(v, spacing) for v in view)}
+    if shifted:  # what the co-registration check does once it has refused
+        result["overlap_moved"] = anatomy.best_shift(masks, anatomy.odd_one(masks),
+                                                     spacing)[0]
+    return result
 
 
 def measure(args) -> None:
@@ -148,11 +146,12 @@ def measure(args) -> None:
     results = {}
     for index, (name, view, spacing) in enumerate(views):
         other = views[(index + 1) % len(views)][1]
-        results[name] = {"clean": _statistics(view, spacing)}
+        results[name] = {"clean": _statistics(view, spacing, False)}
         for kind in ("mixture", "misalignment", "partial_coverage", "rim",
                      "missing_contrast"):
             variant = make_variant(view, kind, seed=index, spacing=spacing, other=other)
-            results[name][kind] = _statistics(variant, spacing)
+            results[name][kind] = _statistics(variant, spacing,
+                                              kind in ("mixture", "misalignment"))
         print(name, json.dumps(results[name]), flush=True)
     for kind in results[views[0][0]]:
         for statistic in results[views[0][0]][kind]:

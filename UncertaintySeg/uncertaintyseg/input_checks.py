@@ -29,21 +29,23 @@ from .input_features import analysis_grid, depth_mm
 from .modality import case_log_probabilities, swap_finding
 
 MAX_BRAIN_ML = 2500.0
-# The modality classifier was fitted on adult brains (1200 to 1720 ml); its layout
-# features (deep white matter, ventricles) mean nothing in a much smaller one (a
-# phantom, a cropped volume), so below this it is not asked.
-MIN_MODALITY_ML = 600.0
+# The modality classifier and the enhancement statistic were measured on adult brains
+# (1200 to 1720 ml): deep white matter, ventricles, vessels and choroid plexus mean
+# nothing in a much smaller one (a phantom, a cropped volume), so below this they are
+# not asked.
+MIN_CONTENT_ML = 600.0
 # Intersection over union of the four non-zero masks on the slices all four cover
-# (docs/INPUT-CHECKS.md: shared cases 0.959 or more; a volume shifted 8 mm 0.84 or less;
-# a volume of another patient, on the same atlas grid, 0.88 or less).
-MIN_MASK_OVERLAP = 0.9
-# The odd volume moved back by up to 12 mm: a shifted one overlaps again by 0.98 or more,
-# another patient's by 0.89 or less.
+# (docs/INPUT-CHECKS.md: shared cases 0.959 or more, also with the top 30 % of one
+# volume's slices missing; one volume shifted 8 mm 0.844 or less; one volume of another
+# patient, on the same atlas grid, 0.913 or less).
+MIN_MASK_OVERLAP = 0.935
+# The odd volume moved back by up to 12 mm: a shifted one overlaps again by 0.984 or
+# more, another patient's by 0.913 or less.
 MIN_MOVED_OVERLAP = 0.95
-# Share of the outer 3 mm brighter than the interior's 99th percentile (shared cases:
-# 0.05 or less; a 2-4 mm rim left by the skull strip 0.4 or more).
+# Share of the outer 3 mm brighter than the interior's 99th percentile, worst volume
+# (shared cases 0.09 or less; a 2-4 mm rim left by the skull strip 0.567 or more).
 MAX_RIM = 0.2
-# T1ce minus T1 at the 99.9th percentile, in brain medians (shared cases: 0.8 or more;
+# T1ce minus T1 at the 99.9th percentile, in brain medians (shared cases 0.83 or more;
 # a T1ce replaced by its T1, scaled: 0).
 MIN_ENHANCEMENT = 0.4
 MAX_NEGATIVE_FRACTION = 0.01
@@ -142,8 +144,9 @@ def _content(case) -> tuple[list[str], list[str]]:
     if errors:
         return errors, []
     brain_ml = float((view != 0).any(axis=0).sum()) * float(np.prod(spacing)) / 1000.0
-    if brain_ml >= MIN_MODALITY_ML:
-        errors = swap_finding(case.paths, case_log_probabilities(view, spacing, depths))
+    if brain_ml < MIN_CONTENT_ML:
+        return [], []
+    errors = swap_finding(case.paths, case_log_probabilities(view, spacing, depths))
     return errors, ([] if errors else _enhancement(case, view))
 
 

@@ -84,6 +84,7 @@ def swap_finding(paths: dict, log_p: np.ndarray) -> list[str]:
              f"{probability[i, permutation[i]]:.2f})"
              for i, m in enumerate(MODALITIES) if permutation[i] != i]
     text = "; ".join(parts)
-    return [text[0].upper() + text[1:] + ". " + _exchanged(permutation) + "Check which file is which modality and give "
-            "them again (--flair --t1 --t1ce --t2); modalities are recognised from the "
-            "images (docs/INPUT-CHECKS.md)."]
+    return [text[0].upper() + text[1:] + ". " + _exchanged(permutation)
+            + "Check which file is which modality and give them again (--flair --t1 "
+            "--t1ce --t2); modalities are recognised from the images "
+            "(docs/INPUT-CHECKS.md)."]
