@@ -265,5 +265,5 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     wt = record["methods"]["ours"]["dice"]["WT"]
     assert "## Estimators on the validation cases" in card and "border AUROC" in card
-    assert f"| ours | " in card and f"{wt:.3f} |" in card
+    assert "| ours | " in card and f"{wt:.3f} |" in card
     assert stored["name"] == "brats-mini"  # the rest of model.json is kept
