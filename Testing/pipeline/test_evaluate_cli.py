@@ -142,6 +142,33 @@ def test_evaluate_reuses_cached_cases_and_reports_missing_ones(study, tmp_path, 
     assert len(_rows(out2 / "per_case.csv")) == 2 * 3 * (len(truth) - 1)
 
 
+def test_evaluate_pairs_single_predict_outputs_by_their_report(study, tmp_path, capsys):
+    # `predict --case C --out runs/anything` for two cases: paired by report.json's case,
+    # and the cases without a result said in one line.
+    cases, results, truth = study
+    gathered = tmp_path / "runs"
+    paired = sorted(truth)[:2]
+    for index, case_id in enumerate(paired):
+        folder = gathered / f"run{index}"
+        shutil.copytree(results / case_id, folder)
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        (folder / "report.json").write_text(json.dumps({**report, "input": {"case_id": case_id}}),
+                                            encoding="utf-8")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--cases", str(cases), "--results", str(gathered), "--out",
+                 str(out), "--progress", "none", "--no-report", "--no-uncertainty"]) == 0
+    assert {r["case"] for r in _rows(out / "per_case.csv")} == set(paired)
+    problems = [line for line in capsys.readouterr().err.splitlines() if "problem" in line]
+    missing = sorted(truth)[2:]
+    assert len(problems) == 1 and f"{len(missing)} of {len(truth)} case(s)" in problems[0]
+    assert all(case_id in problems[0] for case_id in missing)
+    assert "fused, 2D-only" in problems[0] and str(gathered) in problems[0]
+    # one case's output folder instead of the folder of them: said, with the fix
+    assert main(["evaluate", "--cases", str(cases), "--results", str(gathered / "run0"),
+                 "--out", str(tmp_path / "eval2"), "--progress", "none"]) == 2
+    assert f"here {gathered}" in capsys.readouterr().err
+
+
 def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
     cases, results, truth = study
     model = tmp_path / "model"

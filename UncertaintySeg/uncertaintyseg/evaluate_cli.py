@@ -52,8 +52,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                         "MODEL_CARD.md (the card's estimator table)")
     p.add_argument("--explain-case", type=Path, default=None, metavar="CASE_DIR",
                    help="add `explain`'s teaching figures of this case to the report")
-    p.add_argument("--explain-model", default="phantom",
-                   help="model for --explain-case (default phantom)")
+    p.add_argument("--explain-model", default=None,
+                   help="model for --explain-case (default: predict's, brats-mini)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
@@ -102,14 +102,21 @@ def run_evaluate(args, reporter=None) -> int:
     if reporter is not None:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)
-    for line in summary["problems"]:
-        print(f"problem: {line}", file=sys.stderr)
+    _print_problems(summary["problems"], args.out)
     print(f"{summary['scored']} pair(s) scored, {summary['reused']} reused from the cache, "
-          f"{len(summary['problems'])} problem(s), {time.perf_counter() - start:.1f} s; "
-          f"results in {args.out}", file=sys.stderr)
+          f"{time.perf_counter() - start:.1f} s; results in {args.out}", file=sys.stderr)
     if _json(reporter):
         reporter.finished(args.out)
     return 0 if summary["scored"] + summary["reused"] else 2
+
+
+def _print_problems(lines: list[str], out: Path, shown: int = 5) -> None:
+    """The first few problems (the cases not paired come as one line), the rest counted:
+    problems.txt has them all."""
+    for line in lines[:shown]:
+        print(f"problem: {line}", file=sys.stderr)
+    if len(lines) > shown:
+        print(f"... and {len(lines) - shown} more in {out / 'problems.txt'}", file=sys.stderr)
 
 
 def _json(reporter) -> bool:

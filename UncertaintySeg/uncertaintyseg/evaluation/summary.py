@@ -122,10 +122,11 @@ def _method_figures(evaluation, method: str, out: Path) -> dict:
 
 
 def write_problems(evaluation, out: Path) -> str:
-    text = "\n".join(evaluation.problems) + ("\n" if evaluation.problems else "")
+    """problems.txt: the cases not paired (one line), then each pair not scored."""
+    lines = evaluation.problem_lines()
+    text = "\n".join(lines) + ("\n" if lines else "")
     store.write_text_atomic(out / "problems.txt", text or "none\n")
     return text
-
 
 
 def seconds_table(evaluation) -> dict:
