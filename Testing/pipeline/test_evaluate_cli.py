@@ -169,7 +169,7 @@ def test_evaluate_pairs_single_predict_outputs_by_their_report(study, tmp_path, 
     assert f"here {gathered}" in capsys.readouterr().err
 
 
-def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
+def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path, capsys):
     cases, results, truth = study
     model = tmp_path / "model"
     model.mkdir()
@@ -191,11 +191,15 @@ def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
     rows = _rows(out / "table1.csv")
     assert {"p ours vs ours 2D-only", "p_bonferroni ours vs again"} <= set(rows[0])
     same = [r for r in rows if r["metric"] == "dice"][0]
-    assert float(same["p ours vs again"]) == 1.0  # identical folders: no difference
+    assert same["p ours vs again"] == "nan"  # 4 cases: too few pairs to test, and said
+    assert "No Wilcoxon test: 4 case(s)" in (out / "table1.md").read_text(encoding="utf-8")
     stored = json.loads((model / "model.json").read_text(encoding="utf-8"))
     scores = [0.1, 0.3, 0.5, 0.2]
     assert stored["triage"]["threshold"] == pytest.approx(np.quantile(scores, 0.75))
     assert stored["name"] == "m"  # the rest of model.json is kept
+    # writing into the model folder is said, with the file
+    assert f"triage threshold {stored['triage']['threshold']} written to {model / 'model.json'}" \
+        in capsys.readouterr().err
     triage = json.loads((out / "triage.json").read_text(encoding="utf-8"))
     assert triage["as_calibrated"]["flagged"] == 1
 

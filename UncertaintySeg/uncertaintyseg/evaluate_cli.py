@@ -77,6 +77,7 @@ register = add_evaluate_parser  # the name cli.py looks for in optional subcomma
 
 def run_evaluate(args, reporter=None) -> int:
     """Run the `evaluate` subcommand; returns the exit code."""
+    from .errors import InputError
     from .evaluation import job
     from .evaluation.pairing import parse_results
 
@@ -87,6 +88,12 @@ def run_evaluate(args, reporter=None) -> int:
     if args.correction:
         parts.add("correction")
     methods = parse_results(args.results)
+    for flag, folder in (("--calibrate-triage", args.calibrate_triage),
+                         ("--model-card", args.model_card)):
+        if folder is not None and not (folder / "model.json").is_file():
+            # said before the scoring, not after it
+            raise InputError(f"{folder / 'model.json'}: not found; {flag} takes a model "
+                             "folder made by `uncertaintyseg train`")
     options = dict(qubrats=args.qubrats, calibrate_model=args.calibrate_triage,
                    html=not args.no_report, progress=reporter, kernel_study=args.kernel_study,
                    explain_case=args.explain_case, explain_model=args.explain_model,
@@ -103,6 +110,7 @@ def run_evaluate(args, reporter=None) -> int:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)
     _print_problems(summary["problems"], args.out)
+    _print_model_writes(args, summary)
     print(f"{summary['scored']} pair(s) scored, {summary['reused']} reused from the cache, "
           f"{time.perf_counter() - start:.1f} s; results in {args.out}", file=sys.stderr)
     if _json(reporter):
@@ -117,6 +125,18 @@ def _print_problems(lines: list[str], out: Path, shown: int = 5) -> None:
         print(f"problem: {line}", file=sys.stderr)
     if len(lines) > shown:
         print(f"... and {len(lines) - shown} more in {out / 'problems.txt'}", file=sys.stderr)
+
+
+def _print_model_writes(args, summary: dict) -> None:
+    """What --calibrate-triage and --model-card wrote into the model folder."""
+    if args.calibrate_triage is not None:
+        stored = summary["triage"].get("calibrated")
+        path = args.calibrate_triage / "model.json"
+        print(f"triage threshold {stored['threshold']} written to {path}" if stored else
+              f"no case had a triage score: {path} left unchanged", file=sys.stderr)
+    if args.model_card is not None:
+        print(f"estimator table written to {args.model_card / 'model.json'} and "
+              f"{args.model_card / 'MODEL_CARD.md'}", file=sys.stderr)
 
 
 def _json(reporter) -> bool:

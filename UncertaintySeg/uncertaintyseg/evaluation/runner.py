@@ -23,8 +23,9 @@ from .triage import candidate_scores
 from .uncertainty_quality import uncertainty_scores
 
 VOXEL, UNCERTAINTY, LESIONWISE, CORRECTION = "voxel", "uncertainty", "lesionwise", "correction"
-# What is read from a result's report.json and kept with the scores.
-_REPORT_KEYS = ("triage", "timings_s", "volumes_ml")
+# What is read from a result's report.json and kept with the scores (model, software and
+# settings name the run in report.html).
+_REPORT_KEYS = ("triage", "timings_s", "volumes_ml", "model", "software", "settings")
 # A result that cannot be read or scored is a problem of its (case, method) pair only.
 _PAIR_ERRORS = (InputError, OSError, RuntimeError, ValueError, KeyError)
 
