@@ -14,7 +14,6 @@ slice origin by origin, so every panel shows what the pipeline computed:
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -264,40 +263,3 @@ def explain_case(case_dir, out_dir, slice_index: int | None = None,
     lines += [f"![{name}]({name})\n\n{CAPTIONS[name]}\n" for name in CAPTIONS]
     paths.append(write_text_atomic(out / "captions.md", "\n".join(lines)))
     return paths
-
-
-def add_explain_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the `explain` subcommand on an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "explain", help="teaching figures: each stage of the method on one slice",
-        description="Run the pipeline on one case and draw each stage for one axial slice "
-                    "(projections, back-projections, P2D and entropy, kernel search at "
-                    "overlap 10/40/70 %%, P3D, fused vs 2D-only vs reference), with "
-                    "captions in captions.md.")
-    p.add_argument("--case", type=Path, required=True, help="case folder (four modalities)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the figures")
-    p.add_argument("--slice", type=int, default=None,
-                   help="axial slice index (default: the largest reference WT area)")
-    p.add_argument("--model", default=None,
-                   help="bundled model name or model folder (default: predict's, brats-mini; "
-                        "the phantom model suits only generated phantoms)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
-                   help="tqdm bars on stderr (default), JSON lines on stdout, or nothing")
-    p.set_defaults(handler=run_explain)
-    return p
-
-
-register = add_explain_parser  # the name cli.py looks for in optional subcommand modules
-
-
-def run_explain(args, reporter=None) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    paths = explain_case(args.case, args.out, args.slice, args.model, progress=reporter)
-    if reporter is not None:
-        reporter.finished(args.out)
-    print(f"{len(paths)} files written to {args.out}", file=sys.stderr)
-    return 0
