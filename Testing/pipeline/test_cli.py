@@ -46,6 +46,7 @@ def test_predict_writes_contract_with_input_geometry(case_dir, tmp_path, capsys)
     assert "load" in json.loads((out / "report.json").read_text(encoding="utf-8"))["timings_s"]
 
 
+@pytest.mark.slow
 def test_json_progress_on_stdout(case_dir, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "uncertaintyseg", "predict", "--case",

@@ -18,6 +18,7 @@ from uncertaintyseg.kernels import Box
 from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
 from uncertaintyseg.metrics import dice
 
+pytestmark = pytest.mark.slow  # evaluate end to end on four phantom cases, the browser
 SHAPE = (24, 48, 40)
 
 

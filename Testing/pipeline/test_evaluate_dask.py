@@ -28,6 +28,7 @@ from uncertaintyseg.phantom import write_phantom_case
 
 pytest.importorskip("distributed", reason="evaluate on Dask needs the cohort extra")
 
+pytestmark = pytest.mark.slow  # a Dask LocalCluster of worker processes, one killed
 SHAPE = (20, 40, 36)
 PARTS = {"voxel", "uncertainty", "correction"}
 MISSING = "Phantom_0003"  # the second method has no result for this case
