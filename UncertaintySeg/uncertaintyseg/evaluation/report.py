@@ -68,7 +68,8 @@ def _run_line(method, records: dict) -> str:
                       "trained" if m.get("trained", True) else "UNTRAINED")
                      for m in (r.get("model") for r in reports) if m})
     if not models:
-        return f"{method.name}: {method.root} (no model recorded: label maps of another tool)"
+        return (f"{method.name}: {method.root} (no model recorded: plain label maps, or "
+                "scores cached by an older evaluate; a new --out scores them again)")
     software = sorted({r["software"].get("version", "?") for r in reports if r.get("software")})
     settings = sorted({json.dumps(r["settings"], sort_keys=True) for r in reports
                        if r.get("settings")})
