@@ -26,9 +26,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cases", type=Path, required=True,
                    help="folder of case folders (images and *_seg.nii.gz reference)")
     p.add_argument("--results", action="append", required=True, metavar="[NAME=]DIR",
-                   help="folder of per-case results (predict --out folders, or CASE.nii.gz "
-                        "label maps); repeat for more methods. The first gives the fused "
-                        "method and its 2D-only twin")
+                   help="folder of per-case results: what `predict --cases` writes (CASE/ "
+                        "folders), `predict --out` folders of any name (paired by their "
+                        "report.json), or CASE.nii.gz label maps; repeat for more methods. The "
+                        "first gives the fused method and its 2D-only twin")
     p.add_argument("--out", type=Path, required=True, help="folder for the tables and report")
     p.add_argument("--no-uncertainty", action="store_true",
                    help="skip the uncertainty-quality measures")
