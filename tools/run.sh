@@ -2,7 +2,9 @@
 # One entry point for a fresh machine: creates .venv (pinned set from constraints.txt)
 # on first use, then runs what is asked:
 #   bash tools/run.sh demo [demo options]   the pipeline on a generated phantom
-#   bash tools/run.sh test [pytest options] the test suite (pipeline + MRML tiers)
+#   bash tools/run.sh test [paths] [pytest options]
+#                                           the paths given, else the whole suite (pipeline +
+#                                           MRML tiers); e.g. test -m "not slow" (the fast lane)
 #   bash tools/run.sh <any uncertaintyseg subcommand ...>
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +28,14 @@ export nnUNet_n_proc_DA="${nnUNet_n_proc_DA:-2}"
 command="${1:-demo}"
 shift || true
 case "$command" in
-    test) exec "$venv/bin/python" -m pytest Testing "$@" ;;
+    test)
+        # Only the paths given (a file, a folder, file::test); options alone (-q, -m "not
+        # slow") run the whole suite. A path is an argument that names an existing file or
+        # folder: option values such as "not slow" are not.
+        targets=(Testing)
+        for arg in "$@"; do
+            if [ -e "${arg%%::*}" ]; then targets=(); break; fi
+        done
+        exec "$venv/bin/python" -m pytest ${targets[@]+"${targets[@]}"} "$@" ;;
     *) exec "$venv/bin/uncertaintyseg" "$command" "$@" ;;
 esac

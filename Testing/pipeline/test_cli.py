@@ -9,6 +9,10 @@ import pytest
 import SimpleITK as sitk
 
 from uncertaintyseg import cli, contract
+from uncertaintyseg.evaluation.pairing import Output, load_reference
+from uncertaintyseg.evaluation.table import voxel_scores
+from uncertaintyseg.label_maps import labels_to_regions
+from uncertaintyseg.metrics import case_metrics
 from uncertaintyseg.phantom import write_phantom_case
 
 SMALL = ["--model", "analytic", "--projections", "3", "--kernel-mm", "12", "12", "24",
@@ -42,6 +46,7 @@ def test_predict_writes_contract_with_input_geometry(case_dir, tmp_path, capsys)
     assert "load" in json.loads((out / "report.json").read_text(encoding="utf-8"))["timings_s"]
 
 
+@pytest.mark.slow
 def test_json_progress_on_stdout(case_dir, tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "uncertaintyseg", "predict", "--case",
@@ -92,6 +97,26 @@ def test_metrics_command_tables(case_dir, tmp_path, capsys):
     assert set(table) == {"ET", "TC", "WT"}
     assert 0 < table["WT"]["dice"] < 1 and table["WT"]["hd95"] > 0
     assert "WT" in capsys.readouterr().out and (tmp_path / "m.csv").read_text(encoding="utf-8").count("\n") >= 3
+    # the case's images lie beside --ref: the brain mask is the voxel set, as evaluate's
+    reference = load_reference(case_dir)
+    output = Output(labels_to_regions(shifted))
+    expected = voxel_scores(reference, output)
+    for region, scores in expected.items():
+        assert table[region] == pytest.approx(scores), region
+    assert not reference.brain.all()  # the brain mask is not the whole grid
+    assert table["WT"]["specificity"] != pytest.approx(case_metrics(array, shifted, (1, 1, 1))
+                                                       ["WT"]["specificity"])
+
+
+def test_metrics_grid_mismatch_says_resample_in_plain_numbers(case_dir, tmp_path, capsys):
+    seg = next(case_dir.glob("*_seg.nii.gz"))
+    moved = sitk.ReadImage(str(seg))
+    moved.SetOrigin((0.0, 0.0, 7.5))
+    sitk.WriteImage(moved, str(tmp_path / "pred.nii.gz"))
+    assert cli.main(["metrics", "--ref", str(seg), "--pred", str(tmp_path / "pred.nii.gz")]) == 2
+    message = capsys.readouterr().err
+    assert "origin (" in message and "vs (0, 0, 7.5) mm" in message and "resample pred.nii.gz onto" in message
+    assert "np.float64" not in message and "co-register" not in message
 
 
 def test_phantom_command(tmp_path):

@@ -67,6 +67,7 @@ def cases(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_local_workers_run_one_case_at_a_time(cluster):
     from distributed import Client
 
@@ -90,6 +91,7 @@ def first_run(cases, cluster, tmp_path_factory, kill_when_hanging):
     return out, rows, table, killed
 
 
+@pytest.mark.slow
 def test_lost_worker_is_retried_into_a_complete_output(first_run):
     out, rows, _, killed = first_run
     assert len(killed) == 1, "the hanging case's worker was never killed"
@@ -105,6 +107,7 @@ def test_lost_worker_is_retried_into_a_complete_output(first_run):
     assert not [p.name for p in out.iterdir() if ".partial-" in p.name]
 
 
+@pytest.mark.slow
 def test_broken_case_is_reported_and_the_table_ranked(first_run):
     out, rows, table, _ = first_run
     broken = next(row for row in rows if row["case"] == "Broken_0009")
@@ -125,6 +128,7 @@ def test_broken_case_is_reported_and_the_table_ranked(first_run):
     assert markdown.count("\n") == 2 + len(table_rows) and "input error" in markdown
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_cases(first_run, cases, cluster):
     from distributed import Client
 
@@ -139,6 +143,7 @@ def test_rerun_skips_finished_cases(first_run, cases, cluster):
     assert after == before
 
 
+@pytest.mark.slow
 def test_cli_on_a_running_scheduler(cases, cluster, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["predict", "--cases", str(cases), "--out", str(out), "--scheduler",
@@ -153,6 +158,7 @@ def test_cli_on_a_running_scheduler(cases, cluster, tmp_path, capsys):
     assert all(is_complete(out / f"Phantom_000{seed}") for seed in (1, 2, 3))
 
 
+@pytest.mark.slow
 def test_one_shard_runs_in_turn_and_lists_the_rest_as_pending(cases, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
@@ -235,6 +241,7 @@ def _square_unless_b(job, case_id):
     return (job * len(case_id)) ** 2
 
 
+@pytest.mark.slow
 def test_train_pass_results_in_case_order_and_a_failed_case_named(cluster):
     from distributed import Client
 

@@ -74,6 +74,7 @@ def test_split_is_recorded_fixed_and_disjoint(source, dataset, tmp_path):
     assert meta["uncertaintyseg"]["split"] == splits[0]
 
 
+@pytest.mark.slow
 def test_nnunet_accepts_the_dataset(dataset):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity
 

@@ -18,6 +18,7 @@ from uncertaintyseg.kernels import Box
 from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
 from uncertaintyseg.metrics import dice
 
+pytestmark = pytest.mark.slow  # evaluate end to end on four phantom cases, the browser
 SHAPE = (24, 48, 40)
 
 
@@ -142,7 +143,34 @@ def test_evaluate_reuses_cached_cases_and_reports_missing_ones(study, tmp_path, 
     assert len(_rows(out2 / "per_case.csv")) == 2 * 3 * (len(truth) - 1)
 
 
-def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
+def test_evaluate_pairs_single_predict_outputs_by_their_report(study, tmp_path, capsys):
+    # `predict --case C --out runs/anything` for two cases: paired by report.json's case,
+    # and the cases without a result said in one line.
+    cases, results, truth = study
+    gathered = tmp_path / "runs"
+    paired = sorted(truth)[:2]
+    for index, case_id in enumerate(paired):
+        folder = gathered / f"run{index}"
+        shutil.copytree(results / case_id, folder)
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        (folder / "report.json").write_text(json.dumps({**report, "input": {"case_id": case_id}}),
+                                            encoding="utf-8")
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--cases", str(cases), "--results", str(gathered), "--out",
+                 str(out), "--progress", "none", "--no-report", "--no-uncertainty"]) == 0
+    assert {r["case"] for r in _rows(out / "per_case.csv")} == set(paired)
+    problems = [line for line in capsys.readouterr().err.splitlines() if "problem" in line]
+    missing = sorted(truth)[2:]
+    assert len(problems) == 1 and f"{len(missing)} of {len(truth)} case(s)" in problems[0]
+    assert all(case_id in problems[0] for case_id in missing)
+    assert "fused, 2D-only" in problems[0] and str(gathered) in problems[0]
+    # one case's output folder instead of the folder of them: said, with the fix
+    assert main(["evaluate", "--cases", str(cases), "--results", str(gathered / "run0"),
+                 "--out", str(tmp_path / "eval2"), "--progress", "none"]) == 2
+    assert f"here {gathered}" in capsys.readouterr().err
+
+
+def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path, capsys):
     cases, results, truth = study
     model = tmp_path / "model"
     model.mkdir()
@@ -164,11 +192,15 @@ def test_evaluate_compares_named_methods_and_calibrates_triage(study, tmp_path):
     rows = _rows(out / "table1.csv")
     assert {"p ours vs ours 2D-only", "p_bonferroni ours vs again"} <= set(rows[0])
     same = [r for r in rows if r["metric"] == "dice"][0]
-    assert float(same["p ours vs again"]) == 1.0  # identical folders: no difference
+    assert same["p ours vs again"] == "nan"  # 4 cases: too few pairs to test, and said
+    assert "No Wilcoxon test: 4 case(s)" in (out / "table1.md").read_text(encoding="utf-8")
     stored = json.loads((model / "model.json").read_text(encoding="utf-8"))
     scores = [0.1, 0.3, 0.5, 0.2]
     assert stored["triage"]["threshold"] == pytest.approx(np.quantile(scores, 0.75))
     assert stored["name"] == "m"  # the rest of model.json is kept
+    # writing into the model folder is said, with the file
+    assert f"triage threshold {stored['triage']['threshold']} written to {model / 'model.json'}" \
+        in capsys.readouterr().err
     triage = json.loads((out / "triage.json").read_text(encoding="utf-8"))
     assert triage["as_calibrated"]["flagged"] == 1
 
@@ -265,5 +297,5 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     wt = record["methods"]["ours"]["dice"]["WT"]
     assert "## Estimators on the validation cases" in card and "border AUROC" in card
-    assert f"| ours | " in card and f"{wt:.3f} |" in card
+    assert "| ours | " in card and f"{wt:.3f} |" in card
     assert stored["name"] == "brats-mini"  # the rest of model.json is kept

@@ -28,6 +28,7 @@ from uncertaintyseg.phantom import write_phantom_case
 
 pytest.importorskip("distributed", reason="evaluate on Dask needs the cohort extra")
 
+pytestmark = pytest.mark.slow  # a Dask LocalCluster of worker processes, one killed
 SHAPE = (20, 40, 36)
 PARTS = {"voxel", "uncertainty", "correction"}
 MISSING = "Phantom_0003"  # the second method has no result for this case
@@ -161,5 +162,5 @@ def test_a_lost_workers_case_is_retried_and_its_cached_pair_kept(study, cluster,
     assert all(len(cases) == (2 if name == "other" else 3)
                for name, cases in evaluation.records.items())
     assert sorted(evaluation.rankings["other"]) == ["Phantom_0001", DYING]
-    assert evaluation.problems == [line for line in
+    assert evaluation.problem_lines() == [line for line in
                                    _read(in_turn / "problems.txt").splitlines() if line]

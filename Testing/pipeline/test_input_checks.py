@@ -68,7 +68,7 @@ def test_force_runs_anyway_and_reports(case):
 def test_cli_refuses_then_forces(case, tmp_path, capsys):
     head = _with_head(case)
     folder = tmp_path / "Head_0001"
-    for index, (modality, path) in enumerate(case.paths.items()):
+    for index, modality in enumerate(case.paths):
         image = sitk.GetImageFromArray(head.image[index])
         image.CopyInformation(case.reference)
         write_image_atomic(image, folder / f"Head_0001_{modality}.nii.gz")

@@ -89,7 +89,7 @@ def test_explicit_paths_and_naming_override(tmp_path):
         io.load_case(tmp_path, paths=paths)
 
 
-def test_missing_modality_names_folder_and_pattern(tmp_path):
+def test_missing_modality_names_folder_and_pattern(tmp_path, capfd):
     make_case(tmp_path, "brats2018")
     (tmp_path / "case_t1ce.nii.gz").unlink()
     with pytest.raises(io.InputError) as error:
@@ -97,6 +97,9 @@ def test_missing_modality_names_folder_and_pattern(tmp_path):
     message = str(error.value)
     assert str(tmp_path) in message
     assert "*_t1ce.nii.gz" in message and "*-t1c.nii.gz" in message
+    # the folder was searched for DICOM (dicom_hint) without GDCM's "No Series were
+    # found" warning on stderr before the error
+    assert "GDCM" not in capfd.readouterr().err
 
 
 def test_two_files_for_one_modality_names_both(tmp_path):

@@ -210,6 +210,7 @@ def test_bundled_model_is_small_documented_and_loads(name):
     assert np.all(model.fusion_weights[:, :2] >= 0)
 
 
+@pytest.mark.slow
 def test_phantom_model_segments_a_new_phantom(tmp_path):
     from uncertaintyseg.io import load_case
     from uncertaintyseg.label_maps import load_labels
@@ -227,6 +228,7 @@ def test_phantom_model_segments_a_new_phantom(tmp_path):
     assert scores["WT"]["hd95"] < 10
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no BraTS data at {SHARED} (the shared "
                     f"folder beside the checkout is absent)")
 def test_brats_mini_predicts_a_real_validation_case():

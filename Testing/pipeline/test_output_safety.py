@@ -292,6 +292,7 @@ def test_a_second_run_into_a_locked_folder_refuses(case_dir, tmp_path, capsys):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_one_writes_the_other_refuses(case_dir, tmp_path):
     out = tmp_path / "out"
     # Each run writes slowly (2 s in the writer, after its folder check): without a lock
@@ -317,6 +318,7 @@ def test_two_concurrent_runs_one_writes_the_other_refuses(case_dir, tmp_path):
 
 # ---- 5. SIGTERM like Ctrl-C --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigterm_exits_130_and_keeps_the_earlier_result(case_dir, tmp_path):
     out = tmp_path / "out"
     assert _predict(case_dir, out) == 0

@@ -52,6 +52,7 @@ def _changed(a: dict, b: dict) -> bool:
     return any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
 
 
+@pytest.mark.slow
 def test_nnunet_plans_hold_our_configurations(chain):
     plans = chain.plans
     cube = plans["configurations"]["3d_cube"]
@@ -81,6 +82,7 @@ def test_projection_augmentation_keeps_regions_binary_and_moves_them():
     assert torch.all(warped_data[:, :, 0, :] == 0) and torch.all(warped_data[:, :, :, -1] == 0)
 
 
+@pytest.mark.slow
 def test_2d_trainer_trains_and_resumes(chain, tmp_path):
     settings = Settings2D(iterations=1, batch_size=2, validate_every=1, checkpoint_every=1,
                           val_batches=1, projection_probability=0.5)
@@ -96,6 +98,7 @@ def test_2d_trainer_trains_and_resumes(chain, tmp_path):
     assert (tmp_path / "best.pth").is_file()
 
 
+@pytest.mark.slow
 def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_fp32_weights(chain, tmp_path):
     network = build_network(chain.plans, chain.dataset, CONFIG_2D)
     seen = []
@@ -118,6 +121,7 @@ def test_bf16_runs_the_forward_pass_in_bf16_and_keeps_fp32_weights(chain, tmp_pa
         Loop(network, tmp_path / "fp16", LoopSettings(precision="fp16"), [0, 1, 2])
 
 
+@pytest.mark.slow
 def test_3d_trainer_learns_on_selected_cubes(chain, tmp_path):
     image, seg = load_preprocessed(chain.data_folder, chain.split["train"][0])
     regions = [chain.dataset["labels"][r] for r in ("WT", "TC", "ET")]
@@ -147,6 +151,7 @@ def trained(chain, tmp_path_factory):
     return record, out
 
 
+@pytest.mark.slow
 def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
     record, out = trained
     assert set(record["timings"]) >= {"train2d", "uncertainty", "cubes", "train3d", "fusion",
@@ -166,6 +171,7 @@ def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
     assert "## Reproduce" in card and chain.split["val"][0] in card
 
 
+@pytest.mark.slow
 def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
     from uncertaintyseg.training.stamps import checkpoint_digest
 
@@ -195,6 +201,7 @@ def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
     assert all(f"`--method {m}`" in card for m in ("mc-dropout", "uncertainty-head", "full-3d"))
 
 
+@pytest.mark.slow
 def test_predict_runs_each_estimator_from_the_model_folder(chain, trained, tmp_path):
     from uncertaintyseg.contract import read_outputs
     from uncertaintyseg.predict import predict
@@ -246,6 +253,7 @@ def test_train_precision_option_sets_every_network(tmp_path):
     assert {getattr(chosen, net).precision for net in NETWORK_SETTINGS} == {"bf16"}
 
 
+@pytest.mark.slow
 def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
     from uncertaintyseg.io import load_case
     from uncertaintyseg.models import nnunet_export, nnunet_preprocess
@@ -287,6 +295,7 @@ def test_stamps_discard_results_of_other_checkpoints(tmp_path):
     assert reread.discard_if_stale("uncertainty") and not (tmp_path / "uncertainty").exists()
 
 
+@pytest.mark.slow
 def test_passes_on_a_local_cluster_equal_the_passes_in_this_process(chain, trained, tmp_path):
     """train --workers 2: the training cases' uncertainty and the fit cases' 3D
     refinement, one task per case on a real LocalCluster of 2 worker processes, give the
@@ -326,6 +335,7 @@ def test_passes_on_a_local_cluster_equal_the_passes_in_this_process(chain, train
     assert {key[1] for keys in on_workers.values() for key in keys} == {"2d", "3d"}
 
 
+@pytest.mark.slow
 def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
     # Runs last in this module: it changes the chain's 2D checkpoint.
     from uncertaintyseg.models import save_checkpoint
@@ -348,6 +358,7 @@ def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
     assert record["postprocess"]["min_component_fraction"] in (0.1, 0.25, 0.5, 1.0)
 
 
+@pytest.mark.slow
 def test_validation_keeps_each_cases_outputs_for_evaluate(chain, trained, tmp_path):
     from uncertaintyseg.contract import read_outputs
     from uncertaintyseg.convert import label_file

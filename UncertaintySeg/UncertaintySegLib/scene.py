@@ -73,7 +73,7 @@ def read_contract(out_dir) -> tuple[dict, list]:
         report = json.loads((out_dir / REPORT_FILE).read_text(encoding="utf-8"))
         boxes = json.loads((out_dir / BOXES_FILE).read_text(encoding="utf-8"))
     except ValueError as error:
-        raise ResultFolderError(f"{out_dir}: unreadable JSON ({error}); run the pipeline again")
+        raise ResultFolderError(f"{out_dir}: unreadable JSON ({error}); run the pipeline again") from error
     return report, list(boxes.get("boxes", []))
 
 

@@ -59,6 +59,10 @@ def _add_metrics(subparsers) -> None:
                                           "per region (ET, TC, WT). HD95 in mm.")
     p.add_argument("--ref", type=Path, required=True, help="reference label map (NIfTI)")
     p.add_argument("--pred", type=Path, required=True, help="predicted label map (NIfTI)")
+    p.add_argument("--case", type=Path, default=None,
+                   help="case folder whose images give the brain mask, the voxel set of "
+                        "sensitivity, specificity and accuracy, as `evaluate` uses (default: "
+                        "--ref's folder when it holds the four images; else the whole grid)")
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     p.add_argument("--csv", type=Path, help="also write the table as CSV here")
     p.add_argument("--empty-hd95", type=float, default=373.13,
@@ -96,7 +100,7 @@ def _optional_subcommands(subparsers) -> None:
     # scene/convert/train live in their own modules; each registers itself if present.
     from importlib import import_module
 
-    for module_name in ("scene_cli", "training.cli", "evaluate_cli", "explain"):
+    for module_name in ("scene_cli", "training.cli", "evaluate_cli", "explain_cli"):
         try:
             module = import_module(f"{__package__}.{module_name}")
         except ModuleNotFoundError as error:
@@ -216,21 +220,23 @@ def _print_summary(report: dict, out_dir, stream) -> None:
 
 
 def _cmd_metrics(args, reporter) -> int:
+    from .image_writer import write_text_atomic
+    from .io import read_image
     from .label_maps import load_labels
     from .metrics import CSV_FIELDS, case_metrics, format_table, to_csv_rows
-    from .image_writer import write_text_atomic
     from .output_safety import check_file_destination
 
     for table_file in (t for t in (args.json, args.csv) if t is not None):
         check_file_destination(table_file)  # before the metrics, not after
+    reference = read_image(args.ref)  # checks that it exists before SimpleITK reads it
     ref, _ = load_labels(args.ref)
-    import SimpleITK as sitk
-
-    reference = sitk.ReadImage(str(args.ref))
-    pred, _ = load_labels(args.pred, reference=reference)
+    pred, _ = load_labels(args.pred, reference=reference,
+                          reference_name=f"the reference {args.ref}")
+    brain, voxel_set = _brain_voxels(args.case, args.ref, reference)
     spacing = tuple(reversed(reference.GetSpacing()))
-    table = case_metrics(ref, pred, spacing, empty_hd95=args.empty_hd95)
+    table = case_metrics(ref, pred, spacing, empty_hd95=args.empty_hd95, mask=brain)
     print(format_table(table))
+    print(f"sensitivity, specificity and accuracy over {voxel_set}")
     if args.json:
         write_text_atomic(args.json, json.dumps(table, indent=2) + "\n")
     if args.csv:
@@ -244,6 +250,25 @@ def _cmd_metrics(args, reporter) -> int:
         writer.writerows(rows)
         write_text_atomic(args.csv, text.getvalue())
     return 0
+
+
+def _brain_voxels(case_dir, ref_path: Path, reference):
+    """(mask, words) of the voxel set for sensitivity, specificity and accuracy: the
+    brain mask of the case's images (preprocess.brain_mask, as `evaluate`'s
+    pairing.load_reference computes it), or (None, ...) for the whole grid."""
+    from .io import check_same_grid, find_case_files, load_case
+    from .preprocess import brain_mask
+
+    if case_dir is None:
+        try:
+            find_case_files(ref_path.parent)
+        except InputError:
+            return None, ("the whole grid (no case images beside --ref; `evaluate` uses the "
+                          "brain mask: give --case)")
+        case_dir = ref_path.parent
+    case = load_case(case_dir=case_dir)
+    check_same_grid(case.reference, f"the images of {case_dir}", reference, ref_path)
+    return brain_mask(case.image), f"the brain mask of {case_dir}'s images (as evaluate)"
 
 
 def _cmd_phantom(args, reporter) -> int:

@@ -55,12 +55,14 @@ def _claim_demo_folder(out: Path) -> None:
 
 def run_demo(args, reporter) -> int:
     """Run the demo into `args.out`: phantom_case/, result/, metrics.json, demo.mrb."""
+    from .image_writer import write_text_atomic
     from .io import load_case
-    from .options import from_namespace
-    from .predict import predict
     from .label_maps import load_labels
     from .metrics import case_metrics, format_table
+    from .options import from_namespace
     from .phantom import write_phantom_case
+    from .predict import predict
+    from .preprocess import brain_mask
 
     stream = human_stream(args.progress)
     out = Path(args.out).resolve()
@@ -76,8 +78,9 @@ def run_demo(args, reporter) -> int:
                                  snapshot=not args.no_snapshot, progress=reporter,
                                  note_stream=stream)
     reference, _ = load_labels(next(case_dir.glob("*seg.nii.gz")))
-    table = case_metrics(reference, result.labels, case.spacing)
-    (out / "metrics.json").write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    # sensitivity, specificity and accuracy over the brain mask, as `metrics` and `evaluate`
+    table = case_metrics(reference, result.labels, case.spacing, mask=brain_mask(case.image))
+    write_text_atomic(out / "metrics.json", json.dumps(table, indent=2) + "\n")
     scene = _write_scene(result_dir, out / "demo.mrb", stream)
     reporter.finished(result_dir)
     print(format_table(table), file=stream)

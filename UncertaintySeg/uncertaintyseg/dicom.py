@@ -25,10 +25,20 @@ def is_nifti_name(path: Path) -> bool:
 
 
 def has_dicom_series(folder: Path) -> bool:
+    """True when GDCM finds a DICOM series in `folder`.
+
+    ITK's warning display is off while it looks: for a folder without DICOM, GDCM
+    prints "No Series were found" to stderr, which came before (and hid) the error that
+    names the real problem, such as a missing modality file.
+    """
+    display = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
         return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     except RuntimeError:
         return False
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(display)
 
 
 def read_dicom_series(folder) -> sitk.Image:

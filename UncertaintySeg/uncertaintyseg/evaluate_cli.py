@@ -26,9 +26,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cases", type=Path, required=True,
                    help="folder of case folders (images and *_seg.nii.gz reference)")
     p.add_argument("--results", action="append", required=True, metavar="[NAME=]DIR",
-                   help="folder of per-case results (predict --out folders, or CASE.nii.gz "
-                        "label maps); repeat for more methods. The first gives the fused "
-                        "method and its 2D-only twin")
+                   help="folder of per-case results: what `predict --cases` writes (CASE/ "
+                        "folders), `predict --out` folders of any name (paired by their "
+                        "report.json), or CASE.nii.gz label maps; repeat for more methods. The "
+                        "first gives the fused method and its 2D-only twin")
     p.add_argument("--out", type=Path, required=True, help="folder for the tables and report")
     p.add_argument("--no-uncertainty", action="store_true",
                    help="skip the uncertainty-quality measures")
@@ -52,8 +53,8 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                         "MODEL_CARD.md (the card's estimator table)")
     p.add_argument("--explain-case", type=Path, default=None, metavar="CASE_DIR",
                    help="add `explain`'s teaching figures of this case to the report")
-    p.add_argument("--explain-model", default="phantom",
-                   help="model for --explain-case (default phantom)")
+    p.add_argument("--explain-model", default=None,
+                   help="model for --explain-case (default: predict's, brats-mini)")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="tqdm bars on stderr, JSON lines on stdout, or nothing")
@@ -77,6 +78,7 @@ register = add_evaluate_parser  # the name cli.py looks for in optional subcomma
 
 def run_evaluate(args, reporter=None) -> int:
     """Run the `evaluate` subcommand; returns the exit code."""
+    from .errors import InputError
     from .evaluation import job
     from .evaluation.pairing import parse_results
 
@@ -87,6 +89,12 @@ def run_evaluate(args, reporter=None) -> int:
     if args.correction:
         parts.add("correction")
     methods = parse_results(args.results)
+    for flag, folder in (("--calibrate-triage", args.calibrate_triage),
+                         ("--model-card", args.model_card)):
+        if folder is not None and not (folder / "model.json").is_file():
+            # said before the scoring, not after it
+            raise InputError(f"{folder / 'model.json'}: not found; {flag} takes a model "
+                             "folder made by `uncertaintyseg train`")
     options = dict(qubrats=args.qubrats, calibrate_model=args.calibrate_triage,
                    html=not args.no_report, progress=reporter, kernel_study=args.kernel_study,
                    explain_case=args.explain_case, explain_model=args.explain_model,
@@ -102,14 +110,34 @@ def run_evaluate(args, reporter=None) -> int:
     if reporter is not None:
         reporter.close()
     print(summary["table1_markdown"], file=sys.stderr if _json(reporter) else sys.stdout)
-    for line in summary["problems"]:
-        print(f"problem: {line}", file=sys.stderr)
+    _print_problems(summary["problems"], args.out)
+    _print_model_writes(args, summary)
     print(f"{summary['scored']} pair(s) scored, {summary['reused']} reused from the cache, "
-          f"{len(summary['problems'])} problem(s), {time.perf_counter() - start:.1f} s; "
-          f"results in {args.out}", file=sys.stderr)
+          f"{time.perf_counter() - start:.1f} s; results in {args.out}", file=sys.stderr)
     if _json(reporter):
         reporter.finished(args.out)
     return 0 if summary["scored"] + summary["reused"] else 2
+
+
+def _print_problems(lines: list[str], out: Path, shown: int = 5) -> None:
+    """The first few problems (the cases not paired come as one line), the rest counted:
+    problems.txt has them all."""
+    for line in lines[:shown]:
+        print(f"problem: {line}", file=sys.stderr)
+    if len(lines) > shown:
+        print(f"... and {len(lines) - shown} more in {out / 'problems.txt'}", file=sys.stderr)
+
+
+def _print_model_writes(args, summary: dict) -> None:
+    """What --calibrate-triage and --model-card wrote into the model folder."""
+    if args.calibrate_triage is not None:
+        stored = summary["triage"].get("calibrated")
+        path = args.calibrate_triage / "model.json"
+        print(f"triage threshold {stored['threshold']} written to {path}" if stored else
+              f"no case had a triage score: {path} left unchanged", file=sys.stderr)
+    if args.model_card is not None:
+        print(f"estimator table written to {args.model_card / 'model.json'} and "
+              f"{args.model_card / 'MODEL_CARD.md'}", file=sys.stderr)
 
 
 def _json(reporter) -> bool:

@@ -1,6 +1,9 @@
 """`uncertaintyseg explain`: teaching figures, one per stage of the method, for one slice.
 
-    uncertaintyseg explain --case DIR --out DIR [--slice Z] [--model phantom]
+    uncertaintyseg explain --case DIR --out DIR [--slice Z] [--model NAME]
+
+The model is `predict`'s (brats-mini unless --model says otherwise: the phantom model
+draws misleading figures on a real case). tqdm bars (or --progress json) show each stage.
 
 Runs the real pipeline once (`pipeline.run_case`) and redoes the 2D stage of the chosen
 slice origin by origin, so every panel shows what the pipeline computed:
@@ -11,7 +14,6 @@ slice origin by origin, so every panel shows what the pipeline computed:
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -171,19 +173,24 @@ def _reference_regions(case_dir: Path, case):
     return labels_to_regions(labels, convention)
 
 
-def run_stages(case_dir, model_name: str = "phantom", slice_index: int | None = None) -> dict:
-    """Run the pipeline on the case and collect every figure's data (see module doc)."""
+def run_stages(case_dir, model_name: str | None = None, slice_index: int | None = None,
+               progress=None) -> dict:
+    """Run the pipeline on the case and collect every figure's data (see module doc).
+
+    `model_name` None is `predict`'s default model; `progress(stage, done, total,
+    message)` as in `pipeline.run_case`.
+    """
     from .io import load_case
     from .kernels import kernel_voxels, search_kernels
-    from .models import load_model
     from .pipeline import Settings, _prepare, run_case, segment
+    from .predict import load_run_model
     from .projection import default_radius
 
     case_dir = Path(case_dir)
     case = load_case(case_dir=case_dir)
-    model = load_model(model_name)
+    model = load_run_model(model_name, "cpu", note_stream=sys.stderr)
     settings = Settings(projections=PROJECTIONS, device="cpu", precision="fp32")
-    result = run_case(case, model, settings)
+    result = run_case(case, model, settings, progress=progress)
     reference = _reference_regions(case_dir, case)
     two_d = segment(result.probabilities_2d, settings, model)
     fused = segment(result.probabilities, settings, model)
@@ -195,7 +202,9 @@ def run_stages(case_dir, model_name: str = "phantom", slice_index: int | None = 
     z_grid = _input_slice_to_grid(grid, z)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
     size = kernel_voxels(model.kernel_mm[WT], case.spacing, case.image.shape[1:])
-    return {"case": case, "z": z, "z_grid": z_grid, "result": result, "reference": reference,
+    if progress is not None:
+        progress("explain", 0, 1, f"slice {z}: 16 projections and 3 kernel searches")
+    return {"model": model.name, "case": case, "z": z, "z_grid": z_grid, "result": result, "reference": reference,
             "two_d": two_d, "fused": fused,
             "stages": slice_stages(model.network_2d, grid.image[:, z_grid], grid.mask[z_grid],
                                    radius, model.divisor_2d),
@@ -237,45 +246,20 @@ def render_stages(data: dict) -> dict[str, bytes]:
 
 
 def explain_case(case_dir, out_dir, slice_index: int | None = None,
-                 model_name: str = "phantom") -> list[Path]:
-    """Write the six figures and captions.md into out_dir; returns the paths."""
+                 model_name: str | None = None, progress=None) -> list[Path]:
+    """Write the six figures and captions.md into out_dir; returns the paths.
+
+    `model_name` None is `predict`'s default model (brats-mini).
+    """
     from .evaluation.store import write_bytes_atomic, write_text_atomic
 
-    data = run_stages(case_dir, model_name, slice_index)
+    data = run_stages(case_dir, model_name, slice_index, progress)
     out = Path(out_dir)
     paths = [write_bytes_atomic(out / name, png) for name, png in render_stages(data).items()]
-    lines = [f"# How UncertaintySeg works, on {data['case'].case_id}, axial slice {data['z']}",
-             ""] + [f"![{name}]({name})\n\n{CAPTIONS[name]}\n" for name in CAPTIONS]
+    if progress is not None:
+        progress("explain", 1, 1, f"{len(paths)} figures")
+    lines = [f"# How UncertaintySeg works, on {data['case'].case_id}, axial slice "
+             f"{data['z']}, model {data['model']}", ""]
+    lines += [f"![{name}]({name})\n\n{CAPTIONS[name]}\n" for name in CAPTIONS]
     paths.append(write_text_atomic(out / "captions.md", "\n".join(lines)))
     return paths
-
-
-def add_explain_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the `explain` subcommand on an argparse subparsers object."""
-    p = subparsers.add_parser(
-        "explain", help="teaching figures: each stage of the method on one slice",
-        description="Run the pipeline on one case and draw each stage for one axial slice "
-                    "(projections, back-projections, P2D and entropy, kernel search at "
-                    "overlap 10/40/70 %%, P3D, fused vs 2D-only vs reference), with "
-                    "captions in captions.md.")
-    p.add_argument("--case", type=Path, required=True, help="case folder (four modalities)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the figures")
-    p.add_argument("--slice", type=int, default=None,
-                   help="axial slice index (default: the largest reference WT area)")
-    p.add_argument("--model", default="phantom", help="model name or folder (default phantom)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    p.set_defaults(handler=run_explain)
-    return p
-
-
-register = add_explain_parser  # the name cli.py looks for in optional subcommand modules
-
-
-def run_explain(args, reporter=None) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    paths = explain_case(args.case, args.out, args.slice, args.model)
-    print(f"{len(paths)} files written to {args.out}", file=sys.stderr)
-    return 0

@@ -264,31 +264,40 @@ def read_image(path) -> sitk.Image:
     return image
 
 
+def _numbers(values) -> str:
+    """Plain numbers, "(0.9, 1.1, 2.5)": not numpy's "np.float64(0.9)" reprs."""
+    return "(" + ", ".join(f"{float(v):g}" for v in values) + ")"
+
+
 def _grid_difference(reference: sitk.Image, image: sitk.Image) -> str | None:
     """Name of the first grid property that differs, with both values; None if equal."""
     if reference.GetSize() != image.GetSize():
         return f"size {reference.GetSize()} vs {image.GetSize()}"
     sp_a, sp_b = np.array(reference.GetSpacing()), np.array(image.GetSpacing())
     if np.any(np.abs(sp_a - sp_b) > GRID_TOLERANCE * np.maximum(sp_a, sp_b)):
-        return f"spacing {tuple(sp_a)} vs {tuple(sp_b)}"
+        return f"spacing {_numbers(sp_a)} vs {_numbers(sp_b)} mm"
     or_a, or_b = np.array(reference.GetOrigin()), np.array(image.GetOrigin())
     # Origins are compared relative to the voxel size or the coordinates' magnitude.
     scale = max(sp_a.max(), np.abs(or_a).max(), np.abs(or_b).max())
     if np.any(np.abs(or_a - or_b) > GRID_TOLERANCE * scale):
-        return f"origin {tuple(or_a)} vs {tuple(or_b)}"
+        return f"origin {_numbers(or_a)} vs {_numbers(or_b)} mm"
     di_a, di_b = np.array(reference.GetDirection()), np.array(image.GetDirection())
     if np.any(np.abs(di_a - di_b) > GRID_TOLERANCE):
-        return f"direction {tuple(di_a)} vs {tuple(di_b)}"
+        return f"direction {_numbers(di_a)} vs {_numbers(di_b)}"
     return None
 
 
-def check_same_grid(reference: sitk.Image, reference_name, image: sitk.Image, path) -> None:
-    """InputError naming both files and the property if the grids differ."""
+# What to do about volumes of one case on different grids (the modalities of a case).
+CO_REGISTER = "Resample every volume onto one grid (co-register them) first."
+
+
+def check_same_grid(reference: sitk.Image, reference_name, image: sitk.Image, path,
+                    fix: str = CO_REGISTER) -> None:
+    """InputError naming both files, the property and `fix` if the grids differ."""
     difference = _grid_difference(reference, image)
     if difference is not None:
         raise InputError(f"{path} and {reference_name} are on different grids "
-                         f"({difference}). Resample every volume onto one grid "
-                         f"(co-register them) first.")
+                         f"({difference}). {fix}")
 
 
 def _voxels(image: sitk.Image, path: Path) -> np.ndarray:

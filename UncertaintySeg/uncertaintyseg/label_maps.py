@@ -45,21 +45,25 @@ def _label_values(array: np.ndarray, path: Path) -> np.ndarray:
     return np.flatnonzero(counts)
 
 
-def load_labels(path, reference: sitk.Image | None = None,
-                allow_cavity: bool = False) -> tuple[np.ndarray, str]:
+def load_labels(path, reference: sitk.Image | None = None, allow_cavity: bool = False,
+                reference_name: str = "the case's images") -> tuple[np.ndarray, str]:
     """Read a BraTS label map in either convention.
 
     Returns (labels uint8 (Z, Y, X) with the file's own values, convention):
     values {0,1,2,4} -> "brats2018", {0,1,2,3} -> "brats2023"; a map without
     ET is ambiguous and reported as "brats2018". With ``reference`` the grid is
-    checked against it. With ``allow_cavity`` a map holding both 3 and 4 is a BraTS
+    checked against it (``reference_name`` names it in the message). With ``allow_cavity`` a map holding both 3 and 4 is a BraTS
     2024+ map (4 = resection cavity) and reported as "brats2024"; pass that convention
     to `labels_to_regions`.
     """
     path = Path(path)
     image = read_image(path)
     if reference is not None:
-        check_same_grid(reference, "the case's images", image, path)
+        # Label maps of one case on two grids: a resampling away, not a registration.
+        check_same_grid(reference, reference_name, image, path,
+                        fix=f"The voxels differ, not the alignment: resample {path.name} onto "
+                            f"the grid of {reference_name} (nearest neighbour for a label map, "
+                            "e.g. SimpleITK's Resample with sitkNearestNeighbor), then compare.")
     array = sitk.GetArrayFromImage(image)
     values = _label_values(array, path)
     if 3 in values and 4 in values and allow_cavity:

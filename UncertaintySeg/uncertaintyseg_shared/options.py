@@ -104,8 +104,8 @@ _OPTIONS = (
            "(design 4.6; default: the model's, chosen in training; 1 keeps only the largest)",
            low=0.0, high=1.0),
     Option("label_convention", "--label-convention", str, None,
-           "ET label written: 4 (brats2018) or 3 (brats2023); default: as the input's "
-           "file names", choices=("brats2018", "brats2023")),
+           "ET label written: brats2018 (ET = 4) or brats2023 (ET = 3); default: as the "
+           "input's file names", choices=("brats2018", "brats2023")),
     Option("outputs", "--outputs", str, DEFAULT_OUTPUTS,
            "files written: minimal (segmentation, fused probabilities, uncertainty, boxes, "
            "report, snapshot: the least memory and disk, for large volumes), standard (also "

@@ -51,7 +51,7 @@ def _explain_section(case_dir, model_name: str, out: Path) -> dict:
 
 def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         calibrate_model=None, html: bool = True, progress=None,
-        kernel_study: bool = False, explain_case=None, explain_model: str = "phantom",
+        kernel_study: bool = False, explain_case=None, explain_model: str | None = None,
         client=None, retries: int = 2, model_card=None) -> dict:
     """Score every case (one task per case; on the Dask `client` when given) and write
     OUT: table1.md/.csv, per_case.csv, box plots, uncertainty.md/.csv and figures,
@@ -86,7 +86,7 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
         store_in_model(model_card, out, [name for name in evaluation.records],
                        list(evaluation.records[fused]))
     result = {"methods": [m.name for m in methods], "scored": evaluation.scored,
-              "reused": evaluation.reused, "problems": evaluation.problems,
+              "reused": evaluation.reused, "problems": evaluation.problem_lines(),
               "table1_markdown": sections["table1"]["markdown"],
               "triage": {k: v for k, v in sections["triage"].items()
                          if k not in ("rows", "figures")},

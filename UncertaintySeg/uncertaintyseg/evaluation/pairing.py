@@ -1,8 +1,10 @@
 """Pairing reference cases with the outputs of one or more methods, and reading both.
 
 A *method* is a name and a folder of per-case results. A case's result is either an
-UncertaintySeg output folder `DIR/CASE/` (docs/OUTPUT-CONTRACT.md) or a plain label map
-`DIR/CASE.nii.gz` (any other tool). The first results folder is "the run": it gives the
+UncertaintySeg output folder `DIR/CASE/` (docs/OUTPUT-CONTRACT.md; what `predict --cases`
+writes), an output folder of any name whose report.json names the case (single `predict
+--out` runs gathered in one folder), or a plain label map `DIR/CASE.nii.gz` (any other
+tool). The first results folder is "the run": it gives the
 fused method (`segmentation.nii.gz`) and its 2D-only twin (`probabilities_2d` > 0.5,
 nested and post-processed as the run's report says, the pipeline's own rule).
 """
@@ -77,6 +79,10 @@ def parse_results(values: list[str]) -> list[Method]:
         if not root.is_dir():
             raise InputError(f"{root}: results folder not found; pass the --out folder(s) "
                              "of `uncertaintyseg predict` (one sub-folder per case)")
+        if (root / REPORT_FILE).is_file():
+            raise InputError(f"{root}: one case's output folder; --results takes the folder "
+                             f"that holds the cases' output folders (here {root.parent}), "
+                             "as `predict --cases` writes it")
         if not name and _holds_methods(root):
             methods += [Method(sub.name, sub) for sub in sorted(p for p in root.iterdir() if p.is_dir())]
             continue
@@ -122,14 +128,53 @@ def find_cases(cases_dir) -> list[Path]:
 
 
 def result_path(method: Method, case_id: str) -> Path | None:
-    """The folder or label file of a case's result, None when there is none."""
+    """The folder or label file of a case's result, None when there is none: ROOT/CASE/,
+    ROOT/CASE.nii[.gz], else the output folder whose report.json names the case."""
     folder = method.root / case_id
     if folder.is_dir():
         return folder
     for name in (f"{case_id}.nii.gz", f"{case_id}.nii"):
         if (method.root / name).is_file():
             return method.root / name
-    return None
+    root = method.root.resolve()
+    return _reported_cases(str(root), root.stat().st_mtime_ns).get(case_id)
+
+
+@functools.lru_cache(maxsize=8)
+def _reported_cases(root: str, mtime_ns: int) -> dict[str, Path]:
+    """{case id in report.json: output folder} of root's sub-folders; read once per
+    folder state (the modification time in the key: a folder added is seen)."""
+    found: dict[str, Path] = {}
+    for report_file in sorted(Path(root).glob(f"*/{REPORT_FILE}")):
+        try:
+            report = json.loads(report_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # an unreadable report pairs nothing; a folder named after its case still does
+        case_id = (report.get("input") or {}).get("case_id") if isinstance(report, dict) else None
+        if isinstance(case_id, str) and case_id:
+            found.setdefault(case_id, report_file.parent)
+    return found
+
+
+def unpaired_line(unpaired: dict[str, list[str]], methods: list[Method],
+                  case_count: int) -> str:
+    """One line for every case some method has no result for: which, and why.
+
+    `unpaired` is {method name: [case ids]}; methods missing the same cases share a
+    clause; "" when every case has a result.
+    """
+    groups: dict[tuple, list[Method]] = {}
+    for method in methods:
+        if unpaired.get(method.name):
+            groups.setdefault(tuple(sorted(unpaired[method.name])), []).append(method)
+    clauses = []
+    for cases, group in groups.items():
+        shown = ", ".join(cases[:5]) + (f" and {len(cases) - 5} more" if len(cases) > 5 else "")
+        folders = ", ".join(sorted({str(m.root) for m in group}))
+        clauses.append(f"{len(cases)} of {case_count} case(s) for "
+                       f"{', '.join(m.name for m in group)} ({shown}): no CASE/ folder, "
+                       f"CASE.nii.gz or report.json naming the case in {folders}")
+    return ("not paired: " + "; ".join(clauses)) if clauses else ""
 
 
 def source_signature(path: Path) -> dict:

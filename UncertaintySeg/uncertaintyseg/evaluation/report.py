@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import math
 from pathlib import Path
 
-from .. import __version__
+from .. import REGIONS, __version__
 from .store import write_text_atomic
 
 STYLE = """
@@ -58,6 +60,58 @@ def _section(title: str, section: dict | None) -> str:
     return "\n".join(body)
 
 
+def _run_line(method, records: dict) -> str:
+    """One method's model (name, version), software and settings, from its runs'
+    report.json; several when the cases differ."""
+    reports = [r.get("report") or {} for r in records.values()]
+    models = sorted({(m.get("name", "?"), str(m.get("version", "?")),
+                      "trained" if m.get("trained", True) else "UNTRAINED")
+                     for m in (r.get("model") for r in reports) if m})
+    if not models:
+        return (f"{method.name}: {method.root} (no model recorded: plain label maps, or "
+                "scores cached by an older evaluate; a new --out scores them again)")
+    software = sorted({r["software"].get("version", "?") for r in reports if r.get("software")})
+    settings = sorted({json.dumps(r["settings"], sort_keys=True) for r in reports
+                       if r.get("settings")})
+    text = (f"{method.name}: {method.root}; model " + ", ".join(
+        f"{n} version {v} ({t})" for n, v, t in models)
+        + (f"; uncertaintyseg {', '.join(software)}" if software else ""))
+    if len(settings) == 1:
+        text += "; settings: " + ", ".join(f"{k} {v}" for k, v in json.loads(settings[0]).items())
+    elif settings:
+        text += f"; settings: {len(settings)} different sets across the cases"
+    return text
+
+
+def _run_html(evaluation) -> str:
+    """What was evaluated: each method's model and settings, and the cases."""
+    lines = [_run_line(m, evaluation.records.get(m.name, {})) for m in evaluation.methods]
+    cases = sorted({c for cases in evaluation.records.values() for c in cases})
+    return ("<h2>Runs</h2><ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines)
+            + f"</ul><p>Cases scored ({len(cases)}): {html.escape(', '.join(cases))}</p>")
+
+
+def per_case_markdown(evaluation) -> str:
+    """Dice per case (rows) and method (columns), ET / TC / WT."""
+    methods = [m for m in evaluation.records if evaluation.records[m]]
+    cases = sorted({c for m in methods for c in evaluation.records[m]})
+    lines = ["| case | " + " | ".join(f"{m} Dice {' / '.join(REGIONS)}" for m in methods) + " |",
+             "|" + "---|" * (len(methods) + 1)]
+    for case in cases:
+        cells = []
+        for m in methods:
+            voxel = (evaluation.records[m].get(case) or {}).get("voxel")
+            cells.append(" / ".join(f"{voxel[r]['dice']:.3f}" for r in REGIONS)
+                         if voxel else "-")
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _stat(value, digits: str = ".3g") -> str:
+    """A statistic, or why there is none (NaN: too few cases, or one group empty)."""
+    return "n/a (too few cases)" if value is None or math.isnan(value) else format(value, digits)
+
+
 def _triage_html(triage: dict) -> str:
     rows = triage.get("rows") or []
     if not rows:
@@ -70,10 +124,10 @@ def _triage_html(triage: dict) -> str:
         s = triage.get(key)
         if s:
             text += (f"\n{title}: threshold {s['threshold']}, {s['flagged']} of {s['cases']} "
-                     f"flagged; median WT Dice flagged {s['wt_dice_flagged']:.3f} vs "
-                     f"unflagged {s['wt_dice_unflagged']:.3f} (Mann-Whitney p "
-                     f"{s['mann_whitney_p']:.3g}); Spearman rho(score, WT Dice) "
-                     f"{s['spearman_rho']:.3f} (p {s['spearman_p']:.3g})\n")
+                     f"flagged; median WT Dice flagged {_stat(s['wt_dice_flagged'], '.3f')} "
+                     f"vs unflagged {_stat(s['wt_dice_unflagged'], '.3f')} (Mann-Whitney p "
+                     f"{_stat(s['mann_whitney_p'])}); Spearman rho(score, WT Dice) "
+                     f"{_stat(s['spearman_rho'], '.3f')} (p {_stat(s['spearman_p'])})\n")
     ranking = triage.get("score_ranking") or []
     if ranking:
         text += ("\nCandidate case scores (computable without a reference) against WT Dice; "
@@ -89,11 +143,13 @@ def write_report(path: Path, evaluation, sections: dict, problems: str) -> Path:
     methods = ", ".join(html.escape(m.name) for m in evaluation.methods)
     cases = sorted({c for cases in evaluation.records.values() for c in cases})
     body = [f"<h1>UncertaintySeg evaluation</h1><p>Methods: {methods}. Cases scored: "
-            f"{len(cases)}. uncertaintyseg {__version__}.</p>"]
+            f"{len(cases)}. Evaluated by uncertaintyseg {__version__}.</p>",
+            _run_html(evaluation)]
     if problems:
         body.append("<h2>Problems</h2>" + "".join(
             f"<p class='problem'>{html.escape(p)}</p>" for p in problems.splitlines()))
     body.append(_section("Table 1: voxel metrics", sections.get("table1")))
+    body.append(_section("Per case", {"markdown": per_case_markdown(evaluation)}))
     body.append(_section("Uncertainty quality", sections.get("uncertainty")))
     body.append(_section("Lesion-wise metrics", sections.get("lesionwise")))
     body.append(_triage_html(sections.get("triage") or {}))

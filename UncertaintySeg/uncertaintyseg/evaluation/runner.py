@@ -4,8 +4,8 @@ One case is one task (`score_case`): it reads the reference once, scores each me
 result and writes each record to the cache (store.py) before returning it, so a task
 lost half-way leaves only whole records and a rerun does not score a cached pair again.
 The tasks run in turn here or, given a Dask client, on a cluster through the cohort
-engine of `predict --cases` (cohort.run_tasks). A case whose result is missing or
-broken is recorded in `problems` and the others go on.
+engine of `predict --cases` (cohort.run_tasks). A case with no result is recorded in
+`unpaired`, one whose result is broken in `problems`, and the others go on.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ from pathlib import Path
 from ..io import InputError
 from . import store
 from .pairing import (Method, find_cases, load_output, load_reference, result_path,
-                      source_signature)
+                      source_signature, unpaired_line)
 from .table import voxel_scores
 from .triage import candidate_scores
 from .uncertainty_quality import uncertainty_scores
 
 VOXEL, UNCERTAINTY, LESIONWISE, CORRECTION = "voxel", "uncertainty", "lesionwise", "correction"
-# What is read from a result's report.json and kept with the scores.
-_REPORT_KEYS = ("triage", "timings_s", "volumes_ml")
+# What is read from a result's report.json and kept with the scores (model, software and
+# settings name the run in report.html).
+_REPORT_KEYS = ("triage", "timings_s", "volumes_ml", "model", "software", "settings")
 # A result that cannot be read or scored is a problem of its (case, method) pair only.
 _PAIR_ERRORS = (InputError, OSError, RuntimeError, ValueError, KeyError)
 
@@ -33,13 +34,16 @@ _PAIR_ERRORS = (InputError, OSError, RuntimeError, ValueError, KeyError)
 class Evaluation:
     """records: {method: {case: record}} (store.py's JSON records); rankings: {other
     method: {case: record}} of the first method's correction inside boxes ranked by the
-    other method's uncertainty; problems: one line per (case, method) pair that could
-    not be scored; reused: pairs taken from cache."""
+    other method's uncertainty; problems: one line per (case, method) pair whose result
+    could not be read or scored; unpaired: {method: [cases with no result]}; reused:
+    pairs taken from cache."""
 
     methods: list[Method]
     records: dict[str, dict[str, dict]] = field(default_factory=dict)
     rankings: dict[str, dict[str, dict]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    unpaired: dict[str, list[str]] = field(default_factory=dict)
+    cases: list[str] = field(default_factory=list)
     reused: int = 0
     scored: int = 0
 
@@ -48,9 +52,17 @@ class Evaluation:
             self.records[name][case.case_id] = record
         for name, record in case.rankings.items():
             self.rankings.setdefault(name, {})[case.case_id] = record
+        for name in case.unpaired:
+            self.unpaired.setdefault(name, []).append(case.case_id)
+        self.cases.append(case.case_id)
         self.problems += case.problems
         self.reused += case.reused
         self.scored += case.scored
+
+    def problem_lines(self) -> list[str]:
+        """The cases not paired, in one line, then one line per pair not scored."""
+        line = unpaired_line(self.unpaired, self.methods, len(self.cases))
+        return ([line] if line else []) + self.problems
 
 
 @dataclass
@@ -61,6 +73,7 @@ class CaseScores:
     records: dict[str, dict] = field(default_factory=dict)
     rankings: dict[str, dict] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    unpaired: list[str] = field(default_factory=list)  # methods with no result for the case
     reused: int = 0
     scored: int = 0
 
@@ -147,8 +160,7 @@ def _pending(case_id: str, methods: list[Method], out_dir: Path, parts: set[str]
     for method in methods:
         path = result_path(method, case_id)
         if path is None:
-            scores.problems.append(f"{case_id} / {method.name}: no result in "
-                                   f"{method.root} (expected {method.root / case_id})")
+            scores.unpaired.append(method.name)  # said once for all cases: unpaired_line
             continue
         signatures[method.name] = (path, source_signature(path))
         cached = store.read_cached(out_dir, method.name, case_id, signatures[method.name][1],

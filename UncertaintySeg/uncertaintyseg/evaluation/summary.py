@@ -16,6 +16,8 @@ from .pairing import safe_name
 from .table import per_case_rows, rows_to_csv, table1, table1_markdown
 from .uncertainty_quality import ece
 
+# A box of one or two values draws a line that looks like a distribution: not drawn.
+MIN_BOX_CASES = 3
 UNCERTAINTY_MEASURES = ("auroc", "auroc_border", "ece", "pearson", "rmsd", "qubrats_auc_dice",
                         "qubrats_auc_ftp", "qubrats_auc_ftn", "qubrats_score")
 
@@ -37,11 +39,16 @@ def write_voxel_tables(evaluation, out: Path) -> dict:
     store.write_text_atomic(out / "table1.csv", rows_to_csv(rows))
     store.write_text_atomic(out / "per_case.csv", rows_to_csv(per_case_rows(scores)))
     figures = {}
-    for metric in ("dice", "hd95"):
+    plotted = {m: cases for m, cases in scores.items() if len(cases) >= MIN_BOX_CASES}
+    for metric in ("dice", "hd95") if plotted else ():
         values = {m: {r: [cases[c][r][metric] for c in cases] for r in REGIONS}
-                  for m, cases in scores.items()}
+                  for m, cases in plotted.items()}
         figures[f"box_{metric}.png"] = plots.box_plot(values, metric)
         store.write_bytes_atomic(out / f"box_{metric}.png", figures[f"box_{metric}.png"])
+    left_out = [f"{m} ({len(c)})" for m, c in scores.items() if m not in plotted]
+    if left_out:
+        markdown += (f"\nNo box plot for {', '.join(left_out)}: a box needs at least "
+                     f"{MIN_BOX_CASES} cases.\n")
     return {"markdown": markdown, "figures": figures}
 
 
@@ -122,10 +129,11 @@ def _method_figures(evaluation, method: str, out: Path) -> dict:
 
 
 def write_problems(evaluation, out: Path) -> str:
-    text = "\n".join(evaluation.problems) + ("\n" if evaluation.problems else "")
+    """problems.txt: the cases not paired (one line), then each pair not scored."""
+    lines = evaluation.problem_lines()
+    text = "\n".join(lines) + ("\n" if lines else "")
     store.write_text_atomic(out / "problems.txt", text or "none\n")
     return text
-
 
 
 def seconds_table(evaluation) -> dict:

@@ -19,6 +19,10 @@ from .. import REGIONS
 from ..metrics import METRIC_NAMES, region_metrics, wilcoxon_bonferroni
 
 ALPHA = 0.05
+# With n pairs the smallest two-sided exact Wilcoxon p is 2 / 2**n: 0.0625 for n = 5, so
+# with fewer than 6 pairs no difference could ever reach p < 0.05. The test is not run
+# then (p NaN) and the table says so, instead of printing a p that means nothing.
+MIN_WILCOXON_PAIRS = 6
 Scores = Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]  # method/case/region/metric
 
 
@@ -44,6 +48,7 @@ def table1(scores: Scores, metrics=METRIC_NAMES, alpha: float = ALPHA) -> list[d
     methods = list(scores)
     cases = common_cases(scores)
     n_comparisons = max(1, len(methods) - 1)
+    tested = len(cases) >= MIN_WILCOXON_PAIRS
     rows = []
     for metric in metrics:
         for region in REGIONS:
@@ -51,10 +56,11 @@ def table1(scores: Scores, metrics=METRIC_NAMES, alpha: float = ALPHA) -> list[d
             row = {"metric": metric, "region": region, "n": len(cases)}
             for m in methods:
                 row[f"{m} mean"] = float(values[m].mean()) if cases else float("nan")
-                row[f"{m} sd"] = float(values[m].std(ddof=1)) if len(cases) > 1 else 0.0
+                # one case has no spread to speak of: NaN, shown as the mean alone
+                row[f"{m} sd"] = float(values[m].std(ddof=1)) if len(cases) > 1 else float("nan")
             for m in methods[1:]:
                 _, p, corrected = (wilcoxon_bonferroni(values[methods[0]], values[m], n_comparisons)
-                                   if cases else (0.0, float("nan"), float("nan")))
+                                   if tested else (0.0, float("nan"), float("nan")))
                 row[f"p {methods[0]} vs {m}"] = p
                 row[f"p_bonferroni {methods[0]} vs {m}"] = corrected
                 row[f"significant {methods[0]} vs {m}"] = bool(corrected < alpha)
@@ -67,6 +73,11 @@ def significance_statement(scores: Scores, alpha: float = ALPHA) -> str:
     methods = list(scores)
     n = len(common_cases(scores))
     k = max(1, len(methods) - 1)
+    if len(methods) > 1 and n < MIN_WILCOXON_PAIRS:
+        return (f"No Wilcoxon test: {n} case(s) every method has, and it needs at least "
+                f"{MIN_WILCOXON_PAIRS} pairs (with fewer, no difference could reach p < "
+                f"{ALPHA}). HD95 in mm; sensitivity, specificity and accuracy over the brain "
+                "mask.")
     return (f"Two-sided Wilcoxon signed-rank test of {methods[0] if methods else '-'} against "
             f"each other method, paired over the {n} cases every method has; p multiplied "
             f"by {k} (Bonferroni, {k} comparison{'s' if k > 1 else ''} per metric and "
@@ -76,6 +87,8 @@ def significance_statement(scores: Scores, alpha: float = ALPHA) -> str:
 
 def _cell(metric: str, mean: float, sd: float) -> str:
     digits = 2 if metric == "hd95" else 3
+    if np.isnan(sd):
+        return f"{mean:.{digits}f}"  # one case: no sd
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
@@ -94,7 +107,7 @@ def table1_markdown(scores: Scores, rows: list[dict], alpha: float = ALPHA) -> s
         for m in others:
             p = row[f"p_bonferroni {methods[0]} vs {m}"]
             star = "*" if row[f"significant {methods[0]} vs {m}"] else ""
-            cells.append(f"{p:.3g}{star}")
+            cells.append("not tested" if np.isnan(p) else f"{p:.3g}{star}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + significance_statement(scores, alpha) + "\n"
 

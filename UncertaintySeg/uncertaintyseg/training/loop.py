@@ -107,8 +107,9 @@ def dice_per_region(logits: torch.Tensor, target: torch.Tensor) -> np.ndarray:
 
 
 def evaluate(network: nn.Module, batches: Iterable[Batch], order: list[int],
-             device: torch.device = torch.device("cpu")) -> dict:
+             device: torch.device | str = "cpu") -> dict:
     """Validation BCE and Dice per region (REGIONS order) pooled over the batches."""
+    device = torch.device(device)
     loss_fn = nn.BCEWithLogitsLoss()
     counts, losses = 0, []
     network.eval()
