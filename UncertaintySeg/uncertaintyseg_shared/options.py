@@ -144,6 +144,8 @@ _OPTIONS = (
            group="kernel search (design 4.3)"),
 )
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
+# Where the networks run, for predict (this table) and train (its own --device flag).
+DEVICE_CHOICES = OPTIONS["device"].choices
 
 
 def _counts_or_names(option: Option) -> bool:

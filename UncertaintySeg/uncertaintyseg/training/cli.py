@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
-from ..options import TRAINED_NETWORKS
-from .devices import DEVICE_CHOICES
+# From the options table, not from .devices: that imports torch, and --help must not.
+from ..options import DEVICE_CHOICES, TRAINED_NETWORKS
 
 # The validation cases' output folders, in the work folder (`evaluate --results` reads
 # them; docs/TRAINING.md, "The card").

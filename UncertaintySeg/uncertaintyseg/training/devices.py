@@ -16,8 +16,7 @@ from contextlib import AbstractContextManager
 import torch
 
 from ..errors import InputError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from ..options import DEVICE_CHOICES
 # Autocast dtypes of the training precisions; fp16 needs a gradient scaler (below).
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
