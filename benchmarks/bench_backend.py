@@ -154,7 +154,8 @@ def main() -> None:
     if not args.skip_predict:
         with tempfile.TemporaryDirectory() as folder:
             bench_predict(args.case, args.threads, Path(folder))
-    print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+    print(f"peak RSS of this process {peak:.2f} GB")
 
 
 def cpu_model() -> str:
