@@ -21,6 +21,14 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _openvino_cache(tmp_path_factory):
+    # The OpenVINO exports of a run go to the user's cache folder; the tests' go to
+    # their own (inherited by the CLI subprocesses), so a test never reads a stale one.
+    os.environ["UNCERTAINTYSEG_OPENVINO_CACHE"] = str(tmp_path_factory.mktemp("openvino"))
+    yield
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _torch_threads():
     try:
         import torch

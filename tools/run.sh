@@ -19,7 +19,7 @@ if [ ! -x "$venv/bin/uncertaintyseg" ] || [ constraints.txt -nt "$venv/.installe
     "$venv/bin/pip" install --quiet --upgrade pip
     # torch first and pinned: a bare torch requirement would pull a multi-GB CUDA build.
     "$venv/bin/pip" install --quiet -c constraints.txt torch
-    "$venv/bin/pip" install --quiet -c constraints.txt -e ".[scene,test,evaluate,cohort]"
+    "$venv/bin/pip" install --quiet -c constraints.txt -e ".[scene,test,evaluate,cohort,cpu]"
     touch "$venv/.installed"
 fi
 

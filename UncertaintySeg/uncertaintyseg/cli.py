@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .allocator import tune_allocator
     from .signals import install, restore
 
+    tune_allocator()  # before the networks' first buffers: why in allocator.py
     previous = install()  # SIGTERM/SIGHUP take Ctrl-C's path: clean-up, message, exit 130
     try:
         return _main(argv)

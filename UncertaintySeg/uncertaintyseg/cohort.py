@@ -105,8 +105,10 @@ def process_case(case_dir: str, out_dir: str, values: dict, snapshot: bool = Tru
                  force: bool = False) -> dict:
     """One cohort task: segment a case into `out_dir`; returns its table row. Bad input
     gives an "input error" row; any other exception propagates (and is retried)."""
+    from .allocator import tune_allocator
     from .predict import predict, settings_from
 
+    tune_allocator()  # a Dask worker never runs cli.main (allocator.py says why)
     name, start = Path(case_dir).name, time.perf_counter()
     values = _threads(dict(values))
     try:

@@ -87,6 +87,9 @@ class Model:
     folder: Path | None = None
     network_entries: dict = field(default_factory=dict)
     loaded_networks: dict = field(default_factory=dict)  # kind -> ExtraNetwork
+    # The run's backend for the estimators' networks (inference_backend.use_backend):
+    # called as wrap_network(kind, ExtraNetwork) -> ExtraNetwork; None: torch.
+    wrap_network: object = None
 
     def has_network(self, kind: str) -> bool:
         """Whether the model has the estimator network `kind` (nothing is loaded)."""
@@ -104,7 +107,7 @@ class Model:
                                                             self.network_entries[kind])
         found = self.loaded_networks[kind]
         found.network.to(device)
-        return found
+        return found if self.wrap_network is None else self.wrap_network(kind, found)
 
 
 @dataclass

@@ -20,6 +20,7 @@ from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
 from .cores import resolve_threads
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
+from .inference_backend import choose_backend, use_backend
 from .errors import InputError
 from .io import Case
 from .label_maps import regions_to_labels
@@ -70,6 +71,7 @@ class Settings:
     label_convention: str | None = None
     outputs: str = DEFAULT_OUTPUTS  # the maps made on the input grid (OUTPUT_SETS)
     threads: int | str = AUTO  # torch CPU threads; "auto" becomes the free cores (cores)
+    backend: str = AUTO  # torch or openvino; "auto" is resolved per run (inference_backend)
 
     def __post_init__(self):
         # Checked before any work: a bad value must not surface after hours of 2D
@@ -239,6 +241,8 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
     autocast = resolve_precision(settings.precision, device)
     method = ESTIMATORS[settings.method]
     check_network(method, model)  # before the preprocessing, which takes seconds
+    backend, backend_reason = choose_backend(settings.backend, device, model)
+    use_backend(model, backend, settings.threads, autocast)
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
@@ -259,6 +263,7 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
     result.report = build_report(case, model, settings, projected, result, timer, device,
                                  radius, grid)
+    result.report["device"].update(backend=backend, backend_reason=backend_reason)
     return result
 
 
