@@ -86,3 +86,21 @@ def test_the_fold_is_in_the_plan_and_the_batch_script(tmp_path, capsys):
     assert "--fold all" in command
     assert main([*args, "--device", "cpu", "--dry-run", "--calibration-steps", "0"]) == 0
     assert "fold: all (every case trained on" in capsys.readouterr().out
+
+
+def test_the_chains_convert_step_stores_the_folds_and_each_fold_reads_its_own(tmp_path):
+    from uncertaintyseg.phantom import write_phantom_case
+
+    for seed in range(6):
+        write_phantom_case(tmp_path / "cases", seed=seed, shape=(24, 32, 32))
+    ids = sorted(p.name for p in (tmp_path / "cases").iterdir())
+    chains = {k: Chain(tmp_path / "cases", tmp_path / "work", ChainSettings(fold=k, seed=4))
+              for k in (1, 3, folds.ALL)}
+    for chain in chains.values():
+        chain.convert()
+    stored = json.loads((chains[1].pre / "splits_final.json").read_text())
+    assert stored == folds.cross_validation_folds(ids, seed=4)
+    assert chains[1].split == stored[1] and chains[3].split == stored[3]
+    assert chains[folds.ALL].split == {"train": ids, "val": []}
+    with pytest.raises(InputError, match="separate --work folders"):
+        Chain(tmp_path / "cases", tmp_path / "work", ChainSettings(n_val=1)).convert()
