@@ -129,15 +129,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--dataset-id", type=int, default=500,
                    help="nnU-Net dataset id in the work folder, 1-999 (default 500)")
     p.add_argument("--dataset-name", default="", help="nnU-Net dataset name (default: name)")
-    p.add_argument("--n-val", type=int, default=3,
-                   help="cases held out for validation, chosen by --seed (default 3)")
-    p.add_argument("--val-cases", nargs="*", default=[],
-                   help="explicit validation case ids (instead of a random --n-val)")
-    p.add_argument("--fold", default=None, metavar="K",
-                   help="nnU-Net's 5-fold cross-validation: train on four fifths of the "
-                        "cases and validate on fold K's fifth (0-4), or 'all' to train on "
-                        "every case; the folds are seeded with --seed and stored in the "
-                        "work folder's splits_final.json (default: one split, --n-val)")
+    _add_split(p)
     p.add_argument("--estimators", nargs="*", default=None, choices=list(TRAINED_NETWORKS),
                    metavar="METHOD",
                    help="the estimators whose networks to train as well: "
@@ -169,6 +161,19 @@ def _add_train(subparsers) -> None:
     _add_compute(p)
     _add_engine(p)
     p.set_defaults(handler=_cmd_train)
+
+
+def _add_split(p) -> None:
+    """Which cases `train` validates on: --n-val, --val-cases or --fold."""
+    p.add_argument("--n-val", type=int, default=3,
+                   help="cases held out for validation, chosen by --seed (default 3)")
+    p.add_argument("--val-cases", nargs="*", default=[],
+                   help="explicit validation case ids (instead of a random --n-val)")
+    p.add_argument("--fold", default=None, metavar="K",
+                   help="nnU-Net's 5-fold cross-validation: train on four fifths of the "
+                        "cases and validate on fold K's fifth (0-4), or 'all' to train on "
+                        "every case; the folds are seeded with --seed and stored in the "
+                        "work folder's splits_final.json (default: one split, --n-val)")
 
 
 def _add_compute(p) -> None:
