@@ -81,7 +81,7 @@ def memory_needed(cases: Cases, workers: int, batch_bytes: float) -> dict[str, f
     """Bytes of RAM per item while the run trains and runs its per-case passes."""
     largest = max(cases.voxels)
     case = largest * (CHANNELS * 4 + 1.0)
-    return {f"{workers} augmentation workers": workers * (case + CACHED_BATCHES * batch_bytes),
+    return {f"augmentation workers ({workers})": workers * (case + CACHED_BATCHES * batch_bytes),
             "per-case pass": largest * WORK_FLOATS * 4.0}
 
 
