@@ -169,6 +169,8 @@ def test_chain_writes_a_model_folder_that_load_model_accepts(chain, trained):
     assert (out / "curves.png").stat().st_size > 1000
     card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Reproduce" in card and chain.split["val"][0] in card
+    assert "- cross-validation fold: none (one seeded split)" in card
+    assert json.loads((out / "model.json").read_text())["settings"]["fold"] is None
 
 
 @pytest.mark.slow

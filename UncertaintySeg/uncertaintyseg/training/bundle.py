@@ -17,6 +17,7 @@ from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
+from . import folds
 from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
 
 # Per estimator network: its settings in ChainSettings and its title in curves / card.
@@ -150,7 +151,8 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
              f"- training cases ({len(meta['split']['train'])}): "
              + ", ".join(meta["split"]["train"]),
              f"- validation cases ({len(meta['split']['val'])}): "
-             + (", ".join(meta["split"]["val"]) or "none"), "",
+             + (", ".join(meta["split"]["val"]) or "none"),
+             f"- cross-validation fold: {folds.text(s.get('fold'))}", "",
              "## Settings", "",
              f"- 2D: nnU-Net `2d_small`, features {s['features_2d']}..{s['max_features_2d']}, "
              f"batch {s['net2d']['batch_size']}, {s['net2d']['iterations']} iterations, Adam "

@@ -26,12 +26,12 @@ from ..cohort import DEFAULT_RETRIES
 from ..errors import InputError
 from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
-from ..output_safety import write_json_atomic, write_text_atomic
+from ..output_safety import write_json_atomic
 from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
 from ..postprocess import choose_component_fraction
-from . import devices, distributed, passes, prepare
+from . import devices, distributed, folds, passes, prepare
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
 from .trainer_full3d import SettingsFull3D, train_full_3d
@@ -82,6 +82,7 @@ class ChainSettings:
     # one per GPU, DDP).
     device: str = "cpu"
     gpus: int = 1
+    fold: int | str | None = None  # train --fold: 0..4, "all", None (one split; folds.py)
     check_integrity: bool = True  # nnU-Net's verify_dataset_integrity before planning
 
     def __post_init__(self):
@@ -138,7 +139,7 @@ class Chain:
             self.work, devices.augmentation_workers(settings.device, settings.gpus))
         self.name = dataset_folder_name(settings.dataset_id, settings.nnunet_name())
         self.pre = Path(self.paths["nnUNet_preprocessed"]) / self.name
-        self.train_dir = self.work / "train"
+        self.train_dir = self.work / folds.folder_name("train", settings.fold)
         self.train_dir.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, float] = self._load_json("timings.json", {})
         self.stamps = Stamps(self.train_dir)
@@ -174,7 +175,8 @@ class Chain:
 
     @cached_property
     def split(self) -> dict:
-        return json.loads((self.pre / SPLITS_FILE).read_text())[0]
+        return folds.split_of(json.loads((self.pre / SPLITS_FILE).read_text()),
+                              self.settings.fold)
 
     def _forget_files(self) -> None:
         for name in ("plans", "dataset", "split"):
@@ -193,12 +195,13 @@ class Chain:
 
     # ------------------------------------------------------------------ steps
     def convert(self) -> None:
-        s = self.settings
-        raw = Path(self.paths["nnUNet_raw"])
-        folder = convert_dataset(self.source, raw, s.dataset_id, s.nnunet_name(), s.n_val,
-                                 s.seed, s.val_cases or None, self.progress)
+        s, raw = self.settings, Path(self.paths["nnUNet_raw"])
+        single = s.fold is None  # --fold: the five folds of every case (folds.py)
+        folder = convert_dataset(self.source, raw, s.dataset_id, s.nnunet_name(),
+                                 s.n_val if single else 0, s.seed,
+                                 (s.val_cases or None) if single else None, self.progress)
         self.pre.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.pre / SPLITS_FILE, (folder / SPLITS_FILE).read_text())
+        folds.write_splits(self.pre / SPLITS_FILE, folder / SPLITS_FILE, s.fold, s.seed)
         self._forget_files()
 
     def plan(self) -> None:

@@ -129,10 +129,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--dataset-id", type=int, default=500,
                    help="nnU-Net dataset id in the work folder, 1-999 (default 500)")
     p.add_argument("--dataset-name", default="", help="nnU-Net dataset name (default: name)")
-    p.add_argument("--n-val", type=int, default=3,
-                   help="cases held out for validation, chosen by --seed (default 3)")
-    p.add_argument("--val-cases", nargs="*", default=[],
-                   help="explicit validation case ids (instead of a random --n-val)")
+    _add_split(p)
     p.add_argument("--estimators", nargs="*", default=None, choices=list(TRAINED_NETWORKS),
                    metavar="METHOD",
                    help="the estimators whose networks to train as well: "
@@ -166,6 +163,19 @@ def _add_train(subparsers) -> None:
     p.set_defaults(handler=_cmd_train)
 
 
+def _add_split(p) -> None:
+    """Which cases `train` validates on: --n-val, --val-cases or --fold."""
+    p.add_argument("--n-val", type=int, default=3,
+                   help="cases held out for validation, chosen by --seed (default 3)")
+    p.add_argument("--val-cases", nargs="*", default=[],
+                   help="explicit validation case ids (instead of a random --n-val)")
+    p.add_argument("--fold", default=None, metavar="K",
+                   help="nnU-Net's 5-fold cross-validation: train on four fifths of the "
+                        "cases and validate on fold K's fifth (0-4), or 'all' to train on "
+                        "every case; the folds are seeded with --seed and stored in the "
+                        "work folder's splits_final.json (default: one split, --n-val)")
+
+
 def _add_compute(p) -> None:
     """Where `train` computes: --device, --gpus, and the two flags that only print."""
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
@@ -179,7 +189,11 @@ def _add_compute(p) -> None:
                         "with --gpus GPUs (the --slurm-* options), and stop")
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (device, precision, networks, iterations, batch "
-                        "sizes, steps) and stop")
+                        "sizes, steps, the disk and memory estimate, the calibrated time "
+                        "per epoch) and stop")
+    p.add_argument("--calibration-steps", type=int, default=3, metavar="N",
+                   help="--dry-run: timed training steps per network on the device for "
+                        "the time estimate (default 3; 0: no estimate)")
 
 
 def _add_engine(parser) -> None:
@@ -216,7 +230,8 @@ def chain_settings(args):
     values.update(name=args.name or args.out.name, version=args.version,
                   dataset_id=args.dataset_id, dataset_name=args.dataset_name,
                   n_val=args.n_val, val_cases=args.val_cases, seed=args.seed,
-                  threads=args.threads, device=device, gpus=args.gpus)
+                  threads=args.threads, device=device, gpus=args.gpus,
+                  fold=_fold(args))
     if args.estimators is not None:
         values["estimators"] = list(args.estimators)
     for key, net in (("iterations_2d", "net2d"), ("iterations_3d", "net3d")):
@@ -235,6 +250,16 @@ def chain_settings(args):
     if args.lr is not None:
         values["net2d"]["learning_rate"] = values["net3d"]["learning_rate"] = args.lr
     return ChainSettings.from_dict(values)
+
+
+def _fold(args):
+    """--fold parsed; explicit --val-cases would contradict the fold's validation cases."""
+    from .folds import parse_fold
+
+    fold = parse_fold(args.fold)
+    if fold is not None and args.val_cases:
+        raise InputError("--fold and --val-cases both choose the validation cases; give one")
+    return fold
 
 
 def compute_device(args) -> str:
@@ -274,15 +299,21 @@ def _cmd_train(args, reporter) -> int:
         print(sbatch_script(args))
         return 0
     settings = chain_settings(args)
+    from .budget import read_cases
+    from .calibrate import startup_lines
+
+    work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
     if args.dry_run:
         from .cluster import dry_run_plan
 
-        print(dry_run_plan(settings, _case_count(args.source) if args.source is not None
-                                     else args.phantoms))
+        cases = read_cases(args.source, args.phantoms)
+        print(dry_run_plan(settings, len(cases.voxels), startup_lines(
+            settings, cases, work, args.calibration_steps, refuse=False)))
         return 0
-    work = args.work or Path(tempfile.gettempdir()) / f"uncertaintyseg-train-{settings.name}"
     if args.source is None and not args.phantoms:
         raise SystemExit("train needs SOURCE (a folder of cases) or --phantoms N")
+    # Refused here, before any work, when the disk or the memory would not suffice.
+    startup_lines(settings, read_cases(args.source, args.phantoms), work)
     # The whole run holds the work folder: two runs on it would write the same
     # checkpoints, npz files and plans at once.
     with work_lock(work):
@@ -309,10 +340,13 @@ def _bundle(args, chain, record: dict, source, reporter) -> None:
 
     settings = chain.settings
     write_model_folder(args.out, chain, record)
-    if settings.n_val and not args.no_validate:
+    if chain.split["val"] and not args.no_validate:
+        from .folds import folder_name
+
+        outputs = chain.work / folder_name(VALIDATION_FOLDER, settings.fold)
         record["validation"] = validate_model(args.out, source, chain.split["val"],
                                               args.validate_projections, reporter,
-                                              outputs_dir=chain.work / VALIDATION_FOLDER,
+                                              outputs_dir=outputs,
                                               device=settings.device)
         write_model_folder(args.out, chain, record)
     write_card(args.out, command=_reproduce_command(args, source))
@@ -321,7 +355,8 @@ def _bundle(args, chain, record: dict, source, reporter) -> None:
 def _reproduce_command(args, source) -> str:
     data = f"--phantoms {args.phantoms}" if args.phantoms else str(source)
     extra = "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in
-                    ("iterations_2d", "iterations_3d", "train_projections", "lr", "precision")
+                    ("iterations_2d", "iterations_3d", "train_projections", "lr", "precision",
+                     "fold")
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
     threads = f" --threads {args.threads}" if args.threads != 1 else ""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from . import folds
+
 
 def train_argv(args) -> list[str]:
     """The `uncertaintyseg train` arguments the node runs: this command's, with absolute
@@ -29,7 +31,7 @@ def train_argv(args) -> list[str]:
     work = args.work or Path(args.out).parent / f"{Path(args.out).name}-work"
     out += ["--work", str(Path(work).resolve())]
     for key in ("name", "iterations_2d", "iterations_3d", "train_projections", "lr",
-                "precision"):
+                "precision", "fold"):
         if getattr(args, key) is not None:
             out += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     if args.val_cases:
@@ -61,9 +63,16 @@ def sbatch_script(args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dry_run_plan(settings, cases: int) -> str:
+def _validation_count(settings, cases: int) -> str:
+    if settings.fold is None:
+        return str(len(settings.val_cases) or settings.n_val)
+    return "0" if settings.fold == folds.ALL else f"about {cases // folds.FOLDS}"
+
+
+def dry_run_plan(settings, cases: int, startup: list[str]) -> str:
     """What `train` would do with `settings` (ChainSettings) on `cases` case folders,
-    one line per item."""
+    one line per item; `startup`: the disk/memory check's and calibration's lines
+    (calibrate.startup_lines)."""
     from ..options import TRAINED_NETWORKS
     from .bundle import EXTRA_SETTINGS
     from .chain import ESTIMATOR_STEPS, STEPS
@@ -72,7 +81,8 @@ def dry_run_plan(settings, cases: int) -> str:
     lines = [f"device: {settings.device}" + (f" x {settings.gpus} processes (DDP)"
                                              if settings.gpus > 1 else ""),
              f"threads: {settings.threads}",
-             f"cases: {cases} ({len(settings.val_cases) or settings.n_val} for validation)",
+             f"cases: {cases} ({_validation_count(settings, cases)} for validation)",
+             f"fold: {folds.text(settings.fold)}",
              "networks:"]
     for key in ["net2d", "net3d", *(EXTRA_SETTINGS[kind] for kind in kinds)]:
         net = getattr(settings, key)
@@ -84,6 +94,5 @@ def dry_run_plan(settings, cases: int) -> str:
               f"3D {settings.features_3d}..{settings.max_features_3d}, full-3d patch "
               f"{settings.patch_full_3d}^3, kernels (mm) {list(settings.kernel_mm)}",
               "steps: " + " -> ".join([*STEPS, *(ESTIMATOR_STEPS[k] for k in kinds)]),
-              # No calibration run yet (issue 20): a guess here would read as a number.
-              "time: not estimated; measure it on the device (docs/TRAINING.md)"]
+              *startup]
     return "\n".join(lines)

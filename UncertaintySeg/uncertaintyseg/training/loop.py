@@ -252,11 +252,13 @@ class Loop:
 
     def run(self, sample: Callable[[], Batch], val_batches: list[Batch],
             progress: Callable | None = None, stage: str = "train",
-            shared: bool = True) -> list[dict]:
+            shared: bool = True, on_device: Callable | None = None) -> list[dict]:
         """Train until settings.iterations; returns the history (one record per validation).
 
         `shared`: `sample` returns the global batch, of which this rank trains on its
-        share; False: it returns this rank's batch already (distributed.loader_batch)."""
+        share; False: it returns this rank's batch already (distributed.loader_batch).
+        `on_device`: (data, target) -> (data, target) applied after the batch is on the
+        device (the 2D trainer's projection warp on a GPU)."""
         torch.manual_seed(self.settings.seed + self.iteration)
         self.start_from_prior(sample)
         self.model = distributed.wrap(self.network, self.device)
@@ -265,6 +267,8 @@ class Loop:
         while self.iteration < self.settings.iterations:
             batch = distributed.local_share(sample()) if shared else sample()
             data, target = devices.to_device(batch, self.device)
+            if on_device is not None:
+                data, target = on_device(data, target)
             self.scheduler.step(self.iteration)
             loss = self._step(data, target)
             self._after_step()

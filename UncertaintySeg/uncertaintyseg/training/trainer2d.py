@@ -6,7 +6,9 @@ noise, blur, brightness, contrast, low resolution, gamma, mirroring, and the con
 of labels to the WT/TC/ET region channels). Then each sample of the batch is warped by
 the spherical projection about a random origin inside its brain (with probability
 `projection_probability`), with the same `projection.sampling_grid` and the same
-`grid_sample` settings as inference, so the network learns the images it will see.
+`grid_sample` settings as inference, so the network learns the images it will see. On
+the CPU the warp runs as the batch is drawn; on a GPU it runs there, after the batch's
+transfer (`DeviceProjection`), with the same draws.
 """
 
 from __future__ import annotations
@@ -54,26 +56,62 @@ def random_origins(data: torch.Tensor, rng: np.random.Generator) -> torch.Tensor
     return torch.tensor(origins, dtype=torch.float32)
 
 
-def project_batch(data: torch.Tensor, target: torch.Tensor, radius: float | None,
-                  probability: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spherical projection of a random subset of the batch, each about its own origin.
+def choose_projections(data: torch.Tensor, probability: float, rng: np.random.Generator
+                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(the samples to project, their origins) drawn from `rng`; None when none is."""
+    chosen = np.flatnonzero(rng.random(data.shape[0]) < probability)
+    if len(chosen) == 0:
+        return None
+    index = torch.as_tensor(chosen)
+    return index, random_origins(data[index], rng)
+
+
+def warp_batch(data: torch.Tensor, target: torch.Tensor, chosen, radius: float | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The spherical projection of the `chosen` samples (choose_projections) about their
+    origins, computed where `data` is (the grid and grid_sample on its device).
 
     data (B, C, H, W) bilinear like inference; target (B, 3, H, W) {0, 1} nearest, so the
     regions stay binary. radius in px (None: projection.default_radius of the patch).
     """
-    chosen = np.flatnonzero(rng.random(data.shape[0]) < probability)
-    if len(chosen) == 0:
+    if chosen is None:
         return data, target
-    index = torch.as_tensor(chosen)
+    index, origins = (t.to(data.device) for t in chosen)
     shape = tuple(data.shape[-2:])
-    grid = sampling_grid(random_origins(data[index], rng), shape,
-                         radius or default_radius(shape), inverse=True)
+    grid = sampling_grid(origins, shape, radius or default_radius(shape), inverse=True)
     data, target = data.clone(), target.clone()
     data[index] = F.grid_sample(data[index], grid, mode="bilinear", padding_mode="border",
                                 align_corners=True)
     target[index] = F.grid_sample(target[index], grid, mode="nearest", padding_mode="border",
                                   align_corners=True)
     return data, target
+
+
+def project_batch(data: torch.Tensor, target: torch.Tensor, radius: float | None,
+                  probability: float, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spherical projection of a random subset of the batch, each about its own origin
+    (choose_projections, then warp_batch), where the batch is."""
+    return warp_batch(data, target, choose_projections(data, probability, rng), radius)
+
+
+class DeviceProjection:
+    """The projection augmentation split across the transfer (a non-CPU device): the
+    samples and origins are drawn on the CPU as the batch arrives (`draw`, the same rng
+    calls as project_batch), the warp runs on the device after the batch is copied there
+    (`__call__`, the loop's `on_device` step), where grid_sample is fast and the CPU
+    workers are free for nnU-Net's augmentation."""
+
+    def __init__(self, radius: float | None, probability: float, rng: np.random.Generator):
+        self.radius, self.probability, self.rng = radius, probability, rng
+        self.pending = None
+
+    def draw(self, data: torch.Tensor, target: torch.Tensor):
+        self.pending = choose_projections(data, self.probability, self.rng)
+        return data, target
+
+    def __call__(self, data: torch.Tensor, target: torch.Tensor):
+        chosen, self.pending = self.pending, None
+        return warp_batch(data, target, chosen, self.radius)
 
 
 def _rotation_and_mirroring(patch: list[int]) -> tuple[tuple[float, float], tuple[int, ...]]:
@@ -138,8 +176,9 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     `configuration`: the plans' 2D configuration (CONFIG_2D, or the dropout variant);
     `warm_from`: a state dict file to start from when there is nothing to resume
     (`loop.warm_start`); `loop_class`: Loop or a subclass with its own loss (the head's);
-    `device`: where the network trains (the augmentation runs on the CPU, in background
-    workers off the CPU: devices.background).
+    `device`: where the network trains (nnU-Net's augmentation runs on the CPU, in
+    background workers off the CPU: devices.background; the projection's warp runs on
+    the device there: DeviceProjection).
     """
     extra = getattr(loop_class, "extra_outputs", 0)
     network = build_network(plans, dataset, configuration, extra_outputs=extra)
@@ -155,12 +194,20 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     val, loader = make_loaders(folder, plans, dataset, split, settings, configuration, batch)
     loader = background(loader, loop.device)
 
+    # On the CPU the batch is projected as it is drawn, as always; elsewhere the warp
+    # waits for the batch on the device (DeviceProjection).
+    on_device = (None if loop.device.type == "cpu" else
+                 DeviceProjection(settings.radius, settings.projection_probability, rng))
+
     def sample():
         batch = next(loader)
-        return project_batch(batch["data"].float(), batch["target"].float(), settings.radius,
-                             settings.projection_probability, rng)
+        data, target = batch["data"].float(), batch["target"].float()
+        if on_device is not None:
+            return on_device.draw(data, target)
+        return project_batch(data, target, settings.radius, settings.projection_probability,
+                             rng)
 
-    return loop.run(sample, val, progress, stage, shared)
+    return loop.run(sample, val, progress, stage, shared, on_device=on_device)
 
 
 def make_loaders(folder, plans, dataset, split, settings, configuration,
