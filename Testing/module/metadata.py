@@ -138,6 +138,7 @@ def members(name: str) -> Members | None:
 def signatures(cls: str, method: str) -> list[tuple[int, str | None]]:
     """(number of arguments, return class) of each overload that the docstring lists;
     [] when unknown."""
+    cls = cls.lstrip("~")  # a subclass may add overloads, but keeps the base's
     owner = vtk_class(cls) if cls.startswith("vtk") else qt_class(cls)
     doc = getattr(getattr(owner, method, None), "__doc__", None) or ""
     doc = re.sub(r",\s*\n\s+", ", ", doc)  # VTK wraps long signatures after a comma
