@@ -87,6 +87,7 @@ def _module_copy(tmp_path, old, new):
     return wrapper_rules.problems(path)
 
 
+@pytest.mark.rule_self_test
 @pytest.mark.parametrize("old, new, expected", [
     ("class UncertaintySegWidget(", "class UncertaintySegPanel(", "no class 'UncertaintySegWidget'"),
     ("@parameterNodeWrapper\n", "@parameterNodeWrapper(prefix='u')\n", "has no keyword 'prefix'"),
@@ -97,6 +98,7 @@ def test_each_load_time_rule_fires(tmp_path, old, new, expected):
     assert any(expected in p for p in _module_copy(tmp_path, old, new))
 
 
+@pytest.mark.rule_self_test
 @pytest.mark.parametrize("old, new", [
     ("@parameterNodeWrapper\n", "@parameterNodeWrapper()\n"),
     ("    force: bool = False", "    force: Annotated[int, Minimum(0), Maximum(3)] = 0"),
