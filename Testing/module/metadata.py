@@ -19,7 +19,7 @@ from pathlib import Path
 
 from slicer_api import NEWER_THAN_5_10
 
-METADATA = json.loads((Path(__file__).with_name("slicer_metadata.json")).read_text(encoding="utf-8"))
+METADATA = json.loads(Path(__file__).with_name("slicer_metadata.json").read_text(encoding="utf-8"))
 WIDGETS = METADATA["widgets"]
 SLICER_UTIL = METADATA["slicer_util"]
 PNW = METADATA["parameter_node_wrapper"]
@@ -91,9 +91,10 @@ def _widget_members(name: str) -> Members:
 
 def _vtk_members(name: str) -> Members:
     names = {n for n in dir(vtk_class(name)) if n not in NEWER_THAN_5_10}
-    # VTK objects have no Qt properties: assigning an attribute is only right where the
-    # wrapper has a property of that name (VTK >= 9.4 snake_case properties).
-    return Members(name, names, properties=names, source="slicer-core (Slicer 5.13) less NEWER_THAN_5_10")
+    # VTK objects have no Qt properties; an assignment is only checked for the name
+    # existing (VTK >= 9.4 wraps Get/Set pairs as snake_case properties).
+    return Members(name, names, properties=names,
+                   source="slicer-core (Slicer 5.13) less NEWER_THAN_5_10")
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,7 +147,8 @@ def signatures(cls: str, method: str) -> list[tuple[int, str | None]]:
     for name, args, returns in SIGNATURE.findall(doc):
         if name != method:
             continue
-        params = [a for a in re.split(r",\s*(?![^\[]*\])", args) if a.strip() and a.strip() != "self"]
+        params = [a for a in re.split(r",\s*(?![^\[]*\])", args)
+                  if a.strip() and a.strip() != "self"]
         optional = sum("=" in p for p in params)
         result += [(n, returns or None) for n in range(len(params) - optional, len(params) + 1)]
     return result
@@ -185,7 +187,8 @@ def verified(dotted: str) -> bool:
     if root == "slicer" and head == "util":
         return len(rest) == 1 and rest[0] in SLICER_UTIL
     if root == "slicer" and head == "parameterNodeWrapper":
-        return len(rest) == 1 and (rest[0] in PNW["annotations"] or rest[0] == "parameterNodeWrapper")
+        return len(rest) == 1 and (rest[0] in PNW["annotations"]
+                                   or rest[0] == "parameterNodeWrapper")
     if root == "slicer" and head == "mrmlScene":  # the application's vtkMRMLScene
         return _class_member("vtkMRMLScene", rest)
     if root == "slicer" and head.startswith("vtk"):

@@ -26,7 +26,8 @@ if __name__ == "__main__":
                     str(Path(__file__).resolve().parent)]
 
 from metadata import PNW  # noqa: E402
-from module_source import MODULE_FILE, MRMLNode, _wrapper_class, parameters, wrapper_decorator  # noqa: E402
+from module_source import (MODULE_FILE, MRMLNode, _wrapper_class, parameters,  # noqa: E402
+                           wrapper_decorator)
 
 
 class _QColor:
