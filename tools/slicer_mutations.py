@@ -114,6 +114,10 @@ MUTATIONS = (
        'Choice(options=["WT", "TC", "ET"])'),
     _m("M20", "renamed Widget class", MODULE, "class UncertaintySegWidget(",
        "class UncertaintySegModuleWidget("),
+    _m("M19", "parameter type the bound widget refuses", MODULE,
+       'maxBoxes: Annotated[int, _range("max_boxes")]', 'maxBoxes: Annotated[float, _range("max_boxes")]'),
+    _m("M29", "reserved parameter name (extra parameter)", MODULE, "    force: bool = False",
+       "    force: bool = False\n    default: bool = False"),
     Mutation("M29b", "reserved parameter name (in .py and .ui)", (
         (MODULE, "    force: bool = False", "    default: bool = False"),
         (UI, "<string>force</string>", "<string>default</string>"))),
