@@ -41,7 +41,12 @@ class Members:
 
 @functools.lru_cache(maxsize=None)
 def _qt_modules():
-    from PyQt5 import QtCore, QtGui, QtWidgets
+    try:
+        from PyQt5 import QtCore, QtGui, QtWidgets
+    except ImportError as error:
+        raise ImportError(f"{error}: Testing/module reads Qt 5.15's metadata through PyQt5; "
+                          "install the test extra: pip install -c constraints.txt "
+                          "'.[scene,test]'") from error
 
     return QtWidgets, QtGui, QtCore
 
@@ -52,8 +57,13 @@ def qt_class(name: str):
 
 @functools.lru_cache(maxsize=None)
 def _slicer():
-    import slicer  # the slicer-core wheel (vtk comes with it)
-    import vtk
+    try:
+        import slicer  # the slicer-core wheel (vtk comes with it)
+        import vtk
+    except ImportError as error:
+        raise ImportError(f"{error}: Testing/module reads the MRML classes of the slicer-core "
+                          "wheel; install the scene extra: pip install -c constraints.txt "
+                          "'.[scene,test]'") from error
 
     return slicer, vtk
 
