@@ -21,8 +21,8 @@ if __name__ == "__main__":  # run as a script: the module folder and this folder
     sys.path[:0] = [str(pathlib.Path(__file__).resolve().parents[2] / "UncertaintySeg"),
                     str(pathlib.Path(__file__).resolve().parent)]
 
-from module_source import (MODULE_FILE, UI_FILE, Choice, MRMLNode, WithinRange,  # noqa: E402
-                           bound_widgets, parameters)
+from module_source import (MODULE_FILE, UI_FILE, Choice, Maximum, Minimum,  # noqa: E402
+                           MRMLNode, WithinRange, bound_widgets, parameters)
 
 # widget class -> the value types some connector accepts (canRepresent, v5.10.0)
 ACCEPTS = {
@@ -57,6 +57,10 @@ def _binding_problems(widget, parameter) -> list[str]:
                 "raises 'Unable to create GUI connector')"]
     problems = []
     choice, bounds = parameter.first(Choice), parameter.first(WithinRange)
+    low, high = parameter.first(Minimum), parameter.first(Maximum)
+    if bounds is None and low is not None and high is not None:
+        # isBounded = withinRange or (minimum and maximum): guiConnectors.py L303-304, L376-377
+        bounds = WithinRange(low.minimum, high.maximum)
     if widget.widget_class in COMBO_BOXES:
         if choice is None:
             problems.append(f"{where}: a combo box needs Annotated[..., Choice([...])] "

@@ -14,6 +14,8 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
+from metadata import PNW, vtk_class
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_DIR = ROOT / "UncertaintySeg"
 MODULE_FILE = MODULE_DIR / "UncertaintySeg.py"
@@ -23,18 +25,35 @@ IN_SLICER_FILES = (MODULE_FILE, *sorted((MODULE_DIR / "Testing" / "Python").glob
 API_ROOTS = ("slicer", "qt", "ctk", "vtk")
 
 
-# Stand-ins with the attributes Slicer's validators have (parameterNodeWrapper/
-# validators.py v5.10.0: Choice.choices L126-133, WithinRange.minimum/.maximum L83-91),
-# so that the annotations evaluate here exactly as written.
-@dataclass(frozen=True)
-class Choice:
-    choices: list
+def _stand_in(name: str, spec: dict) -> type:
+    """A class with the constructor Slicer's has (slicer_metadata.json, read from
+    parameterNodeWrapper's validators.py / guiConnectors.py at v5.10.0) that keeps its
+    arguments as attributes of the same names: a wrong keyword or argument count raises
+    the TypeError Slicer would, and the connector rules read `.minimum`, `.choices`..."""
+    positional, keyword_only = spec["positional"], spec["keyword_only"]
+    required = len(positional) - spec["defaults"]
+    params = [p if i < required else f"{p}=None" for i, p in enumerate(positional)]
+    params += (["*"] if keyword_only and not spec["var_positional"] else []) + \
+        [f"{k}=None" for k in keyword_only]
+    body = "".join(f"    self.{p} = {p}\n" for p in positional + keyword_only) or "    pass\n"
+    namespace: dict = {}
+    exec(f"def __init__(self, {', '.join(params)}):\n{body}", namespace)
+    fields = positional + keyword_only
+
+    def __repr__(self):
+        return f"{name}({', '.join(repr(getattr(self, f)) for f in fields)})"
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(getattr(self, f) == getattr(other, f)
+                                                 for f in fields)
+
+    return type(name, (), {"__init__": namespace["__init__"], "__repr__": __repr__,
+                           "__eq__": __eq__, "__hash__": None, "source": spec["source"]})
 
 
-@dataclass(frozen=True)
-class WithinRange:
-    minimum: float
-    maximum: float
+ANNOTATIONS = {name: _stand_in(name, spec) for name, spec in PNW["annotations"].items()}
+Choice, WithinRange = ANNOTATIONS["Choice"], ANNOTATIONS["WithinRange"]
+Minimum, Maximum = ANNOTATIONS["Minimum"], ANNOTATIONS["Maximum"]
 
 
 class MRMLNode:
@@ -45,39 +64,55 @@ class MRMLNode:
 class Parameter:
     name: str
     kind: type            # the annotation without Annotated
-    validators: tuple     # Choice / WithinRange found in Annotated
+    validators: tuple     # the stand-ins of Choice, WithinRange, Minimum... in Annotated
     default: object
 
     def first(self, cls):
         return next((v for v in self.validators if isinstance(v, cls)), None)
 
 
+def wrapper_decorator(node: ast.ClassDef):
+    """The class's @parameterNodeWrapper or @parameterNodeWrapper(...) decorator, if any."""
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if getattr(target, "id", getattr(target, "attr", None)) == "parameterNodeWrapper":
+            return decorator
+    return None
+
+
 def _wrapper_class(tree: ast.Module) -> ast.ClassDef:
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and any(
-                getattr(d, "id", getattr(d, "attr", None)) == "parameterNodeWrapper"
-                for d in node.decorator_list):
+        if isinstance(node, ast.ClassDef) and wrapper_decorator(node) is not None:
             return node
     raise AssertionError("no @parameterNodeWrapper class in the module")
+
+
+def _imported_from_wrapper(tree: ast.Module) -> dict:
+    """The stand-ins of what the module imports from slicer.parameterNodeWrapper (a name
+    it uses without importing fails with Slicer's NameError)."""
+    names = {a.asname or a.name: a.name for n in tree.body if isinstance(n, ast.ImportFrom)
+             and n.module == "slicer.parameterNodeWrapper" for a in n.names}
+    return {alias: ANNOTATIONS[name] for alias, name in names.items() if name in ANNOTATIONS}
 
 
 def parameters(module_file: Path = MODULE_FILE) -> dict[str, Parameter]:
     """The parameter node's fields, with annotations evaluated.
 
     Runs only the module-level helper functions (names starting with "_") and the class
-    body without its decorator, with uncertaintyseg.options' real OPTIONS; any other
+    body without its decorator, with uncertaintyseg_shared.options' real OPTIONS; any other
     name the annotations need fails here with a NameError.
     """
-    from uncertaintyseg.options import OPTIONS
+    from uncertaintyseg_shared.options import OPTIONS
 
     tree = ast.parse(Path(module_file).read_text(encoding="utf-8"))
     cls = _wrapper_class(tree)
     cls.decorator_list = []
     helpers = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_")]
-    namespace = {"Annotated": typing.Annotated, "Choice": Choice, "WithinRange": WithinRange,
-                 "OPTIONS": OPTIONS}
-    namespace.update({n.id: MRMLNode for n in ast.walk(cls)
-                      if isinstance(n, ast.Name) and n.id.startswith("vtkMRML")})
+    namespace = {"Annotated": typing.Annotated, "OPTIONS": OPTIONS,
+                 **_imported_from_wrapper(tree)}
+    # Node classes the slicer-core wheel lacks stay undefined: a NameError, as in Slicer.
+    namespace.update({n.id: MRMLNode for n in ast.walk(cls) if isinstance(n, ast.Name)
+                      and n.id.startswith("vtkMRML") and vtk_class(n.id) is not None})
     # dont_inherit: this file's `from __future__ import annotations` would turn the
     # module's annotations into strings, which Slicer never sees.
     code = compile(ast.Module(body=[*helpers, cls], type_ignores=[]), str(module_file), "exec",

@@ -10,7 +10,7 @@ import pytest
 from connector_rules import problems
 from module_source import (MODULE_DIR, MODULE_FILE, UI_FILE, Choice, WithinRange, bound_widgets,
                            parameters, ui_attributes_used, ui_widget_names)
-from uncertaintyseg.options import OPTIONS
+from uncertaintyseg_shared.options import OPTIONS
 
 
 def test_every_binding_follows_the_connector_rules():
@@ -28,6 +28,7 @@ def _mutated(tmp_path, pattern, replacement, ui=False):
     return problems(tmp_path / "m.py", tmp_path / "m.ui")
 
 
+@pytest.mark.rule_self_test
 @pytest.mark.parametrize("pattern, replacement, expected", [
     # review #1: a combo box bound to a plain str
     (r"modelName: Annotated\[str, Choice\(\[[^]]*\]\)\]", "modelName: str",
@@ -47,12 +48,14 @@ def test_each_rule_fires_on_the_mistake_it_is_for(tmp_path, pattern, replacement
     assert any(expected in p for p in _mutated(tmp_path, pattern, replacement)), expected
 
 
+@pytest.mark.rule_self_test
 def test_ui_limits_that_differ_from_the_parameter_are_reported(tmp_path):
     found = _mutated(tmp_path, r"(<widget class=\"QSpinBox\" name=\"maxBoxesSpinBox\">\s*"
                      r"<property name=\"minimum\">\s*<number>)0", r"\g<1>1", ui=True)
     assert any("maxBoxesSpinBox" in p and "the .ui says (1.0, 64.0)" in p for p in found)
 
 
+@pytest.mark.rule_self_test
 def test_unknown_parameter_name_in_the_ui_is_reported(tmp_path):
     found = _mutated(tmp_path, r"<string>maxOverlap</string>", "<string>maxOverlapp</string>",
                      ui=True)

@@ -11,6 +11,7 @@ import tarfile
 import pytest
 
 from connector_rules import problems
+from metadata import verified
 from module_source import ROOT, api_names, called_methods
 from slicer_api import ALLOWED, NOT_IN_5_8
 
@@ -41,4 +42,5 @@ def test_connector_rules_find_the_two_load_breakers_and_the_ranges(old_module):
 def test_names_and_mrml_rules_find_vtkcommand_and_set_terminology(old_module):
     files = [old_module / "UncertaintySeg.py", *sorted((old_module / "UncertaintySegLib").glob("*.py"))]
     assert "slicer.vtkCommand.ModifiedEvent" in api_names(files) - set(ALLOWED)  # review #3
+    assert not verified("slicer.vtkCommand.ModifiedEvent")
     assert "SetTerminology" in set(called_methods(files)) & NOT_IN_5_8  # review #4
