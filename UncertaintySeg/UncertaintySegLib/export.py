@@ -54,10 +54,11 @@ def merge_order(segmentation_node) -> list[str]:
     edit is what they meant (review W2). Segments sharing one labelmap layer have the same
     time and cannot overlap; they keep EXPORT_ORDER (the sort is stable).
     """
-    segmentation = segmentation_node.GetSegmentation()
-    ids = [segmentation.GetSegmentIdBySegmentName(name) for name in EXPORT_ORDER]
+    # Not named `segmentation`: class_names.TYPES gives that name the node's class.
+    segments = segmentation_node.GetSegmentation()
+    ids = [segments.GetSegmentIdBySegmentName(name) for name in EXPORT_ORDER]
     ids = [segment_id for segment_id in ids if segment_id]
-    return sorted(ids, key=lambda segment_id: _edit_time(segmentation.GetSegment(segment_id)))
+    return sorted(ids, key=lambda segment_id: _edit_time(segments.GetSegment(segment_id)))
 
 
 class LabelExporter:
