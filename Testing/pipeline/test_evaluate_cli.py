@@ -85,6 +85,30 @@ def test_evaluate_scores_fused_and_2d_only_as_computed_directly(study, tmp_path)
     assert float(unc[("fused", "WT")]["auroc_border"]) == pytest.approx(
         np.nanmean([_border_auroc_on_brain(cases / c, truth[c][0][2], truth[c][2][2])
                     for c in truth]))
+    far = [_far_on_brain(cases / c, truth[c][0][2], truth[c][2][2]) for c in truth]
+    assert float(unc[("fused", "WT")]["auroc_far"]) == pytest.approx(
+        np.nanmean([f[0] for f in far]))
+    assert float(unc[("fused", "WT")]["error_share_far"]) == pytest.approx(
+        np.nanmean([f[1] for f in far]))
+
+
+def _far_on_brain(case_dir, pred, ref):
+    """(AUROC of the written uncertainty, share of the errors) over the brain voxels
+    more than 2 mm from pred's border."""
+    case = load_case(case_dir=case_dir)
+    brain = np.any(case.image != 0, axis=0)
+    distance = np.where(pred, ndimage.distance_transform_edt(pred, sampling=case.spacing),
+                        ndimage.distance_transform_edt(~pred, sampling=case.spacing))
+    far = brain & (distance > 2.0)
+    error = pred != ref
+    border = ndimage.binary_dilation(ref, iterations=2) & ~ndimage.binary_erosion(
+        ref, iterations=2)
+    u, wrong = np.where(border, 0.8, 0.05)[far], error[far]
+    share = wrong.sum() / error[brain].sum() if error[brain].any() else np.nan
+    if not wrong.any() or wrong.all():
+        return np.nan, share
+    return (stats.mannwhitneyu(u[wrong], u[~wrong]).statistic
+            / (wrong.sum() * (~wrong).sum()), share)
 
 
 def _border_auroc_on_brain(case_dir, pred, ref):
@@ -262,8 +286,10 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
             fused - two_d)
         assert 0 <= record["methods"]["ours"]["auroc"][region] <= 1
         assert 0 <= record["methods"]["ours"]["auroc_border"][region] <= 1
+        assert 0 <= record["methods"]["ours"]["error_share_far"][region] <= 1
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     wt = record["methods"]["ours"]["dice"]["WT"]
     assert "## Estimators on the validation cases" in card and "border AUROC" in card
+    assert "AUROC beyond 2 mm" in card
     assert f"| ours | " in card and f"{wt:.3f} |" in card
     assert stored["name"] == "brats-mini"  # the rest of model.json is kept

@@ -21,6 +21,9 @@ from .store import finite
 
 ESTIMATORS_KEY = "estimators_validation"
 METRICS = ("dice", "hd95")
+# The uncertainty measures on the card: AUROC, the border baseline's, both beyond the
+# border, and the share of the errors there (evaluation.uncertainty_quality).
+QUALITY_KEYS = ("auroc", "auroc_border", "auroc_far", "auroc_border_far", "error_share_far")
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -33,9 +36,9 @@ def _number(text: str) -> float | None:
 
 
 def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
-    """{method: {"dice"|"hd95"|"auroc"|"auroc_border": {region: mean}}} from evaluate's
+    """{method: {"dice"|"hd95"|QUALITY_KEYS...: {region: mean}}} from evaluate's
     table1.csv and uncertainty.csv in `out_dir`; a method without uncertainty rows has
-    neither AUROC."""
+    none of QUALITY_KEYS."""
     table = _read_csv(Path(out_dir) / "table1.csv")
     rows = {m: {metric: {} for metric in METRICS} for m in methods}
     for row in table:
@@ -45,7 +48,7 @@ def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
     quality = Path(out_dir) / "uncertainty.csv"
     for row in _read_csv(quality) if quality.is_file() else []:
         if row["method"] in rows:
-            for key in ("auroc", "auroc_border"):
+            for key in QUALITY_KEYS:
                 rows[row["method"]].setdefault(key, {})[row["region"]] = _number(
                     row.get(key, ""))
     return rows

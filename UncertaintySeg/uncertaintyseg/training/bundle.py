@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from .. import REGIONS, __version__
+from ..evaluation.model_card import QUALITY_KEYS
+from ..evaluation.uncertainty_quality import FAR_MM
 from ..fusion import normalized_weights
 from ..image_writer import write_text_atomic
 from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
@@ -205,14 +207,18 @@ def estimators_section(record: dict | None) -> list[str]:
              "pipeline's outputs scored by `uncertaintyseg evaluate` (brain mask for the "
              "AUROC of the uncertainty for error voxels). Border AUROC: that of 1 / (1 + "
              "distance to the method's own predicted border), a baseline that uses no "
-             "uncertainty.", "",
+             f"uncertainty. Beyond {FAR_MM:g} mm: the same AUROCs over the voxels more than "
+             f"{FAR_MM:g} mm from the predicted border, and the share of the error voxels "
+             "there.", "",
              "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | error AUROC ET / TC / WT "
-             "| border AUROC ET / TC / WT |",
-             "|---|---|---|---|---|"]
+             "| border AUROC ET / TC / WT | AUROC beyond {far} mm ET / TC / WT "
+             "| border AUROC beyond {far} mm ET / TC / WT "
+             "| errors beyond {far} mm ET / TC / WT |".format(far=f"{FAR_MM:g}"),
+             "|---|---|---|---|---|---|---|---|"]
     for method, m in record["methods"].items():
         lines.append(f"| {method} | {_triple(m['dice'], 3)} | {_triple(m['hd95'], 1)} | "
-                     f"{_triple(m.get('auroc', {}), 3)} | "
-                     f"{_triple(m.get('auroc_border', {}), 3)} |")
+                     + " | ".join(_triple(m.get(key, {}), 3) for key in QUALITY_KEYS)
+                     + " |")
     lines += ["", f"{record['fused']} minus each other method (Dice: higher is better for "
               f"{record['fused']} when positive; HD95: when negative):", "",
               "| other method | Dice ET / TC / WT | HD95 mm ET / TC / WT |", "|---|---|---|"]
