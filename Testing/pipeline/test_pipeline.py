@@ -77,6 +77,30 @@ def test_report_records_the_run(phantom_run):
     assert report["volumes_ml"]["WT"] == pytest.approx(wt)
 
 
+def test_another_voxel_map_moves_the_boxes_not_the_triage(phantom_run):
+    """--uncertainty-map changes uncertainty.nii.gz and the boxes searched on it; the
+    triage score stays on the binned entropy its threshold was calibrated on."""
+    case, binned = phantom_run
+    other = "max" if binned.report["settings"]["uncertainty_map"] == "binned" else "binned"
+    settings = Settings(projections=4, kernel_mm=(12.0, 12.0, 24.0), max_boxes=3,
+                        batch_size_2d=4, uncertainty_map=other)
+    result = run_case(case, load_model("analytic"), settings)
+    assert result.report["settings"]["uncertainty_map"] == other
+    maxed, plain = ((result, binned) if other == "max" else (binned, result))
+    assert (maxed.uncertainty >= plain.uncertainty - 1e-4).all()
+    assert (maxed.uncertainty > plain.uncertainty + 0.01).any()
+    for box in result.boxes:
+        inside = result.uncertainty[(REGIONS.index(box.region), *box.slices)]
+        assert inside.sum() == pytest.approx(box.score, rel=1e-4)
+    # the 2D stage is the same in both runs, so the binned run's map is the binned map
+    # (the labels may differ: other boxes, other 3D refinement)
+    plain_map = plain.uncertainty
+    assert result.report["triage"]["score"] == pytest.approx(
+        triage(plain_map, result.labels)["score"], abs=1e-4)
+    assert maxed.report["triage"]["score"] != pytest.approx(
+        triage(maxed.uncertainty, maxed.labels)["score"], abs=1e-3)
+
+
 def test_triage_score():
     labels = np.zeros((10, 10, 10), np.uint8)
     uncertainty = np.zeros((3, 10, 10, 10), np.float32)
