@@ -293,3 +293,26 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
     assert "AUROC beyond 2 mm" in card
     assert f"| ours | " in card and f"{wt:.3f} |" in card
     assert stored["name"] == "brats-mini"  # the rest of model.json is kept
+
+
+def test_the_voxel_map_study_gets_its_own_card_section(tmp_path):
+    from uncertaintyseg.evaluation.model_card import store_voxel_maps
+    from uncertaintyseg.models import MODELS_DIR
+
+    shutil.copyfile(MODELS_DIR / "brats-mini" / "model.json", tmp_path / "model.json")
+    regions = lambda *v: dict(zip(("ET", "TC", "WT"), v))  # noqa: E731
+    record = {"measured": "2026-12-07", "cases": ["a", "b"], "far_mm": 2.0,
+              "command": "bench", "machine": "cpu",
+              "maps": {"binned": {"auroc": regions(0.9, 0.8, None),
+                                  "auroc_far": regions(0.55, 0.6, 0.65)}},
+              "border": {"auroc": regions(0.99, 0.98, 0.97),
+                         "auroc_far": regions(0.7, 0.71, 0.72),
+                         "error_share_far": regions(0.1, 0.2, 0.3)}}
+    store_voxel_maps(tmp_path, record)
+    card = (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Voxel uncertainty maps beyond the border (measured 2026-12-07)" in card
+    assert "| binned | 0.900 / 0.800 / n/a | 0.550 / 0.600 / 0.650 |" in card
+    assert "| border baseline 1 / (1 + mm) | 0.990 / 0.980 / 0.970 | 0.700 / 0.710 / 0.720 |" in card
+    assert "beyond 2 mm (ET / TC / WT): 0.100 / 0.200 / 0.300" in card
+    stored = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
+    assert stored["voxel_maps_validation"]["maps"]["binned"]["auroc"]["WT"] is None

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .. import REGIONS, __version__
-from ..evaluation.model_card import QUALITY_KEYS
+from ..evaluation.model_card import QUALITY_KEYS, VOXEL_MAPS_KEY, voxel_maps_section
 from ..evaluation.uncertainty_quality import FAR_MM
 from ..fusion import normalized_weights
 from ..image_writer import write_text_atomic
@@ -184,6 +184,7 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
                   "2D only (P2D > 0.5, same post-processing):", "",
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
     lines += estimators_section(meta.get("estimators_validation"))
+    lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
