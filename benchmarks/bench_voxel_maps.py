@@ -107,8 +107,9 @@ def study(cases_dir: Path, results: Path) -> dict:
                             for i in range(len(REGIONS))]
     scores, temperatures = {}, {}
     for case_id in case_ids:
-        temperatures[case_id] = [fit_temperature([samples[o][i] for o in case_ids
-                                                  if o != case_id])
+        # one case alone (a trial run) has no other case to fit on: it fits on itself
+        others = [o for o in case_ids if o != case_id] or [case_id]
+        temperatures[case_id] = [fit_temperature([samples[o][i] for o in others])
                                  for i in range(len(REGIONS))]
         scores[case_id] = score_case(*load(cases_dir, results, case_id),
                                      temperatures[case_id])
