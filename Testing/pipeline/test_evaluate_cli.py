@@ -85,6 +85,8 @@ def test_evaluate_scores_fused_and_2d_only_as_computed_directly(study, tmp_path)
     assert float(unc[("fused", "WT")]["auroc_border"]) == pytest.approx(
         np.nanmean([_border_auroc_on_brain(cases / c, truth[c][0][2], truth[c][2][2])
                     for c in truth]))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert "auroc_far" in summary["uncertainty_markdown"]
     far = [_far_on_brain(cases / c, truth[c][0][2], truth[c][2][2]) for c in truth]
     assert float(unc[("fused", "WT")]["auroc_far"]) == pytest.approx(
         np.nanmean([f[0] for f in far]))
