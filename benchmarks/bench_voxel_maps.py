@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import expit, logit
 
 from uncertaintyseg import REGIONS
 from uncertaintyseg.evaluation import uncertainty_quality as uq
@@ -32,39 +31,27 @@ from uncertaintyseg.evaluation.model_card import store_voxel_maps
 from uncertaintyseg.evaluation.pairing import Method, load_output, load_reference, read_maps
 from uncertaintyseg.uncertainty import UNCERTAINTY_MAPS, mean_entropy
 
-TEMPERATURES = np.exp(np.linspace(np.log(0.25), np.log(8.0), 61))
-SAMPLE = 200_000  # brain voxels per case and region for the temperature fit
+# Temperature scaling is left out: sigmoid(logit(p) / T) is monotone in p for any
+# T > 0, so H of the scaled probability ranks the voxels exactly as H(p) does and a
+# single map's AUROC cannot change (it can only move a combination such as max).
 
 
 def entropy(p: np.ndarray) -> np.ndarray:
     return mean_entropy(torch.from_numpy(np.ascontiguousarray(p, np.float32))).numpy()
 
 
-def candidates(binned, p2d, fused, temperature: float) -> dict[str, np.ndarray]:
+def candidates(binned, p2d, fused) -> dict[str, np.ndarray]:
     """Every candidate map of one region, 1-D over the brain, each in [0, 1]."""
     maps = {f"{name} (--uncertainty-map)": make(torch.from_numpy(p2d),
                                                torch.from_numpy(binned)).numpy()
             for name, make in UNCERTAINTY_MAPS.items()}
     h2d, hfused = entropy(p2d), entropy(fused)
-    scaled = expit(logit(np.clip(p2d, 1e-6, 1 - 1e-6)) / temperature)
     maps.update({"H(fused)": hfused,
                  "mean(binned, H(P2D))": (binned + h2d) / 2,
                  "binned + 0.01 H(P2D)": 0.99 * binned + 0.01 * h2d,
                  "sqrt(binned H(P2D))": np.sqrt(binned * h2d),
-                 "max(binned, H(fused))": np.maximum(binned, hfused),
-                 "max(binned, H(P2D / T)), T leave-one-case-out":
-                     np.maximum(binned, entropy(scaled.astype(np.float32)))})
+                 "max(binned, H(fused))": np.maximum(binned, hfused)})
     return maps
-
-
-def fit_temperature(pairs) -> float:
-    """The T of sigmoid(logit(p) / T) with the least binary cross-entropy on the
-    (probability, reference) pairs, on a log grid from 0.25 to 8."""
-    p = np.concatenate([a for a, _ in pairs]).astype(np.float64)
-    y = np.concatenate([b for _, b in pairs]).astype(np.float64)
-    z = logit(np.clip(p, 1e-6, 1 - 1e-6))
-    losses = [np.mean(np.logaddexp(0, z / t) - y * z / t) for t in TEMPERATURES]
-    return float(TEMPERATURES[int(np.argmin(losses))])
 
 
 def load(cases_dir: Path, results: Path, case_id: str):
@@ -74,14 +61,14 @@ def load(cases_dir: Path, results: Path, case_id: str):
     return reference, output, p2d
 
 
-def score_case(reference, output, p2d, temperatures: list[float]) -> dict:
+def score_case(reference, output, p2d) -> dict:
     """{region: {map: {"auroc", "auroc_far"}, "border": {...}}} of one case."""
     brain, result = reference.brain, {}
     for i, region in enumerate(REGIONS):
         error = reference.regions[i][brain] != output.regions[i][brain]
         distance = uq.border_distance(output.regions[i], reference.spacing, brain)
         maps = candidates(output.uncertainty[i][brain], p2d[i][brain],
-                          output.probabilities[i][brain], temperatures[i])
+                          output.probabilities[i][brain])
         rows = {name: {"auroc": uq.auroc(u, error),
                        "auroc_far": uq.far_scores(u, error, distance)["auroc_far"]}
                 for name, u in maps.items()}
@@ -94,27 +81,20 @@ def score_case(reference, output, p2d, temperatures: list[float]) -> dict:
     return result
 
 
-def study(cases_dir: Path, results: Path) -> dict:
-    """Scores per case, the temperature of each case fitted on the other cases."""
+def study(cases_dir: Path, results: Path, cache: Path) -> dict:
+    """Scores per case; each case's are kept in CACHE/<case>.json and reused (a case
+    can be scored as soon as its prediction is written)."""
     case_ids = sorted(p.name for p in results.iterdir() if (p / "report.json").is_file())
-    rng = np.random.default_rng(0)
-    samples = {}
+    cache.mkdir(parents=True, exist_ok=True)
+    scores = {}
     for case_id in case_ids:
-        reference, _, p2d = load(cases_dir, results, case_id)
-        brain = reference.brain
-        pick = rng.choice(int(brain.sum()), size=min(SAMPLE, int(brain.sum())), replace=False)
-        samples[case_id] = [(p2d[i][brain][pick], reference.regions[i][brain][pick])
-                            for i in range(len(REGIONS))]
-    scores, temperatures = {}, {}
-    for case_id in case_ids:
-        # one case alone (a trial run) has no other case to fit on: it fits on itself
-        others = [o for o in case_ids if o != case_id] or [case_id]
-        temperatures[case_id] = [fit_temperature([samples[o][i] for o in others])
-                                 for i in range(len(REGIONS))]
-        scores[case_id] = score_case(*load(cases_dir, results, case_id),
-                                     temperatures[case_id])
-        print(case_id, json.dumps(scores[case_id]), flush=True)
-    return {"cases": case_ids, "scores": scores, "temperatures": temperatures}
+        path = cache / f"{case_id}.json"
+        if not path.is_file():
+            scores_case = score_case(*load(cases_dir, results, case_id))
+            path.write_text(json.dumps(scores_case))
+        scores[case_id] = json.loads(path.read_text())
+        print(case_id, "scored", flush=True)
+    return {"cases": case_ids, "scores": scores}
 
 
 def summarise(raw: dict) -> dict:
@@ -133,18 +113,19 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True, help="per-case scores folder")
     parser.add_argument("--model-card", type=Path, help="a model folder to store it in")
     parser.add_argument("--commit", default="", help="the commit that made the results")
+    parser.add_argument("--machine", default=platform.machine(),
+                        help="where the results were made, in words")
     args = parser.parse_args(argv)
-    raw = study(args.cases, args.results)
+    raw = study(args.cases, args.results, args.cache)
     means = summarise(raw)
     border = means.pop("border")
     record = {"measured": datetime.date.today().isoformat(), "cases": raw["cases"],
               "far_mm": uq.FAR_MM, "maps": means, "border": border,
-              "temperatures": raw["temperatures"],
               "command": "benchmarks/bench_voxel_maps.py",
-              "machine": f"{platform.processor() or platform.machine()}, results of "
-                         f"commit {args.commit or 'unknown'}"}
+              "machine": f"{args.machine}; results of {args.commit or 'an unknown commit'}"}
     args.out.write_text(json.dumps({**record, "per_case": raw["scores"]}, indent=1))
     for name, row in {**means, "border": border}.items():
         print(f"{name:50s}", " ".join(f"{row['auroc'][r]:.3f}/{row['auroc_far'][r]:.3f}"
