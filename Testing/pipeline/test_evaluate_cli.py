@@ -314,7 +314,8 @@ def test_the_voxel_map_study_gets_its_own_card_section(tmp_path):
     card = (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Voxel uncertainty maps beyond the border (measured 2026-12-07)" in card
     assert "| binned | 0.900 / 0.800 / n/a | 0.550 / 0.600 / 0.650 |" in card
-    assert "| border baseline 1 / (1 + mm) | 0.990 / 0.980 / 0.970 | 0.700 / 0.710 / 0.720 |" in card
+    assert ("| border baseline 1 / (1 + mm) | 0.990 / 0.980 / 0.970 | "
+            "0.700 / 0.710 / 0.720 |") in card
     assert "beyond 2 mm (ET / TC / WT): 0.100 / 0.200 / 0.300" in card
     stored = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
     assert stored["voxel_maps_validation"]["maps"]["binned"]["auroc"]["WT"] is None
