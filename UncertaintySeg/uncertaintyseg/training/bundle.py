@@ -203,23 +203,26 @@ def estimators_section(record: dict | None) -> list[str]:
     """The card's per-estimator table and the fused-minus-other differences."""
     if not record:
         return []
+    # A record stored before the beyond-the-border measures has none: their columns are
+    # left out rather than shown as n/a (the voxel-map section has them for the default).
+    far = any("auroc_far" in m for m in record["methods"].values())
+    keys = QUALITY_KEYS if far else QUALITY_KEYS[:2]
+    heads = ["error AUROC", "border AUROC", f"AUROC beyond {FAR_MM:g} mm",
+             f"border AUROC beyond {FAR_MM:g} mm", f"errors beyond {FAR_MM:g} mm"]
     lines = [f"## Estimators on the validation cases (measured {record['measured']})", "",
              f"{len(record['cases'])} cases: {', '.join(record['cases'])}; the real "
              "pipeline's outputs scored by `uncertaintyseg evaluate` (brain mask for the "
              "AUROC of the uncertainty for error voxels). Border AUROC: that of 1 / (1 + "
              "distance to the method's own predicted border), a baseline that uses no "
-             f"uncertainty. Beyond {FAR_MM:g} mm: the same AUROCs over the voxels more than "
-             f"{FAR_MM:g} mm from the predicted border, and the share of the error voxels "
-             "there.", "",
-             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | error AUROC ET / TC / WT "
-             "| border AUROC ET / TC / WT | AUROC beyond {far} mm ET / TC / WT "
-             "| border AUROC beyond {far} mm ET / TC / WT "
-             "| errors beyond {far} mm ET / TC / WT |".format(far=f"{FAR_MM:g}"),
-             "|---|---|---|---|---|---|---|---|"]
+             "uncertainty." + (f" Beyond {FAR_MM:g} mm: the same AUROCs over the voxels "
+                               f"more than {FAR_MM:g} mm from the predicted border, and "
+                               "the share of the error voxels there." if far else ""), "",
+             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | "
+             + " | ".join(f"{h} ET / TC / WT" for h in heads[:len(keys)]) + " |",
+             "|---|---|---|" + "---|" * len(keys)]
     for method, m in record["methods"].items():
         lines.append(f"| {method} | {_triple(m['dice'], 3)} | {_triple(m['hd95'], 1)} | "
-                     + " | ".join(_triple(m.get(key, {}), 3) for key in QUALITY_KEYS)
-                     + " |")
+                     + " | ".join(_triple(m.get(key, {}), 3) for key in keys) + " |")
     lines += ["", f"{record['fused']} minus each other method (Dice: higher is better for "
               f"{record['fused']} when positive; HD95: when negative):", "",
               "| other method | Dice ET / TC / WT | HD95 mm ET / TC / WT |", "|---|---|---|"]
