@@ -100,7 +100,8 @@ def runs(tmp_path_factory):
     case, model = load_case(case_dir=folder), load_model("analytic")
     return {method: run_case(case, model, Settings(method=method, projections=4,
                                                    kernel_mm=(12.0, 12.0, 24.0),
-                                                   max_boxes=2, batch_size_2d=4))
+                                                   max_boxes=2, batch_size_2d=4,
+                                                   outputs="all"))
             for method in options.METHODS if method not in options.TRAINED_NETWORKS}
 
 
@@ -126,7 +127,8 @@ def test_projection_2d_is_the_hybrids_own_2d_stage(runs):
 def test_tta_uses_four_views_and_differs_from_the_projections(runs):
     assert runs["tta-2d"].report["projections_per_slice"]["max"] == 4
     # The analytic network works voxel by voxel, so flips cannot change its output: TTA
-    # sees no uncertainty at all, while any projection moves the voxels it sees.
-    assert not runs["tta-2d"].uncertainty.any()
-    assert runs["projection-2d"].uncertainty.any()
+    # sees no spread at all (binned entropy 0, uncertainty_raw), while any projection
+    # moves the voxels it sees.
+    assert not runs["tta-2d"].uncertainty_raw.any()
+    assert runs["projection-2d"].uncertainty_raw.any()
     assert not np.array_equal(runs["lsu-2d"].uncertainty, runs["projection-2d"].uncertainty)

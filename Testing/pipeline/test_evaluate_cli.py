@@ -86,6 +86,32 @@ def test_evaluate_scores_fused_and_2d_only_as_computed_directly(study, tmp_path)
     assert float(unc[("fused", "WT")]["auroc_border"]) == pytest.approx(
         np.nanmean([_border_auroc_on_brain(cases / c, truth[c][0][2], truth[c][2][2])
                     for c in truth]))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert "auroc_far" in summary["uncertainty_markdown"]
+    far = [_far_on_brain(cases / c, truth[c][0][2], truth[c][2][2]) for c in truth]
+    assert float(unc[("fused", "WT")]["auroc_far"]) == pytest.approx(
+        np.nanmean([f[0] for f in far]))
+    assert float(unc[("fused", "WT")]["error_share_far"]) == pytest.approx(
+        np.nanmean([f[1] for f in far]))
+
+
+def _far_on_brain(case_dir, pred, ref):
+    """(AUROC of the written uncertainty, share of the errors) over the brain voxels
+    more than 2 mm from pred's border."""
+    case = load_case(case_dir=case_dir)
+    brain = np.any(case.image != 0, axis=0)
+    distance = np.where(pred, ndimage.distance_transform_edt(pred, sampling=case.spacing),
+                        ndimage.distance_transform_edt(~pred, sampling=case.spacing))
+    far = brain & (distance > 2.0)
+    error = pred != ref
+    border = ndimage.binary_dilation(ref, iterations=2) & ~ndimage.binary_erosion(
+        ref, iterations=2)
+    u, wrong = np.where(border, 0.8, 0.05)[far], error[far]
+    share = wrong.sum() / error[brain].sum() if error[brain].any() else np.nan
+    if not wrong.any() or wrong.all():
+        return np.nan, share
+    return (stats.mannwhitneyu(u[wrong], u[~wrong]).statistic
+            / (wrong.sum() * (~wrong).sum()), share)
 
 
 def _border_auroc_on_brain(case_dir, pred, ref):
@@ -294,8 +320,34 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
             fused - two_d)
         assert 0 <= record["methods"]["ours"]["auroc"][region] <= 1
         assert 0 <= record["methods"]["ours"]["auroc_border"][region] <= 1
+        assert 0 <= record["methods"]["ours"]["error_share_far"][region] <= 1
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     wt = record["methods"]["ours"]["dice"]["WT"]
     assert "## Estimators on the validation cases" in card and "border AUROC" in card
+    assert "AUROC beyond 2 mm" in card
     assert "| ours | " in card and f"{wt:.3f} |" in card
     assert stored["name"] == "brats-mini"  # the rest of model.json is kept
+
+
+def test_the_voxel_map_study_gets_its_own_card_section(tmp_path):
+    from uncertaintyseg.evaluation.model_card import store_voxel_maps
+    from uncertaintyseg.models import MODELS_DIR
+
+    shutil.copyfile(MODELS_DIR / "brats-mini" / "model.json", tmp_path / "model.json")
+    regions = lambda *v: dict(zip(("ET", "TC", "WT"), v))  # noqa: E731
+    record = {"measured": "2026-12-07", "cases": ["a", "b"], "far_mm": 2.0,
+              "command": "bench", "machine": "cpu",
+              "maps": {"binned": {"auroc": regions(0.9, 0.8, None),
+                                  "auroc_far": regions(0.55, 0.6, 0.65)}},
+              "border": {"auroc": regions(0.99, 0.98, 0.97),
+                         "auroc_far": regions(0.7, 0.71, 0.72),
+                         "error_share_far": regions(0.1, 0.2, 0.3)}}
+    store_voxel_maps(tmp_path, record)
+    card = (tmp_path / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "## Voxel uncertainty maps beyond the border (measured 2026-12-07)" in card
+    assert "| binned | 0.900 / 0.800 / n/a | 0.550 / 0.600 / 0.650 |" in card
+    assert ("| border baseline 1 / (1 + mm) | 0.990 / 0.980 / 0.970 | "
+            "0.700 / 0.710 / 0.720 |") in card
+    assert "beyond 2 mm (ET / TC / WT): 0.100 / 0.200 / 0.300" in card
+    stored = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
+    assert stored["voxel_maps_validation"]["maps"]["binned"]["auroc"]["WT"] is None

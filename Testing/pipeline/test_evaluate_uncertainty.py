@@ -174,9 +174,72 @@ def test_region_quality_reports_the_border_baseline():
     ref = np.array([1, 1, 1, 0, 0], bool)
     pred = np.array([1, 1, 0, 0, 0], bool)  # the miss sits on the predicted border
     u = np.array([0.0, 0.0, 0.0, 0.0, 0.0])  # an uncertainty that says nothing
-    border = np.array([0.3, 0.5, 0.5, 0.3, 0.2])
-    result = uq.region_quality(ref, pred, u, border=border)
+    distance = np.array([2.0, 1.0, 1.0, 2.0, 3.0])  # mm to the predicted border
+    border = 1.0 / (1.0 + distance)
+    result = uq.region_quality(ref, pred, u, distance=distance)
     assert result["auroc"] == 0.5
     assert result["auroc_border"] == pytest.approx(uq.auroc(border, ref != pred))
     assert result["auroc_border"] > 0.8
     assert np.isnan(uq.region_quality(ref, pred, u)["auroc_border"])
+
+
+def test_border_distance_is_the_score_s_distance():
+    region = np.zeros((6, 7, 8), bool)
+    region[1:4, 2:6, 3:7] = True
+    within = np.ones_like(region)
+    spacing = (2.0, 1.0, 0.5)
+    np.testing.assert_allclose(uq.border_distance(region, spacing, within),
+                               _direct_border_distance(region, spacing)[within])
+    assert uq.border_distance(np.zeros_like(region), spacing, within) is None
+
+
+def _hand_built_case():
+    """A 12^3 grid at 1 mm, a predicted 6^3 cube; the reference adds a one-voxel slab on
+    one face (errors next to the border), one voxel in a corner 5.2 mm away and a hole
+    in the cube's middle 3 mm inside (errors beyond 2 mm)."""
+    pred = np.zeros((12, 12, 12), bool)
+    pred[3:9, 3:9, 3:9] = True
+    ref = pred.copy()
+    ref[3:9, 3:9, 9] = True  # 36 near errors, 1 mm from the border
+    ref[0, 0, 0] = True  # far: sqrt(27) mm
+    ref[5, 5, 5] = False  # far: 3 mm inside
+    distance = _direct_border_distance(pred, (1.0, 1.0, 1.0))
+    return ref, pred, distance
+
+
+def test_far_auroc_is_1_for_uncertainty_on_the_far_errors_alone():
+    ref, pred, distance = _hand_built_case()
+    error = ref != pred
+    far_errors = error & (distance > uq.FAR_MM)
+    assert far_errors.sum() == 2
+    u = far_errors.astype(float)  # high exactly on the errors beyond 2 mm
+    result = uq.region_quality(ref.ravel(), pred.ravel(), u.ravel(),
+                               distance=distance.ravel())
+    assert result["auroc_far"] == 1.0
+    assert result["auroc"] < 0.6  # overall it misses the 36 errors at the border
+    assert result["error_share_far"] == pytest.approx(2 / 38)
+
+
+def test_far_auroc_is_chance_for_an_outline():
+    ref, pred, distance = _hand_built_case()
+    u = (distance <= 1.0).astype(float)  # the outline of the predicted cube
+    result = uq.region_quality(ref.ravel(), pred.ravel(), u.ravel(),
+                               distance=distance.ravel())
+    assert result["auroc_far"] == 0.5  # constant beyond 2 mm: ties everywhere
+    # and yet it ranks well over all voxels: 36 of the 38 errors are on the outline
+    # (152 inner + 216 face-adjacent outer voxels, 332 of them right), 2 are not.
+    assert result["auroc"] == pytest.approx(
+        (36 * 1358 + 0.5 * (36 * 332 + 2 * 1358)) / (38 * 1690))
+    far = distance > uq.FAR_MM
+    assert result["auroc_border_far"] == pytest.approx(
+        uq.auroc(1.0 / (1.0 + distance[far]), (ref != pred)[far]))
+    assert result["auroc_border"] > result["auroc_border_far"]
+
+
+def test_far_scores_without_a_border():
+    ref = np.array([1, 0, 0, 1], bool)
+    pred = np.zeros(4, bool)  # nothing predicted: no border, every voxel is far
+    result = uq.far_scores(np.array([0.9, 0.1, 0.2, 0.8]), ref != pred, None)
+    assert result["auroc_far"] == 1.0 and result["error_share_far"] == 1.0
+    assert np.isnan(result["auroc_border_far"])
+    assert np.isnan(uq.far_scores(np.zeros(3), np.zeros(3, bool), None)["error_share_far"])

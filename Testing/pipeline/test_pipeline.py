@@ -12,6 +12,7 @@ from uncertaintyseg.models import Model, load_model
 from uncertaintyseg.phantom import make_phantom, write_phantom_case
 from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize
 from uncertaintyseg.pipeline import Settings, component_fraction, run_case, segment, triage
+from uncertaintyseg.uncertainty import mean_entropy
 
 SHAPE = (24, 56, 48)
 
@@ -75,6 +76,32 @@ def test_report_records_the_run(phantom_run):
     voxel_ml = np.prod(case.spacing) / 1000
     wt = labels_to_regions(result.labels)[2].sum() * voxel_ml
     assert report["volumes_ml"]["WT"] == pytest.approx(wt)
+
+
+def test_another_voxel_map_moves_the_boxes_not_the_triage(phantom_run):
+    """--uncertainty-map changes uncertainty.nii.gz and the boxes searched on it; the
+    triage score stays on the binned entropy its threshold was calibrated on."""
+    case, default = phantom_run
+    assert default.report["settings"]["uncertainty_map"] == "mean-entropy"
+    # the default map is the entropy of P2D in bits, point by point (a crop, no resampling)
+    np.testing.assert_allclose(
+        default.uncertainty, mean_entropy(torch.from_numpy(default.probabilities_2d)).numpy(),
+        atol=1e-5)
+    settings = Settings(projections=4, kernel_mm=(12.0, 12.0, 24.0), max_boxes=3,
+                        batch_size_2d=4, uncertainty_map="binned")
+    binned = run_case(case, load_model("analytic"), settings)
+    assert binned.report["settings"]["uncertainty_map"] == "binned"
+    assert np.abs(binned.uncertainty - default.uncertainty).max() > 0.1
+    for box in binned.boxes:
+        inside = binned.uncertainty[(REGIONS.index(box.region), *box.slices)]
+        assert inside.sum() == pytest.approx(box.score, rel=1e-4)
+    # the 2D stage is the same in both runs, so the binned run's map is the binned map
+    # (the labels may differ: other boxes, other 3D refinement)
+    for result in (binned, default):
+        assert result.report["triage"]["score"] == pytest.approx(
+            triage(binned.uncertainty, result.labels)["score"], abs=1e-4)
+    assert default.report["triage"]["score"] != pytest.approx(
+        triage(default.uncertainty, default.labels)["score"], abs=1e-3)
 
 
 def test_triage_score():

@@ -8,7 +8,9 @@ import scipy.stats
 import torch
 
 from uncertaintyseg import projection as P
-from uncertaintyseg.uncertainty import Projected2D, StreamingStats, predict_slice, predict_volume
+from uncertaintyseg.options import OPTIONS
+from uncertaintyseg.uncertainty import (UNCERTAINTY_MAPS, Projected2D, StreamingStats,
+                                        mean_entropy, predict_slice, predict_volume)
 
 torch.set_num_threads(1)
 
@@ -210,3 +212,54 @@ def test_predict_volume_skips_empty_slices_and_reports_projections():
     assert [c[:3] for c in calls] == [("uncertainty", z + 1, 4) for z in range(4)]
     preview = predict_volume(_TinyNet().eval(), image, mask, 3, divisor=4)
     assert list(preview.projections_per_slice) == [0, 3, 3, 1]
+
+
+def test_mean_entropy_is_the_binary_entropy_in_bits():
+    p = torch.tensor([0.0, 1.0, 0.5, 0.11, 0.89, 0.25])
+    h = mean_entropy(p).numpy()
+    # -(p log2 p + (1 - p) log2 (1 - p)): 0 at certainty, 1 at 0.5, 0.4999 at 0.11
+    assert h[0] == 0.0 and h[1] == 0.0 and h[2] == pytest.approx(1.0)
+    assert h[3] == pytest.approx(0.49992, abs=1e-4) and h[4] == pytest.approx(h[3])
+    assert h[5] == pytest.approx(-(0.25 * math.log2(0.25) + 0.75 * math.log2(0.75)))
+
+
+def test_the_option_names_the_maps_made():
+    assert tuple(UNCERTAINTY_MAPS) == OPTIONS["uncertainty_map"].choices
+    assert OPTIONS["uncertainty_map"].default in UNCERTAINTY_MAPS
+
+
+def test_voxel_maps_where_views_agree_on_an_uncertain_value():
+    """Views that all say 0.5 share one bin: binned entropy 0, mean entropy 1; views
+    split between 0.01 and 0.99 spread over two bins (ln 2 / ln 4 with N = 4) and their
+    mean 0.5 has entropy 1."""
+    agree, split = torch.full((4, 1, 1, 2), 0.5), torch.full((4, 1, 1, 2), 0.01)
+    split[2:] = 0.99
+    stats = StreamingStats(1, (1, 2))
+    stats.update(torch.cat([agree[..., :1], split[..., 1:]], dim=-1))
+    binned = stats.normalized_entropy()
+    mean = stats.mean()
+    maps = {name: make(mean, binned).flatten().tolist() for name, make in UNCERTAINTY_MAPS.items()}
+    assert maps["binned"] == pytest.approx([0.0, 0.5])
+    assert maps["mean-entropy"] == pytest.approx([1.0, 1.0])
+    assert maps["max"] == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", ["mean-entropy", "max"])
+def test_predict_volume_makes_the_chosen_map_from_its_own_statistics(name):
+    shape = (3, 24, 32)
+    image = np.stack([np.stack([_smooth_slice(shape[1:], seed=s)[c] for s in range(3)])
+                      for c in range(4)])
+    mask = np.ones(shape, bool)
+    mask[0] = False
+    binned = predict_volume(_TinyNet().eval(), image, mask, 5, divisor=4)
+    assert binned.uncertainty is binned.entropy_norm  # the default holds no second map
+    chosen = predict_volume(_TinyNet().eval(), image, mask, 5, divisor=4,
+                            uncertainty_map=name)
+    np.testing.assert_array_equal(chosen.entropy_norm, binned.entropy_norm)
+    expected = UNCERTAINTY_MAPS[name](torch.from_numpy(chosen.p2d),
+                                      torch.from_numpy(chosen.entropy_norm)).numpy()
+    np.testing.assert_allclose(chosen.uncertainty, expected, atol=1e-6)
+    assert 0 <= chosen.uncertainty.min() and chosen.uncertainty.max() <= 1
+    assert (chosen.uncertainty[:, 1:] > 0).mean() > (binned.entropy_norm[:, 1:] > 0).mean()
+    with pytest.raises(ValueError, match="uncertainty_map"):
+        predict_volume(_TinyNet().eval(), image, mask, 5, divisor=4, uncertainty_map="x")

@@ -158,7 +158,8 @@ def estimate(method: Method, model, grid, settings, radius: float, device, autoc
     args = (grid.image, grid.mask, settings.resolved_projections())
     kwargs = dict(radius=radius, batch_size=settings.batch_size_2d, divisor=divisor,
                   device=device, autocast_dtype=autocast, progress=progress,
-                  stride=settings.stride, views=method.views(radius))
+                  stride=settings.stride, views=method.views(radius),
+                  uncertainty_map=settings.uncertainty_map)
     if method.name == "mc-dropout":
         with dropout_active(network):
             return predict_volume(network, *args, **kwargs)

@@ -20,9 +20,10 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         description="Pair each case's reference label map with the output folder(s) of one "
                     "or more methods and write Table 1 (mean ± sd, Wilcoxon p of the fused "
                     "result against each other method, Bonferroni), per-case CSV, box plots, "
-                    "uncertainty quality (QU-BraTS AUCs, AUROC, ECE, Pearson, RMSD), "
-                    "lesion-wise metrics and triage, and report.html. Resumable: a case "
-                    "already scored is not scored again. See docs/EVALUATION.md.")
+                    "uncertainty quality (QU-BraTS AUCs, AUROC, also beyond 2 mm of the "
+                    "predicted border, ECE, Pearson, RMSD), lesion-wise metrics and triage, "
+                    "and report.html. Resumable: a case already scored is not scored again. "
+                    "See docs/EVALUATION.md.")
     p.add_argument("--cases", type=Path, required=True,
                    help="folder of case folders (images and *_seg.nii.gz reference)")
     p.add_argument("--results", action="append", required=True, metavar="[NAME=]DIR",

@@ -62,6 +62,7 @@ class Settings:
     batch_size_2d: int | str = AUTO  # "auto" becomes auto_batch_size(device)
     batch_size_3d: int = 2
     tile_step: float = OPTIONS["tile_step"].default  # full-3d: a fraction of the patch
+    uncertainty_map: str = OPTIONS["uncertainty_map"].default  # uncertainty.UNCERTAINTY_MAPS
     device: str = "auto"
     precision: str = "auto"
     postprocess: bool = True
@@ -262,9 +263,19 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
     result.report = build_report(case, model, settings, projected, result, timer, device,
-                                 radius, grid)
+                                 radius, grid, _triage_map(result, projected, grid))
     result.report["device"].update(backend=backend, backend_reason=backend_reason)
     return result
+
+
+def _triage_map(result: CaseResult, projected, grid) -> np.ndarray:
+    """The map the triage score averages: the normalised binned entropy on the input
+    grid, whatever --uncertainty-map chose. The model's triage threshold was calibrated
+    on that map (evaluate --calibrate-triage); another map has another scale. Only its
+    maximum over the regions is needed (one channel, not three)."""
+    if projected.uncertainty is projected.entropy_norm:
+        return result.uncertainty
+    return grid.to_input(projected.entropy_norm.max(axis=0, keepdims=True))
 
 
 def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, progress):
@@ -282,7 +293,7 @@ def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, 
 def _search(model, settings, grid, projected, timer, progress) -> list:
     """The kernel search on the method's own normalised uncertainty (design 4.3)."""
     with timer.stage("kernels"):
-        boxes = search_regions(projected.entropy_norm, grid.spacing,
+        boxes = search_regions(projected.uncertainty, grid.spacing,
                                settings.kernel_mm or model.kernel_mm, settings.max_overlap,
                                settings.min_score_fraction, settings.max_boxes)
         _notify(progress, "kernels", f"{len(boxes)} boxes")
@@ -303,7 +314,7 @@ def _to_input_grid(case, grid, projected, p3d, fused, boxes, dims: int = 2,
     the whole grid, and P2D is -1 everywhere (no 2D part, docs/OUTPUT-CONTRACT.md)."""
     wanted = OUTPUT_SETS[outputs]
     maps = {"probabilities": _clipped(grid.to_input(fused), 0.0, 1.0),
-            "uncertainty": _clipped(grid.to_input(projected.entropy_norm), 0.0, 1.0)}
+            "uncertainty": _clipped(grid.to_input(projected.uncertainty), 0.0, 1.0)}
     if "probabilities_2d" in wanted:
         maps["probabilities_2d"] = (
             # A constant: a read-only view costs no memory.
@@ -359,9 +370,10 @@ def _fusion_report(weights: np.ndarray) -> dict:
 
 
 def build_report(case, model, settings, projected, result, timer, device, radius,
-                 grid) -> dict:
+                 grid, triage_map=None) -> dict:
     """The report.json record (docs/OUTPUT-CONTRACT.md), in one place; `radius` is the
-    sphere radius used (px), `grid` the working grid."""
+    sphere radius used (px), `grid` the working grid, `triage_map` the (C, Z, Y, X)
+    map the triage score averages (None: the result's uncertainty)."""
     per_slice = projected.projections_per_slice
     used = per_slice[per_slice > 0]
     return {
@@ -391,6 +403,6 @@ def build_report(case, model, settings, projected, result, timer, device, radius
         "boxes_per_region": {r: sum(b.region == r for b in result.boxes) for r in REGIONS},
         "fusion_weights": _fusion_report(np.asarray(model.fusion_weights, dtype=float)),
         "volumes_ml": region_volumes_ml(result.labels, case.spacing),
-        "triage": triage(result.uncertainty, result.labels,
-                         model.triage_threshold),
+        "triage": triage(result.uncertainty if triage_map is None else triage_map,
+                         result.labels, model.triage_threshold),
     }

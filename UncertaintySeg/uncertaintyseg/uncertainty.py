@@ -7,6 +7,12 @@ binned into 100 equal bins (bin = min(floor(p * 100), 99)), ``-sum f_t ln f_t`` 
 f_t = count_t / N and empty bins skipped, stored raw and divided by ln(min(N, 100))
 (0 when N <= 1). Only bin counts and sums are kept while origins stream through the
 network, never the N maps themselves.
+
+The voxel uncertainty map (`uncertainty.nii.gz`, the heatmap, the kernel search) is one
+of `UNCERTAINTY_MAPS` (`predict --uncertainty-map`), made per slice from those two
+statistics as the slice closes, each in [0, 1]: `binned`, the normalised binned entropy
+above (the paper's); `mean-entropy`, H(P2D) / ln 2, the binary Shannon entropy of the
+mean probability (the predictive entropy, 1 at P2D = 0.5); `max`, the larger of the two.
 """
 
 from __future__ import annotations
@@ -24,6 +30,22 @@ from .projection import default_radius
 from .views import ProjectionViews
 
 Progress = Callable[[str, int, int, str], None]
+LN2 = math.log(2.0)
+
+
+def mean_entropy(mean: torch.Tensor) -> torch.Tensor:
+    """H(p) / ln 2 of probabilities p in [0, 1]: the binary entropy in bits, in [0, 1]
+    (torch.special.entr is -x ln x with entr(0) = 0, so p = 0 or 1 gives 0)."""
+    p = mean.clamp(0.0, 1.0)
+    return ((torch.special.entr(p) + torch.special.entr(1.0 - p)) / LN2).clamp_(0.0, 1.0)
+
+
+# --uncertainty-map: name -> the normalised map from (mean, normalised binned entropy).
+UNCERTAINTY_MAPS = {
+    "binned": lambda mean, binned: binned,
+    "mean-entropy": lambda mean, binned: mean_entropy(mean),
+    "max": lambda mean, binned: torch.maximum(binned, mean_entropy(mean)),
+}
 
 
 class StreamingStats:
@@ -106,12 +128,20 @@ class StreamingStats:
 
 @dataclass
 class Projected2D:
-    """Result of ``predict_volume``: (3, Z, Y, X) float32 maps, regions ET, TC, WT."""
+    """Result of ``predict_volume``: (3, Z, Y, X) float32 maps, regions ET, TC, WT.
+
+    `uncertainty` is the run's voxel map in [0, 1] (`UNCERTAINTY_MAPS`); None means the
+    method's own normalised entropy_norm (the same array, no copy)."""
 
     p2d: np.ndarray
     entropy_raw: np.ndarray
     entropy_norm: np.ndarray
     projections_per_slice: np.ndarray  # (Z,) int, 0 for skipped slices
+    uncertainty: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.uncertainty is None:
+            self.uncertainty = self.entropy_norm
 
 
 def _network_probs(network: torch.nn.Module, batch: torch.Tensor, divisor: int,
@@ -176,7 +206,7 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
                    device: str | torch.device = "cpu",
                    autocast_dtype: torch.dtype | None = None,
                    progress: Progress | None = None, stride: int = 8,
-                   views=None) -> Projected2D:
+                   views=None, uncertainty_map: str = "binned") -> Projected2D:
     """Projected 2D inference slice by slice along axis 0 (Z), batched across slices.
 
     The views of consecutive slices fill each batch of `batch_size` (one warp call, one
@@ -196,6 +226,8 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
         stride: spacing of the origin grid in px (design 4.1: 8).
         views: a `views` family (None: spherical projections of radius `radius`); its
             `params` choose each slice's views, counted in `projections_per_slice`.
+        uncertainty_map: the result's `uncertainty`, a name of `UNCERTAINTY_MAPS`
+            (made per slice; a fourth map only when it is not `binned`).
     Other arguments as in ``predict_slice``.
     """
     image = np.asarray(image)
@@ -209,8 +241,12 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
     views = views or ProjectionViews(radius)
     params = [np.asarray(views.params(mask[z], projections, stride), np.float32).reshape(-1, 2)
               for z in range(mask.shape[0])]
-    maps = [np.zeros((len(REGIONS),) + mask.shape, dtype=np.float32) for _ in range(3)]
-    run = _SliceRun(maps, [len(p) for p in params], progress)
+    if uncertainty_map not in UNCERTAINTY_MAPS:
+        raise ValueError(f"uncertainty_map {uncertainty_map!r}: use one of "
+                         f"{', '.join(UNCERTAINTY_MAPS)}")
+    maps = [np.zeros((len(REGIONS),) + mask.shape, dtype=np.float32)
+            for _ in range(3 if uncertainty_map == "binned" else 4)]
+    run = _SliceRun(maps, [len(p) for p in params], progress, UNCERTAINTY_MAPS[uncertainty_map])
     device = torch.device(device)
     with torch.inference_mode():
         # The volume goes to the device once (a BraTS crop is about 50 MB in float32);
@@ -227,7 +263,8 @@ def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray
             run.add(pieces, views.back(probs, chunk), device)
         run.finish_empty()
     return Projected2D(p2d=maps[0], entropy_raw=maps[1], entropy_norm=maps[2],
-                       projections_per_slice=np.asarray(run.counts, dtype=np.int64))
+                       projections_per_slice=np.asarray(run.counts, dtype=np.int64),
+                       uncertainty=maps[3] if len(maps) > 3 else None)
 
 
 def _batches(counts: list[int], batch_size: int):
@@ -250,10 +287,12 @@ def _batches(counts: list[int], batch_size: int):
 
 class _SliceRun:
     """The open slices' StreamingStats of `predict_volume`; a slice whose views are all
-    in is written to `maps` and closed, and progress is reported in slice order."""
+    in is written to `maps` (mean, raw and normalised entropy, and the voxel map of
+    `voxel_map` when there are four) and closed; progress is reported in slice order."""
 
-    def __init__(self, maps, counts: list[int], progress: Progress | None):
+    def __init__(self, maps, counts: list[int], progress: Progress | None, voxel_map=None):
         self.maps, self.counts, self.progress = maps, counts, progress
+        self.voxel_map = voxel_map
         self.stats: dict[int, StreamingStats] = {}
         self.reported = 0
 
@@ -270,7 +309,11 @@ class _SliceRun:
     def _close(self, z: int) -> None:
         stats = self.stats.pop(z)
         raw = stats.entropy()
-        for target, result in zip(self.maps, (stats.mean(), raw, stats.normalized_entropy(raw))):
+        mean, binned = stats.mean(), stats.normalized_entropy(raw)
+        results = (mean, raw, binned)
+        if len(self.maps) > 3:
+            results += (self.voxel_map(mean, binned),)
+        for target, result in zip(self.maps, results):
             target[:, z] = result.cpu().numpy()
         self._report(z + 1)
 

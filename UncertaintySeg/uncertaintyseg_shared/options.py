@@ -33,6 +33,9 @@ METHODS = ("hybrid", "projection-2d", "tta-2d", "lsu-2d", "mc-dropout", "uncerta
 # name in the model folder (models.EXTRA_NETWORKS); here so that the CLI needs no torch.
 TRAINED_NETWORKS = {"mc-dropout": "2d_dropout", "uncertainty-head": "2d_head",
                     "full-3d": "3d_full"}
+# `--uncertainty-map`: the voxel maps of the view-based methods (uncertainty.UNCERTAINTY_MAPS
+# makes each; docs/EVALUATION.md, "Beyond the border", measured them).
+UNCERTAINTY_MAPS = ("binned", "mean-entropy", "max")
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,14 @@ _OPTIONS = (
            "1 = tiles that only touch: about 3x fewer tiles on a BraTS brain crop, faster "
            "and less accurate at the tiles' edges)", low=0.1, high=1.0,
            group="full-3d (3D-only baseline)"),
+    Option("uncertainty_map", "--uncertainty-map", str, "mean-entropy",
+           "the voxel uncertainty map of the view-based methods (the heatmap, "
+           "uncertainty.nii.gz, the kernel search), each in [0, 1]: mean-entropy (the "
+           "binary entropy of the mean probability P2D, / ln 2: it ranked brats-mini's "
+           "errors best beyond the border, docs/EVALUATION.md), binned (the paper's "
+           "entropy of the views' probabilities in 100 bins, / ln min(N, 100)), max (the "
+           "larger of the two); uncertainty-head and full-3d keep their own",
+           choices=UNCERTAINTY_MAPS, group="2D projections (design 4.1-4.2)"),
     Option("kernel_mm", "--kernel-mm", float, None,
            "cube side per region (default: the model's, 32 32 64 for BraTS)", unit="mm",
            low=4.0, high=256.0, nargs=3, metavar=("ET", "TC", "WT"),

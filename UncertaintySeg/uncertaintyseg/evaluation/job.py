@@ -88,6 +88,7 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
     result = {"methods": [m.name for m in methods], "scored": evaluation.scored,
               "reused": evaluation.reused, "problems": evaluation.problem_lines(),
               "table1_markdown": sections["table1"]["markdown"],
+              "uncertainty_markdown": sections["uncertainty"]["markdown"],
               "triage": {k: v for k, v in sections["triage"].items()
                          if k not in ("rows", "figures")},
               "seconds_per_pair": summary.seconds_table(evaluation)}

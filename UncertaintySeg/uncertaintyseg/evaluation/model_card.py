@@ -21,6 +21,9 @@ from .store import finite
 
 ESTIMATORS_KEY = "estimators_validation"
 METRICS = ("dice", "hd95")
+# The uncertainty measures on the card: AUROC, the border baseline's, both beyond the
+# border, and the share of the errors there (evaluation.uncertainty_quality).
+QUALITY_KEYS = ("auroc", "auroc_border", "auroc_far", "auroc_border_far", "error_share_far")
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -33,9 +36,9 @@ def _number(text: str) -> float | None:
 
 
 def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
-    """{method: {"dice"|"hd95"|"auroc"|"auroc_border": {region: mean}}} from evaluate's
+    """{method: {"dice"|"hd95"|QUALITY_KEYS...: {region: mean}}} from evaluate's
     table1.csv and uncertainty.csv in `out_dir`; a method without uncertainty rows has
-    neither AUROC."""
+    none of QUALITY_KEYS."""
     table = _read_csv(Path(out_dir) / "table1.csv")
     rows = {m: {metric: {} for metric in METRICS} for m in methods}
     for row in table:
@@ -45,7 +48,7 @@ def estimator_rows(out_dir: Path, methods: list[str]) -> dict:
     quality = Path(out_dir) / "uncertainty.csv"
     for row in _read_csv(quality) if quality.is_file() else []:
         if row["method"] in rows:
-            for key in ("auroc", "auroc_border"):
+            for key in QUALITY_KEYS:
                 rows[row["method"]].setdefault(key, {})[row["region"]] = _number(
                     row.get(key, ""))
     return rows
@@ -82,3 +85,46 @@ def store_in_model(model_dir, out_dir, methods: list[str], cases: list[str]) -> 
     write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
     write_card(model_dir)
     return model[ESTIMATORS_KEY]
+
+
+VOXEL_MAPS_KEY = "voxel_maps_validation"
+
+
+def _cells(values: dict) -> str:
+    return " / ".join("n/a" if values.get(r) is None else f"{values[r]:.3f}" for r in REGIONS)
+
+
+def voxel_maps_section(record: dict | None) -> list[str]:
+    """The card's table of candidate voxel uncertainty maps (benchmarks/
+    bench_voxel_maps.py): per map, the error AUROC overall and beyond the border, beside
+    the border baseline's, and the share of the errors beyond the border."""
+    if not record:
+        return []
+    far = f"{record['far_mm']:g} mm"
+    lines = [f"## Voxel uncertainty maps beyond the border (measured {record['measured']})",
+             "", f"{len(record['cases'])} validation cases ({', '.join(record['cases'])}), "
+             f"`{record['command']}`; {record['machine']}. Brain mask; an error is a voxel "
+             "where the fused segmentation differs from the reference. Beyond "
+             f"{far}: the voxels more than {far} from the predicted border of the region. "
+             "Means over the cases.", "",
+             f"| map | AUROC ET / TC / WT | AUROC beyond {far} ET / TC / WT |",
+             "|---|---|---|"]
+    for name, row in record["maps"].items():
+        lines.append(f"| {name} | {_cells(row['auroc'])} | {_cells(row['auroc_far'])} |")
+    border = record["border"]
+    lines += [f"| border baseline 1 / (1 + mm) | {_cells(border['auroc'])} | "
+              f"{_cells(border['auroc_far'])} |", "",
+              f"Share of the error voxels beyond {far} (ET / TC / WT): "
+              f"{_cells(border['error_share_far'])}.", ""]
+    return lines + ([record["notes"], ""] if record.get("notes") else [])
+
+
+def store_voxel_maps(model_dir, record: dict) -> None:
+    """Write the voxel-map study into MODEL_DIR/model.json and re-render its card."""
+    from ..training.bundle import write_card
+
+    path = Path(model_dir) / "model.json"
+    model = json.loads(path.read_text(encoding="utf-8"))
+    model[VOXEL_MAPS_KEY] = record
+    write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
+    write_card(model_dir)

@@ -16,7 +16,7 @@ from ..output_safety import atomic_path
 from ..output_safety import write_text_atomic  # noqa: F401  (this module's name for it)
 from .pairing import safe_name
 
-CACHE_VERSION = 3  # 2: case_scores added; 3: auroc_border
+CACHE_VERSION = 4  # 2: case_scores added; 3: auroc_border; 4: beyond the border (far)
 
 
 def write_bytes_atomic(path, data: bytes) -> Path:

@@ -14,11 +14,12 @@ from .. import REGIONS
 from . import plots, store
 from .pairing import safe_name
 from .table import per_case_rows, rows_to_csv, table1, table1_markdown
-from .uncertainty_quality import ece
+from .uncertainty_quality import FAR_MM, ece
 
 # A box of one or two values draws a line that looks like a distribution: not drawn.
 MIN_BOX_CASES = 3
-UNCERTAINTY_MEASURES = ("auroc", "auroc_border", "ece", "pearson", "rmsd", "qubrats_auc_dice",
+UNCERTAINTY_MEASURES = ("auroc", "auroc_border", "auroc_far", "auroc_border_far",
+                        "error_share_far", "ece", "pearson", "rmsd", "qubrats_auc_dice",
                         "qubrats_auc_ftp", "qubrats_auc_ftn", "qubrats_score")
 
 
@@ -95,7 +96,10 @@ def write_uncertainty(evaluation, out: Path) -> dict:
                 "any modality). Error = voxels where the method's mask differs from the "
                 "reference. AUROC: uncertainty as a detector of error voxels; auroc_border: "
                 "that of 1 / (1 + distance in mm to the method's predicted border), a "
-                "baseline without uncertainty. ECE: 15 equal "
+                "baseline without uncertainty; auroc_far and auroc_border_far: the same "
+                f"over the voxels more than {FAR_MM:g} mm from the predicted border, where "
+                "nearness to the border cannot explain a ranking; error_share_far: the "
+                "share of the error voxels that lie there. ECE: 15 equal "
                 "probability bins, positive-class reliability; ece is the mean over cases, "
                 "ece_pooled that of the bins summed over cases. QU-BraTS: thresholds 100, "
                 "97.5, ..., 0 on uncertainty x 100.\n")

@@ -15,6 +15,10 @@
 - The border baseline: the AUROC of 1 / (1 + d), d the distance in mm to the border of
   the method's own predicted region. It needs no uncertainty at all (errors gather at
   borders), so the uncertainty's AUROC means something only where it beats this one.
+- Beyond the border: the same two AUROCs over the voxels more than `FAR_MM` from the
+  predicted border (`auroc_far`, `auroc_border_far`), where nearness to the border
+  cannot explain a ranking, and the share of the error voxels that lie there
+  (`error_share_far`). A region predicted empty has no border: all its voxels are far.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from .. import REGIONS
 
 QUBRATS_THRESHOLDS = np.linspace(100.0, 0.0, 41)  # 100, 97.5, ..., 0 (float64, 100 kept)
 ECE_BINS = 15
+# Voxels farther than this from the predicted border are "beyond the border": 2 mm is
+# two voxels at BraTS's 1 mm, past the one-voxel band where a border's errors gather.
+FAR_MM = 2.0
 
 
 def qubrats_curves(ref, pred, uncertainty_100, thresholds=QUBRATS_THRESHOLDS) -> dict:
@@ -89,11 +96,11 @@ def auroc(scores, positives) -> float:
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def border_score(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
-    """1 / (1 + d) on the voxels of `within` (bool, like `region`, (Z, Y, X)): d the
-    distance in mm (`spacing` z, y, x) from a voxel to the nearest voxel on the other
-    side of the predicted `region`'s border. None when `region` is empty or fills the
-    grid (it has no border)."""
+def border_distance(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
+    """d on the voxels of `within` (bool, like `region`, (Z, Y, X)): the distance in mm
+    (`spacing` z, y, x) from a voxel to the nearest voxel on the other side of the
+    predicted `region`'s border (1 voxel's spacing next to it). None when `region` is
+    empty or fills the grid (it has no border)."""
     region = np.asarray(region, bool)
     if not region.any() or region.all():
         return None
@@ -106,7 +113,14 @@ def border_score(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray 
     inside = region[box]
     distance = np.where(inside, ndimage.distance_transform_edt(inside, sampling=spacing),
                         ndimage.distance_transform_edt(~inside, sampling=spacing))
-    return (1.0 / (1.0 + distance))[within[box]]
+    return distance[within[box]]
+
+
+def border_score(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
+    """The border baseline's score 1 / (1 + d) of `border_distance` (None without a
+    border)."""
+    distance = border_distance(region, spacing, within)
+    return None if distance is None else 1.0 / (1.0 + distance)
 
 
 def calibration_bins(probability, ref, bins: int = ECE_BINS) -> np.ndarray:
@@ -144,15 +158,35 @@ def alignment(uncertainty, error) -> dict[str, float]:
     return {"pearson": float(np.corrcoef(u, e)[0, 1]), "rmsd": rmsd}
 
 
-def region_quality(ref, pred, uncertainty, probability=None, border=None) -> dict:
+def far_scores(uncertainty, error, distance, far_mm: float = FAR_MM) -> dict:
+    """The AUROCs of the uncertainty and of the border baseline over the voxels more
+    than `far_mm` from the predicted border, and the share of error voxels there
+    (NaN without errors). `distance`: `border_distance` (None: no border, every voxel
+    is far and the baseline's AUROC is NaN)."""
+    error = np.asarray(error, bool)
+    far = (np.ones(error.shape, bool) if distance is None
+           else np.asarray(distance, np.float64) > far_mm)
+    n_error = int(error.sum())
+    return {"auroc_far": auroc(np.asarray(uncertainty)[far], error[far]),
+            "auroc_border_far": (float("nan") if distance is None
+                                 else auroc(1.0 / (1.0 + distance[far]), error[far])),
+            "error_share_far": (float(error[far].sum()) / n_error if n_error
+                                else float("nan"))}
+
+
+def region_quality(ref, pred, uncertainty, probability=None, distance=None,
+                   far_mm: float = FAR_MM) -> dict:
     """Every measure of one region on voxel arrays of the voxel set (1-D): ref, pred
-    bool, uncertainty float in [0, 1], probability float in [0, 1] or None, border the
-    border baseline's score (`border_score`) or None (its AUROC is then NaN)."""
+    bool, uncertainty float in [0, 1], probability float in [0, 1] or None, distance
+    the mm to the predicted border (`border_distance`) or None (no border: the
+    baseline's AUROCs are then NaN)."""
     error = np.asarray(ref, bool) != np.asarray(pred, bool)
     curves = qubrats_curves(ref, pred, np.asarray(uncertainty) * 100.0)
+    border = None if distance is None else 1.0 / (1.0 + np.asarray(distance, np.float64))
     result = {**qubrats_scores(curves), "auroc": auroc(uncertainty, error),
               **alignment(uncertainty, error),
               "auroc_border": float("nan") if border is None else auroc(border, error),
+              **far_scores(uncertainty, error, distance, far_mm),
               "error_fraction": float(error.mean()) if error.size else float("nan"),
               "curves": {k: curves[k].tolist() for k in ("thresholds", "dice", "ftp", "ftn")}}
     if probability is not None:
@@ -175,5 +209,5 @@ def uncertainty_scores(reference, output) -> dict | None:
         result[region] = region_quality(
             reference.regions[i][voxels], output.regions[i][voxels],
             output.uncertainty[i][voxels], probability,
-            border_score(output.regions[i], reference.spacing, voxels))
+            border_distance(output.regions[i], reference.spacing, voxels))
     return result

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 
 from .. import REGIONS, __version__
+from ..evaluation.model_card import QUALITY_KEYS, VOXEL_MAPS_KEY, voxel_maps_section
+from ..evaluation.uncertainty_quality import FAR_MM
 from ..fusion import normalized_weights
 from ..image_writer import write_text_atomic
 from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
@@ -185,6 +187,7 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
                   "2D only (P2D > 0.5, same post-processing):", "",
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
     lines += estimators_section(meta.get("estimators_validation"))
+    lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
@@ -211,19 +214,26 @@ def estimators_section(record: dict | None) -> list[str]:
     """The card's per-estimator table and the fused-minus-other differences."""
     if not record:
         return []
+    # A record stored before the beyond-the-border measures has none: their columns are
+    # left out rather than shown as n/a (the voxel-map section has them for the default).
+    far = any("auroc_far" in m for m in record["methods"].values())
+    keys = QUALITY_KEYS if far else QUALITY_KEYS[:2]
+    heads = ["error AUROC", "border AUROC", f"AUROC beyond {FAR_MM:g} mm",
+             f"border AUROC beyond {FAR_MM:g} mm", f"errors beyond {FAR_MM:g} mm"]
     lines = [f"## Estimators on the validation cases (measured {record['measured']})", "",
              f"{len(record['cases'])} cases: {', '.join(record['cases'])}; the real "
              "pipeline's outputs scored by `uncertaintyseg evaluate` (brain mask for the "
              "AUROC of the uncertainty for error voxels). Border AUROC: that of 1 / (1 + "
              "distance to the method's own predicted border), a baseline that uses no "
-             "uncertainty.", "",
-             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | error AUROC ET / TC / WT "
-             "| border AUROC ET / TC / WT |",
-             "|---|---|---|---|---|"]
+             "uncertainty." + (f" Beyond {FAR_MM:g} mm: the same AUROCs over the voxels "
+                               f"more than {FAR_MM:g} mm from the predicted border, and "
+                               "the share of the error voxels there." if far else ""), "",
+             "| method | Dice ET / TC / WT | HD95 mm ET / TC / WT | "
+             + " | ".join(f"{h} ET / TC / WT" for h in heads[:len(keys)]) + " |",
+             "|---|---|---|" + "---|" * len(keys)]
     for method, m in record["methods"].items():
         lines.append(f"| {method} | {_triple(m['dice'], 3)} | {_triple(m['hd95'], 1)} | "
-                     f"{_triple(m.get('auroc', {}), 3)} | "
-                     f"{_triple(m.get('auroc_border', {}), 3)} |")
+                     + " | ".join(_triple(m.get(key, {}), 3) for key in keys) + " |")
     lines += ["", f"{record['fused']} minus each other method (Dice: higher is better for "
               f"{record['fused']} when positive; HD95: when negative):", "",
               "| other method | Dice ET / TC / WT | HD95 mm ET / TC / WT |", "|---|---|---|"]
