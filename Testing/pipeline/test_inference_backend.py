@@ -10,7 +10,9 @@ identical to 4 decimals).
 """
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 import torch
 
 from uncertaintyseg import inference_backend as ib
+from uncertaintyseg import signal_stack
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.models import CHECKPOINT_FILE, MODELS_DIR, load_model, save_state
 
@@ -137,6 +140,40 @@ def test_compiled_in_fp32_with_the_runs_threads(cache):
     # OpenVINO's default on AMX CPUs is bf16: fp32 must be asked for, not assumed.
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+
+
+_SIGTERM_AFTER_OPENVINO = """
+import gc, os, signal, sys, time
+import torch
+from uncertaintyseg import inference_backend as ib, signals
+from uncertaintyseg.models import load_model
+network = ib.use_backend(load_model("phantom"), "openvino", threads=1).network_3d
+network(torch.zeros(1, 4, 16, 16, 16))
+del network
+gc.collect()
+signals.install()
+try:
+    with signals.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)
+except signals.Terminated:
+    print("terminated cleanly")
+"""
+
+
+def test_compiling_keeps_the_threads_signal_stack(cache):
+    # OpenVINO's CPU plugin set an alternate signal stack that died with it; a SIGTERM
+    # after the network was released then killed the process with SIGSEGV, not 130.
+    pytest.importorskip("openvino")
+    before = signal_stack.current()
+    network = ib.use_backend(load_model("phantom"), "openvino", threads=1).network_3d
+    network(torch.zeros(1, 4, 16, 16, 16))
+    assert signal_stack.current() == before
+    done = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_OPENVINO],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, ib.CACHE_ENV: str(cache)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminated cleanly" in done.stdout
 
 
 def test_backend_recorded_in_the_report(tmp_path, cache):

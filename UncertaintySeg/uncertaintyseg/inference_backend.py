@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import signal_stack
 from .errors import InputError
 
 AUTO = "auto"
@@ -183,10 +184,12 @@ class OpenVINONetwork:
             model.reshape({0: list(shape)})
             if len(self._compiled) >= COMPILED_SHAPES_KEPT:
                 self._compiled.pop(next(iter(self._compiled)))
-            self._compiled[shape] = import_openvino().Core().compile_model(
-                model, "CPU", {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1,
-                               "PERFORMANCE_HINT": "LATENCY",
-                               "INFERENCE_PRECISION_HINT": self.precision})
+            # The CPU plugin leaves a signal stack that dies with it (signal_stack.py).
+            with signal_stack.kept():
+                self._compiled[shape] = import_openvino().Core().compile_model(
+                    model, "CPU", {"INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1,
+                                   "PERFORMANCE_HINT": "LATENCY",
+                                   "INFERENCE_PRECISION_HINT": self.precision})
         return self._compiled[shape]
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
