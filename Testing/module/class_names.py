@@ -36,7 +36,7 @@ TYPES = {
           "logics.scene": "vtkMRMLScene", "logics.app_logic": "vtkMRMLApplicationLogic",
           "logics.segmentations": "vtkSlicerSegmentationsModuleLogic",
           "logics.volumes": "vtkSlicerVolumesLogic", "logics.markups": "vtkSlicerMarkupsLogic"},
-    "UncertaintySeg.py": {"editor": "qMRMLSegmentEditorWidget"},
+    "review_panel.py": {"editor": "qMRMLSegmentEditorWidget"},
     "editing.py": {"editor_node": "vtkMRMLSegmentEditorNode",
                    "segmentation": "vtkMRMLSegmentationNode"},
     "scene.py": {"self.scene": "vtkMRMLScene", "roi": "vtkMRMLMarkupsROINode",
@@ -97,7 +97,9 @@ class FileChecker:
         for key, cls in self.table.items():
             if text == key or text.endswith("." + key):
                 return cls
-        if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "self.ui":
+        # `self.ui.<name>` in the module; `ui.<name>` in the Lib's panels, which are
+        # handed the module's ui.
+        if isinstance(node, ast.Attribute) and ast.unparse(node.value) in ("self.ui", "ui"):
             return self.ui.get(node.attr)
         if isinstance(node, ast.Call):
             return self._call_class(node)
