@@ -5,7 +5,7 @@ The whole set (44 mistakes, 10 controls, with the MRML scene tests) is
 `python tools/mutate_slicer.py`: about 17 minutes on two busy cores, too slow for each
 CI run; the sample takes two to four minutes there.
 The sample (slicer_mutations.CI_SAMPLE) is the three kinds the review found the old tier
-blind to (a method of another MRML class, a wrong CTK signal on a .ui widget, a reserved
+blind to (a method of another MRML class, a wrong Qt signal on a .ui widget, a reserved
 parameter name) and the two valid constructs it refused.
 """
 
