@@ -148,3 +148,23 @@ def test_reasons_come_furthest_past_first_and_the_line_shows_the_first():
     line = quality_line(block)
     assert line.startswith("quality: review (estimated WT Dice 0.85, 0.75-0.95) - 50 %")
     assert quality_line(None) == ""
+
+
+def test_cohort_table_carries_the_block_and_ranks_worst_first(tmp_path):
+    from uncertaintyseg.cohort_table import ranked, read_table, row_from_report, to_csv
+
+    def report(flag, estimate, score):
+        return {"triage": {"score": score, "flag": "routine"},
+                "quality": assess_quality(_clean(), PARAMS) | {
+                    "flag": flag, "estimated_dice": estimate, "reasons": [f"{flag} why"]}}
+
+    rows = [row_from_report(report("routine", 0.9, 0.9), "A", "done", "a"),
+            row_from_report(report("review", 0.8, 0.1), "B", "done", "b"),
+            row_from_report(report("review", 0.4, 0.2), "C", "done", "c"),
+            row_from_report({"triage": {"score": 0.5}}, "D", "done", "d")]  # older report
+    table = ranked(rows)
+    assert [r["case"] for r in table] == ["C", "B", "A", "D"]
+    assert table[0]["quality_reason"] == "review why" and table[0]["estimated_dice"] == 0.4
+    (tmp_path / "cohort.csv").write_text(to_csv(table), encoding="utf-8")
+    back = read_table(tmp_path / "cohort.csv")
+    assert [r["case"] for r in ranked(back)] == ["C", "B", "A", "D"]  # strings read back

@@ -34,3 +34,12 @@ def quality_line(quality: dict | None) -> str:
     if reasons:
         text += f" - {reasons[0]}"
     return text
+
+
+def worst_first(flag, estimate, triage_score) -> tuple:
+    """Sort key of a case in the cohort table and the worklist, worst first: flagged
+    before routine, then the lowest estimated Dice (none after any), then the highest
+    triage score (none last). Accepts the CSV's strings: empty cells count as missing."""
+    estimate = 2.0 if estimate in (None, "") else float(estimate)
+    score = 1.0 if triage_score in (None, "") else -float(triage_score)
+    return (flag != FLAG_REVIEW, estimate, score)
