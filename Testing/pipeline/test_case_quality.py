@@ -43,8 +43,9 @@ def test_uncertainty_over_the_brain_and_its_ratio_to_the_tumour():
     assert cq.brain_uncertainty(uncertainty, brain) == pytest.approx(0.4)
     wt = np.zeros(SHAPE, bool)
     wt[0, 5:15, 5:10] = True                             # 50 voxels
-    assert cq.uncertain_ratio(uncertainty, brain, wt) == pytest.approx(10.0)
-    assert cq.uncertain_ratio(uncertainty, brain, np.zeros(SHAPE, bool)) == 500.0
+    assert cq.uncertain_ratio(uncertainty, brain, wt) == pytest.approx(500 / 550)
+    assert cq.uncertain_ratio(uncertainty, brain, np.zeros(SHAPE, bool)) == 1.0
+    assert cq.uncertain_ratio(np.zeros_like(uncertainty), brain, np.zeros(SHAPE, bool)) == 0
 
 
 def test_volumes_and_their_deviation_from_the_training_range():
@@ -104,7 +105,7 @@ def test_compute_signals_on_one_case():
 
 
 def _clean(**changes) -> dict:
-    signals = {"disagreement_2d3d": 0.1, "brain_uncertainty": 0.05, "uncertain_ratio": 0.5,
+    signals = {"disagreement_2d3d": 0.1, "brain_uncertainty": 0.05, "uncertain_ratio": 0.6,
                "volume_ml": {"ET": 10.0, "TC": 20.0, "WT": 60.0}, "volume_deviation": 0.0,
                "volume_deviation_region": None, "nesting_violation": 0.0,
                "wt_components": 1, "fragment_share": 0.0, "outside_brain": 0.0,

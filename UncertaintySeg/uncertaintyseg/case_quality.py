@@ -26,7 +26,8 @@ SIGNAL_UNITS = {
     "disagreement_2d3d": "share of the predicted WT in the refined cubes where the 2D "
                          "and 3D predictions differ (0-1; None without cubes)",
     "brain_uncertainty": "mean max-over-regions normalised entropy over the brain (0-1)",
-    "uncertain_ratio": "brain voxels with entropy > 0.5 / predicted WT voxels (ratio)",
+    "uncertain_ratio": "U / (U + T), U the brain voxels with entropy > 0.5, T the "
+                       "predicted WT voxels (0-1; 0.5 when as many uncertain as tumour)",
     "volume_ml": "predicted WT, TC and ET volumes (ml)",
     "volume_deviation": "largest |log| factor by which a region's volume lies outside "
                         "the training labels' range (0 inside; natural log)",
@@ -67,11 +68,13 @@ def brain_uncertainty(uncertainty: np.ndarray, brain: np.ndarray) -> float:
 
 
 def uncertain_ratio(uncertainty: np.ndarray, brain: np.ndarray, wt: np.ndarray) -> float:
-    """Brain voxels with normalised entropy > 0.5 over the predicted WT voxel count: a
-    model unsure far from the tumour it draws (a missed tumour, an unfamiliar input)
-    scores high. With no tumour predicted, the uncertain count itself."""
-    uncertain = np.count_nonzero((uncertainty.max(axis=0) > UNCERTAIN) & brain)
-    return float(uncertain / max(int(np.count_nonzero(wt)), 1))
+    """U / (U + T): U the brain voxels with normalised entropy > 0.5, T the predicted WT
+    voxels. A model unsure far from the tumour it draws (a missed tumour, an unfamiliar
+    input) scores near 1; bounded (unlike U / T) so that a linear model can use it.
+    0 when there is neither."""
+    uncertain = int(np.count_nonzero((uncertainty.max(axis=0) > UNCERTAIN) & brain))
+    total = uncertain + int(np.count_nonzero(wt))
+    return 0.0 if total == 0 else float(uncertain / total)
 
 
 def volumes_ml(regions: np.ndarray, spacing_zyx) -> dict[str, float]:

@@ -36,8 +36,9 @@ def _sentence(name: str, signals: dict, ranges: dict) -> str:
     if name == "brain_uncertainty":
         return f"the model is unsure over the whole brain (mean uncertainty {value:.2f})"
     if name == "uncertain_ratio":
-        return (f"the brain holds {value:.1f} times more uncertain voxels than predicted "
-                "tumour (a missed tumour or an unfamiliar input?)")
+        times = "many" if value >= 1 else f"{value / (1 - value):.1f}"  # U / T back
+        return (f"the model is unsure over {times} times as much brain as the tumour it "
+                "draws (a missed tumour or an unfamiliar input?)")
     if name == "volume_deviation":
         region = signals.get("volume_deviation_region") or "WT"
         low, high = ranges.get(region, (0, 0))
