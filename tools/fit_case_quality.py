@@ -8,8 +8,10 @@ kind of `python -m uncertaintyseg.broken`, run with --force); CASE's reference l
 read from --data/CASE/CASE_seg.nii.gz (a broken variant keeps its case's grid). Signals
 are computed from each folder's maps (so runs made before the block existed count) and
 cached in RUNS_DIR/quality_signals.json. The fit: every linear model of WT Dice on one or
-two CANDIDATES, the one with the smallest leave-one-case-out error kept; its interval the
-largest leave-one-case-out residual; the limits are quality_model.DEFAULT_LIMITS. Prints
+two CANDIDATES whose weights are all <= 0 (each is a failure signal), the one with the
+smallest leave-one-case-out error kept; its interval the largest leave-one-case-out
+residual; the limits are quality_model.DEFAULT_LIMITS; `review_below` just above the
+highest LOCO estimate of a failed run (WT Dice < 0.7) no limit flags, at most 0.8. Prints
 the per-run table (Markdown, for the model card) and the issue's measures.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ CANDIDATES = ("disagreement_2d3d", "brain_uncertainty", "uncertain_ratio",
               "fragment_share", "at_border", "volume_deviation", "nesting_violation",
               "input_findings")
 DATA = Path("/work/shared/data/brats2018")
+FAILED = 0.7  # issue 17: every run with WT Dice below this must be flagged
 MODEL = ROOT / "UncertaintySeg" / "Resources" / "Models" / "brats-mini"
 
 
@@ -112,17 +115,40 @@ def loco(rows: list[dict], names) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+def _signs_hold(rows: list[dict], names) -> bool:
+    """Every candidate is a failure signal (higher = worse): a fit that gives one a
+    positive weight learnt the few runs' noise, not a failure, and is not considered."""
+    y = np.array([r["dice"] for r in rows])
+    beta = np.linalg.lstsq(_design(rows, names), y, rcond=None)[0]
+    return bool(np.all(beta[1:] <= 0))
+
+
+def review_threshold(rows: list[dict], held_out: np.ndarray, params: dict) -> float:
+    """The estimate below which a case is flagged: just above the highest LOCO estimate
+    of a run with WT Dice < FAILED that no limit or finding flags (so that every failed
+    run of the fit set is flagged), never above DEFAULT_REVIEW_BELOW."""
+    highest = 0.0
+    for row, estimate in zip(rows, held_out):
+        rules = assess_quality(row["signals"], {**params, "coefficients": {}},
+                               row["findings"])
+        if row["dice"] < FAILED and rules["flag"] != "review":
+            highest = max(highest, float(estimate))
+    return round(min(highest + 0.01, DEFAULT_REVIEW_BELOW), 3)
+
+
 def fit(rows: list[dict]) -> tuple[dict, np.ndarray]:
     """(model.json `quality` parameters without the ranges, its LOCO estimates)."""
     y = np.array([r["dice"] for r in rows])
-    subsets = [s for k in (1, 2) for s in itertools.combinations(CANDIDATES, k)]
+    subsets = [s for k in (1, 2) for s in itertools.combinations(CANDIDATES, k)
+               if _signs_hold(rows, s)]
     best = min(subsets, key=lambda s: float(np.mean(np.abs(loco(rows, s) - y))))
     held_out = loco(rows, best)
     beta = np.linalg.lstsq(_design(rows, best), y, rcond=None)[0]
     params = {"intercept": round(float(beta[0]), 5),
               "coefficients": {n: round(float(b), 5) for n, b in zip(best, beta[1:])},
               "interval": round(float(np.max(np.abs(held_out - y))), 3),
-              "review_below": DEFAULT_REVIEW_BELOW, "limits": dict(DEFAULT_LIMITS)}
+              "limits": dict(DEFAULT_LIMITS)}
+    params["review_below"] = review_threshold(rows, held_out, params)
     return params, held_out
 
 
