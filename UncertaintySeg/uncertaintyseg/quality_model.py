@@ -98,8 +98,8 @@ def assess_quality(signals: dict, params: dict | None = None, findings=()) -> di
         reasons.append(f"the estimated WT Dice ({estimate:.2f}) is below {review_below:.2f}")
     flag = FLAG_REVIEW if reasons else FLAG_ROUTINE
     if not reasons:
-        reasons = ["no signal of a failed result: the 2D and 3D predictions agree and "
-                   "the tumour is plausible in volume, shape and place"]
+        reasons = ["no sign of a failed result: the tumour is plausible in volume, "
+                   "nesting, fragments and place, and no input check found a problem"]
     return {ESTIMATED_DICE: estimate, INTERVAL: interval, FLAG: flag, REASONS: reasons,
             SIGNALS: signals}
 
