@@ -305,5 +305,8 @@ def test_the_case_flag_and_its_reason_are_written_red_when_flagged():
     fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0), quality=line)
     shown = [t for t in fig.texts if t.get_text() == line]
     assert len(shown) == 1 and shown[0].get_color() == "#ff4040"
+    long = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0),
+                                   quality=line + " x" * 200)
+    assert [t for t in long.texts if t.get_text().startswith(line)][0].get_text().endswith("...")
     fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
     assert not [t for t in fig.texts if t.get_text().startswith("quality:")]

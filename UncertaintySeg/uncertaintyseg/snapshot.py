@@ -246,6 +246,9 @@ def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: floa
             va="top", color="#bbbbbb", fontsize=9)
 
 
+QUALITY_CHARS = 170  # the quality line's length at fontsize 9 across the picture
+
+
 def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
                   title: str = "", direction=None, note: str = NOT_CLINICAL,
                   quality: str = "") -> Figure:
@@ -283,9 +286,12 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     # The model and "not for clinical use" travel with the picture wherever it is sent.
     fig.text(0.99, 0.008, note, color="#ffb000", fontsize=10, fontweight="bold",
              ha="right", va="bottom")
-    if quality:  # the case flag and its reason (report.json `quality`), red when flagged
-        fig.text(0.01, 0.008, quality, color="#ff4040" if "review" in quality else "white",
-                 fontsize=10, ha="left", va="bottom", wrap=True)
+    if quality:  # the case flag and its reason (report.json `quality`), red when flagged;
+        # between the headline and the panel titles, cut to one line (the bottom holds the
+        # legend and the provenance note).
+        shown = quality if len(quality) <= QUALITY_CHARS else quality[:QUALITY_CHARS - 3] + "..."
+        fig.text(0.5, 0.905, shown, color="#ff4040" if "review" in quality else "white",
+                 fontsize=9, ha="center", va="center")
     return fig
 
 
