@@ -83,8 +83,22 @@ def test_cases_are_ranked_by_triage_score_with_their_volumes(cohort):
     table = wl.table_cells(rows)
     assert [t[:2] for t in table] == [(str(i), r.case) for i, r in enumerate(rows, start=1)]
     assert table[0][2] == f"{rows[0].triage_score:.4f}" and table[0][-2] == wl.TO_REVIEW
-    assert table[0][6] == f"0 / {rows[0].boxes_total}"
+    assert table[0][7] == f"0 / {rows[0].boxes_total}"
+    top = _report(rows[0].folder)["quality"]
+    assert rows[0].quality_flag == top["flag"] and table[0][3].startswith(top["flag"])
     assert len(table[0]) == len(wl.TABLE_COLUMNS)
+
+
+def test_flagged_cases_come_first_then_the_lowest_estimated_dice():
+    rows = [wl.CaseRow("A", Path("a"), triage_score=0.9, quality_flag="routine",
+                       estimated_dice=0.9),
+            wl.CaseRow("B", Path("b"), triage_score=0.1, quality_flag="review",
+                       estimated_dice=0.8),
+            wl.CaseRow("C", Path("c"), triage_score=0.2, quality_flag="review",
+                       estimated_dice=0.4),
+            wl.CaseRow("D", Path("d"), triage_score=0.5),       # an older report
+            wl.CaseRow("E", Path("e"))]                         # no score at all
+    assert [r.case for r in wl.rank(rows)] == ["C", "B", "A", "D", "E"]
 
 
 def test_cohort_table_missing_and_broken_cases_are_reported_not_fatal(cohort):

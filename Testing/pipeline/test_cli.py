@@ -44,6 +44,7 @@ def test_predict_writes_contract_with_input_geometry(case_dir, tmp_path, capsys)
     assert seg.GetSize() == flair.GetSize() and seg.GetOrigin() == flair.GetOrigin()
     assert seg.GetSpacing() == flair.GetSpacing()
     assert "load" in json.loads((out / "report.json").read_text(encoding="utf-8"))["timings_s"]
+    assert "  quality: " in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -142,6 +143,13 @@ def test_demo_runs_the_phantom_model_end_to_end(tmp_path):
     report = json.loads((out / "result" / "report.json").read_text(encoding="utf-8"))
     assert report["model"]["name"] == "phantom" and report["model"]["trained"] is True
     assert metrics["WT"]["dice"] > 0.8
+    # A good result on a model without a fitted quality section: no estimate, and no
+    # limit of quality_model.DEFAULT_LIMITS passed; the signals are the run's own.
+    quality = report["quality"]
+    assert quality["flag"] == "routine" and quality["estimated_dice"] is None
+    assert quality["signals"]["volume_ml"]["WT"] == pytest.approx(report["volumes_ml"]["WT"],
+                                                                  rel=0.1)
+    assert quality["signals"]["outside_brain"] < 0.01
     assert (out / "result" / "snapshot.png").stat().st_size > 10_000
     pytest.importorskip("slicer")
     assert (out / "demo.mrb").stat().st_size > 10_000

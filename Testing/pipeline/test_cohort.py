@@ -117,12 +117,16 @@ def test_broken_case_is_reported_and_the_table_ranked(first_run):
     assert tuple(lines[0].split(",")) == COHORT_COLUMNS
     table_rows = read_table(table)
     assert [r["case"] for r in table_rows][-1] == "Broken_0009"
-    scores = [float(r["triage_score"]) for r in table_rows[:-1]]
-    assert scores == sorted(scores, reverse=True)
+    # Worst first: flagged cases, then the lowest estimated Dice, then the triage score.
+    keys = [(r["quality_flag"] != "review", float(r["estimated_dice"] or 2.0),
+             -float(r["triage_score"])) for r in table_rows[:-1]]
+    assert keys == sorted(keys)
     assert [r["rank"] for r in table_rows] == ["1", "2", "3", ""]
     for row in table_rows[:-1]:
         report = json.loads((out / row["case"] / "report.json").read_text("utf-8"))
         assert float(row["triage_score"]) == pytest.approx(report["triage"]["score"], abs=1e-4)
+        assert row["quality_flag"] == report["quality"]["flag"]
+        assert row["quality_reason"] == report["quality"]["reasons"][0]
         assert float(row["WT_ml"]) == pytest.approx(report["volumes_ml"]["WT"], rel=1e-3)
     markdown = (out / TABLE_MARKDOWN).read_text(encoding="utf-8")
     assert markdown.count("\n") == 2 + len(table_rows) and "input error" in markdown

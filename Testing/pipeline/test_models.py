@@ -146,6 +146,16 @@ def test_triage_threshold_comes_from_model_json(tmp_path):
         load_model(str(folder))
 
 
+def test_quality_section_comes_from_model_json(tmp_path):
+    # tools/fit_case_quality.py --write stores {"quality": {...}}; predict's block uses it.
+    folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
+    meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))
+    assert load_model(str(folder)).quality == {}  # none stored: limits only, no estimate
+    quality = {"intercept": 0.9, "coefficients": {"disagreement_2d3d": -0.5}, "interval": 0.1}
+    (folder / MODEL_FILE).write_text(json.dumps({**meta, "quality": quality}))
+    assert load_model(str(folder)).quality == quality
+
+
 def test_corrupt_checkpoint_gives_clear_error(tmp_path):
     folder = write_model_folder(tmp_path / "m", tiny_plans(), tiny_dataset())
     (folder / "3d" / "checkpoint.pth").write_bytes(b"not a checkpoint")

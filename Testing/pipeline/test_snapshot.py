@@ -297,3 +297,16 @@ def test_snapshot_colours_are_the_slicer_scene_colours():
     for t in (0.2, 0.5, 0.9):
         assert np.allclose(snapshot.HEAT_CMAP(t), palette.heatmap_rgba(t), atol=1 / 255)
     assert snapshot.HEAT_FLOOR == palette.HEATMAP_THRESHOLD
+
+
+def test_the_case_flag_and_its_reason_are_written_red_when_flagged():
+    flair, uncertainty, labels = synthetic_case()
+    line = "quality: review - the tumour is 3 fragments, 60 % of it outside the largest"
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0), quality=line)
+    shown = [t for t in fig.texts if t.get_text() == line]
+    assert len(shown) == 1 and shown[0].get_color() == "#ff4040"
+    long = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0),
+                                   quality=line + " x" * 200)
+    assert [t for t in long.texts if t.get_text().startswith(line)][0].get_text().endswith("...")
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
+    assert not [t for t in fig.texts if t.get_text().startswith("quality:")]

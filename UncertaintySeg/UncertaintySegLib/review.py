@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from uncertaintyseg_shared.quality import FLAG, FLAG_REVIEW, QUALITY_KEY, REASONS, quality_line
 from uncertaintyseg_shared.triage import DEFAULT_TRIAGE_THRESHOLD
 
 from .context import nodes_by_class
@@ -78,6 +79,21 @@ def centre_views_on(scene, center_ras) -> int:
 
 
 def triage_summary(report: dict) -> tuple[str, str]:
+    """(headline, plain-language hint) for the panel's triage text: the case-quality
+    estimate (report.json `quality`: flag, estimated Dice, reasons) when the run has one,
+    the older triage score after it; a report without the block gets the triage alone."""
+    headline, hint = _triage_text(report)
+    quality = report.get(QUALITY_KEY)
+    if not quality:
+        return headline, hint
+    reasons = "; ".join(quality.get(REASONS) or [])
+    text = quality_line({**quality, REASONS: []}).replace("quality:", "Quality:", 1)
+    if quality.get(FLAG) == FLAG_REVIEW:
+        text = text.replace(FLAG_REVIEW, "REVIEW CAREFULLY", 1)
+    return text, f"{reasons[:1].upper()}{reasons[1:]}. {headline}."
+
+
+def _triage_text(report: dict) -> tuple[str, str]:
     """(headline, plain-language hint) for the case-level triage score of a report.
 
     The score is the mean normalised entropy (0 = the model always agrees with itself,

@@ -6,8 +6,9 @@ The folder the reviewer opens is either
   (columns: uncertaintyseg.cohort_table.COHORT_COLUMNS; only case and status are read); or
 - one output folder itself (a one-case worklist).
 
-`scan(folder)` gives one `CaseRow` per case, ranked by the report's triage score (most
-uncertain first). Cases that cannot be loaded are rows too, with the reason, so that a
+`scan(folder)` gives one `CaseRow` per case, ranked worst first by the report's
+case-quality estimate (flagged first, then the lowest estimated Dice), then by its triage
+score (most uncertain first). Cases that cannot be loaded are rows too, with the reason, so that a
 failed or half-copied case is reported in the table instead of stopping the scan.
 
 Each case's review lives in `review.json` beside its outputs (`ReviewRecord`), written
@@ -29,6 +30,7 @@ from uncertaintyseg_shared import atomic as output_safety
 from uncertaintyseg_shared.cohort_format import DONE, SKIPPED, TABLE_CSV
 from uncertaintyseg_shared.contract_names import BOXES_FILE, REPORT_FILE, SEGMENTATION_FILE
 from uncertaintyseg_shared.errors import OutputError
+from uncertaintyseg_shared.quality import ESTIMATED_DICE, FLAG, QUALITY_KEY, REASONS, worst_first
 
 REVIEW_FILE = "review.json"
 COHORT_TABLE = TABLE_CSV  # written by `predict --cases` (uncertaintyseg.cohort_table)
@@ -44,13 +46,14 @@ UNLOADABLE_STATES = (FAILED, BROKEN)
 # Cohort-table statuses of a case whose output is complete (the cohort run's words; an
 # empty status: a table written by hand).
 OK_STATUSES = {"", DONE, SKIPPED}
-CSV_COLUMNS = ("rank", "case", "triage_score", "triage_flag", "ET_ml", "TC_ml", "WT_ml",
+CSV_COLUMNS = ("rank", "case", "quality_flag", "estimated_dice", "quality_reason",
+               "triage_score", "triage_flag", "ET_ml", "TC_ml", "WT_ml",
                "state", "reviewer", "updated_at", "boxes_ticked", "boxes_total", "edited",
                "corrected", "exported_label_map", "problem", "folder")
 
 
 # The panel's table (worklist_panel shows these; `table_cells` fills them).
-TABLE_COLUMNS = ("#", "Case", "Triage", "ET ml", "TC ml", "WT ml", "Boxes ticked", "Edited",
+TABLE_COLUMNS = ("#", "Case", "Triage", "Quality", "ET ml", "TC ml", "WT ml", "Boxes ticked", "Edited",
                  "State", "Reviewer")
 
 
@@ -146,6 +149,9 @@ class CaseRow:
     folder: Path
     triage_score: float | None = None
     triage_flag: str = ""
+    quality_flag: str = ""         # report.json `quality` (uncertaintyseg_shared.quality)
+    estimated_dice: float | None = None
+    quality_reason: str = ""
     volumes_ml: dict = field(default_factory=dict)
     boxes_total: int = 0
     report: dict = field(default_factory=dict)
@@ -170,6 +176,9 @@ class CaseRow:
         volumes = {f"{r}_ml": _number(self.volumes_ml.get(r)) for r in REGIONS}
         exported = review.exports[-1]["path"] if review.exports else ""
         return {"case": self.case, "triage_score": score, "triage_flag": self.triage_flag,
+                "quality_flag": self.quality_flag,
+                "estimated_dice": _number(self.estimated_dice),
+                "quality_reason": self.quality_reason,
                 **volumes, "state": self.state, "reviewer": review.reviewer,
                 "updated_at": review.updated_at, "boxes_ticked": str(len(review.boxes_ticked)),
                 "boxes_total": str(self.boxes_total), "edited": _yes(review.edited),
@@ -183,6 +192,14 @@ def _number(value) -> str:
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+def _read_quality(row: CaseRow, quality: dict) -> None:
+    """The case-quality block's flag, estimate and first reason (older reports: none)."""
+    row.quality_flag = str(quality.get(FLAG, ""))
+    estimate = quality.get(ESTIMATED_DICE)
+    row.estimated_dice = None if estimate is None else float(estimate)
+    row.quality_reason = str((quality.get(REASONS) or [""])[0])
 
 
 def _read_case(case: str, folder: Path) -> CaseRow:
@@ -202,6 +219,7 @@ def _read_case(case: str, folder: Path) -> CaseRow:
             if "score" in triage:
                 row.triage_score = float(triage["score"])
             row.triage_flag = str(triage.get("flag", ""))
+            _read_quality(row, row.report.get(QUALITY_KEY) or {})
             row.volumes_ml = dict(row.report.get("volumes_ml") or {})
         except (ValueError, TypeError, AttributeError) as error:
             raise WorklistError(f"{folder}: unreadable {REPORT_FILE} or {BOXES_FILE} "
@@ -255,8 +273,10 @@ def _from_table(case: str, entry: dict, folder: Path) -> CaseRow:
 
 
 def rank(rows: list[CaseRow]) -> list[CaseRow]:
-    """Highest triage score first; cases without a score (or unloadable) last; ties by name."""
-    return sorted(rows, key=lambda r: (r.triage_score is None, -(r.triage_score or 0.0), r.case))
+    """Worst first (flagged, lowest estimated Dice, highest triage score); cases without a
+    score (or unloadable) last; ties by name."""
+    return sorted(rows, key=lambda r: (r.triage_score is None, *worst_first(
+        r.quality_flag, r.estimated_dice, r.triage_score), r.case))
 
 
 def scan(folder) -> list[CaseRow]:
@@ -309,7 +329,8 @@ def table_cells(rows: list[CaseRow]) -> list[tuple[str, ...]]:
     for index, row in enumerate(rows, start=1):
         cells = row.cells()
         boxes = f"{cells['boxes_ticked']} / {cells['boxes_total']}" if row.loadable else ""
-        table.append((str(index), row.case, cells["triage_score"], cells["ET_ml"],
+        quality = f"{cells['quality_flag']} {cells['estimated_dice']}".strip()
+        table.append((str(index), row.case, cells["triage_score"], quality, cells["ET_ml"],
                       cells["TC_ml"], cells["WT_ml"], boxes, cells["edited"] if row.loadable
                       else "", row.state, cells["reviewer"]))
     return table

@@ -16,6 +16,7 @@ from . import __version__, cohort_cli
 from .errors import InputError
 from .options import add_arguments, from_namespace
 from .progress import ProgressReporter, human_stream
+from uncertaintyseg_shared.quality import QUALITY_KEY, quality_line
 
 EXIT_INPUT_ERROR = 2
 EXIT_CANCELLED = 130
@@ -218,6 +219,7 @@ def _print_summary(report: dict, out_dir, stream) -> None:
     triage = report["triage"]
     print(f"wrote {out_dir}\n  volumes: {volumes}\n  refined boxes: {boxes}\n"
           f"  triage: {triage['flag']} (score {triage['score']:.3f}) - {triage['hint']}\n"
+          f"  {quality_line(report.get(QUALITY_KEY)) or 'quality: not estimated'}\n"
           f"  time: {report['timings_s']['total']:.1f} s", file=stream)
 
 

@@ -1,4 +1,6 @@
-"""The cohort table: one row per case, ranked by the triage score (most uncertain first).
+"""The cohort table: one row per case, ranked worst first by the case-quality estimate
+(report.json `quality`: flagged cases first, then by estimated WT Dice), then by the
+older triage score (most uncertain first).
 
 `OUT/cohort.csv` (read by the Slicer worklist and `evaluate`) and `OUT/cohort.md` (for a
 person) hold the same rows; COHORT_COLUMNS (uncertaintyseg_shared.cohort_format) is the
@@ -26,6 +28,8 @@ from uncertaintyseg_shared.cohort_format import (COHORT_COLUMNS, DONE, FAILED,  
                                                  SKIPPED, TABLE_CSV, TABLE_MARKDOWN)
 from uncertaintyseg_shared.contract_names import (BOXES_FILE, REPORT_FILE,
                                                   REQUIRED_IMAGE_FILES, SEGMENTATION_FILE)
+from uncertaintyseg_shared.quality import (ESTIMATED_DICE, FLAG, QUALITY_KEY, REASONS,
+                                           worst_first)
 
 
 def is_complete(folder: Path) -> bool:
@@ -43,8 +47,12 @@ def is_complete(folder: Path) -> bool:
 def row_from_report(report: dict, case: str, status: str, output: str) -> dict:
     """A table row from a case's report.json."""
     triage = report.get("triage", {})
+    quality = report.get(QUALITY_KEY) or {}
     volumes = report.get("volumes_ml", {})
-    row = {"case": case, "status": status, "triage_score": triage.get("score"),
+    row = {"case": case, "status": status, "quality_flag": quality.get(FLAG, ""),
+           "estimated_dice": quality.get(ESTIMATED_DICE),
+           "quality_reason": (quality.get(REASONS) or [""])[0],
+           "triage_score": triage.get("score"),
            "triage_flag": triage.get("flag", ""),
            "seconds": report.get("timings_s", {}).get("total"),
            "boxes": sum(report.get("boxes_per_region", {}).values()),
@@ -81,9 +89,12 @@ def write_record(out_dir: Path, row: dict) -> None:
 
 
 def ranked(rows: list[dict]) -> list[dict]:
-    """Cases with a triage score first, highest first; the others after, by name."""
+    """Cases with a result first, worst first (uncertaintyseg_shared.quality.worst_first);
+    the others after, by name."""
     scored = sorted((r for r in rows if r.get("triage_score") is not None),
-                    key=lambda r: (-float(r["triage_score"]), r["case"]))
+                    key=lambda r: (*worst_first(r.get("quality_flag"),
+                                                r.get("estimated_dice"),
+                                                r["triage_score"]), r["case"]))
     others = sorted((r for r in rows if r.get("triage_score") is None),
                     key=lambda r: r["case"])
     out = [{**r, "rank": index + 1} for index, r in enumerate(scored)]

@@ -146,6 +146,8 @@ def _write_maps(result: CaseResult, folder: Path, shown: Path, outputs: str,
 
 
 def _write_snapshot(result: CaseResult, folder: Path) -> None:
+    from uncertaintyseg_shared.quality import QUALITY_KEY, quality_line
+
     from .snapshot import write_snapshot
 
     spacing_zyx = tuple(reversed(result.reference.GetSpacing()))
@@ -153,7 +155,8 @@ def _write_snapshot(result: CaseResult, folder: Path) -> None:
                    result.labels, result.boxes, spacing_zyx,
                    title=result.report.get("input", {}).get("case_id", ""),
                    direction=result.reference.GetDirection(),
-                   note=provenance_note(result.report))
+                   note=provenance_note(result.report),
+                   quality=quality_line(result.report.get(QUALITY_KEY)))
 
 
 def outputs_record(outputs: str, files) -> dict:

@@ -82,6 +82,7 @@ class Model:
     min_component_fraction: float = DEFAULT_COMPONENT_FRACTION
     # Case-level triage threshold chosen on validation cases (model.json "triage").
     triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD
+    quality: dict = field(default_factory=dict)  # model.json "quality" (quality_model)
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
@@ -345,7 +346,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         divisor_3d=div_3d, kernel_mm=kernel_mm, trained=bool(meta.get("trained", True)),
         description=str(meta.get("description", "")), plans=plans, dataset=dataset,
         configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
-        triage_threshold=triage_threshold,
+        triage_threshold=triage_threshold, quality=dict(meta.get("quality") or {}),
         network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
 
 

@@ -78,6 +78,7 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
 
     from .input_checks import check_case
     from .pipeline import StageTimer, run_case
+    from .quality_model import QUALITY_KEY, quality_block
 
     values = dict(values or {})
     settings = settings_from(values)
@@ -89,6 +90,9 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
     model = model or load_run_model(values.get("model"), settings.device, note_stream)
     result = run_case(case, model, settings, progress=progress, timer=timer)
     result.report["input"]["warnings"] = warnings
+    # Each finding a --force run went past is a strong failure signal (issue 17).
+    result.report[QUALITY_KEY] = quality_block(case, result, getattr(model, "quality", {}),
+                                               warnings)
     return result, settings
 
 

@@ -246,8 +246,12 @@ def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: floa
             va="top", color="#bbbbbb", fontsize=9)
 
 
+QUALITY_CHARS = 170  # the quality line's length at fontsize 9 across the picture
+
+
 def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
-                  title: str = "", direction=None, note: str = NOT_CLINICAL) -> Figure:
+                  title: str = "", direction=None, note: str = NOT_CLINICAL,
+                  quality: str = "") -> Figure:
     """The snapshot as a matplotlib Figure (FIGSIZE_IN at DPI); see `write_snapshot`.
 
     The axes are labelled "anatomy", "uncertainty" and "colorbar" (`Axes.get_label()`).
@@ -282,6 +286,12 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     # The model and "not for clinical use" travel with the picture wherever it is sent.
     fig.text(0.99, 0.008, note, color="#ffb000", fontsize=10, fontweight="bold",
              ha="right", va="bottom")
+    if quality:  # the case flag and its reason (report.json `quality`), red when flagged;
+        # between the headline and the panel titles, cut to one line (the bottom holds the
+        # legend and the provenance note).
+        shown = quality if len(quality) <= QUALITY_CHARS else quality[:QUALITY_CHARS - 3] + "..."
+        fig.text(0.5, 0.905, shown, color="#ff4040" if "review" in quality else "white",
+                 fontsize=9, ha="center", va="center")
     return fig
 
 
@@ -297,7 +307,8 @@ def _headline(title: str, z: int, n_slices: int, boxes: Sequence) -> str:
 
 
 def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
-                   title: str = "", direction=None, note: str = NOT_CLINICAL) -> Path:
+                   title: str = "", direction=None, note: str = NOT_CLINICAL,
+                   quality: str = "") -> Path:
     """Write the snapshot PNG atomically and return its path.
 
     flair: (Z, Y, X) any float; uncertainty: (3, Z, Y, X) normalised entropy in [0, 1]
@@ -305,11 +316,13 @@ def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zy
     .region, .rank, .score, .start (z, y, x) and .size (kz, ky, kx) in voxels;
     spacing_zyx: (sz, sy, sx) mm, sets the pixel aspect; direction: SimpleITK
     `GetDirection()` (9 numbers) or None for the identity (see module doc); note: the
-    line at the bottom (the model, untrained or not, not for clinical use).
+    line at the bottom (the model, untrained or not, not for clinical use); quality: the
+    case flag and its first reason (uncertaintyseg_shared.quality.quality_line), bottom left.
     The picture is FIGSIZE_IN * DPI pixels (1200 x 600).
     """
     path = Path(path)
-    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction, note)
+    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction, note,
+                        quality)
     # A reader never sees a half-written PNG; a crash leaves the previous snapshot.
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:

@@ -9,7 +9,8 @@ from .brats import REGIONS
 TABLE_CSV = "cohort.csv"
 TABLE_MARKDOWN = "cohort.md"
 RECORDS_DIR = ".cohort"  # per-case status records of cases without a complete output
-COHORT_COLUMNS = ("rank", "case", "status", "triage_score", "triage_flag", "seconds",
+COHORT_COLUMNS = ("rank", "case", "status", "quality_flag", "estimated_dice",
+                  "quality_reason", "triage_score", "triage_flag", "seconds",
                   *(f"{region}_ml" for region in REGIONS), "boxes", "output", "message")
 
 DONE, SKIPPED, INPUT_ERROR, FAILED, PENDING = ("done", "skipped", "input error", "failed",
