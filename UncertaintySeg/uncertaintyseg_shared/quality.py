@@ -4,6 +4,8 @@ The pipeline writes the block (uncertaintyseg.case_quality, quality_model); the 
 module, the cohort table and the snapshot read it with these names. Standard library only.
 """
 
+from __future__ import annotations
+
 QUALITY_KEY = "quality"          # report.json and model.json section
 FLAG_REVIEW = "review"           # a reviewer must check this case slice by slice
 FLAG_ROUTINE = "routine"         # nothing seen that predicts a failed result
