@@ -24,6 +24,7 @@ if __name__ == "__main__":
 
 import metadata  # noqa: E402
 from module_source import LIB_DIR, MODULE_FILE, UI_FILE  # noqa: E402
+from module_source import dotted as _dotted  # noqa: E402
 
 # The classes of names whose class the code does not show (plain parameters, dataclass
 # fields typed `object` so that the Lib imports without slicer). A key matches an
@@ -51,16 +52,6 @@ UTIL_RETURNS = {"loadVolume": "vtkMRMLScalarVolumeNode",
                 "loadLabelVolume": "vtkMRMLLabelMapVolumeNode"}
 CLASS_ROOTS = {"qt": "Q", "ctk": "ctk", "slicer": ("vtk", "qMRML", "qSlicer"), "vtk": "vtk"}
 BY_CLASS = {"AddNewNodeByClass", "CreateNodeByClass", "GetFirstNodeByClass"}
-
-
-def _dotted(node) -> str | None:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        return ".".join([node.id, *reversed(parts)])
-    return None
 
 
 def ui_classes(ui_file=UI_FILE) -> dict[str, str]:

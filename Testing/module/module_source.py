@@ -165,7 +165,8 @@ def ui_attributes_used(module_file: Path = MODULE_FILE) -> set[str]:
             and isinstance(n.value, ast.Attribute) and n.value.attr == "ui"}
 
 
-def _dotted(node) -> str | None:
+def dotted(node) -> str | None:
+    """`a.b.c` of an attribute chain on a name; None for anything else."""
     parts = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
@@ -183,7 +184,7 @@ def api_names(files) -> set[str]:
     for path in files:
         for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute):
-                name = _dotted(node)
+                name = dotted(node)
                 if name and name.split(".")[0] in API_ROOTS:
                     found.add(name)
             elif isinstance(node, ast.ImportFrom) and node.module \
