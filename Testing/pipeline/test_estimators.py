@@ -111,8 +111,9 @@ def test_2d_only_methods_refine_nothing_and_keep_their_own_boxes(runs):
         assert (result.probabilities_3d == -1.0).all()
         np.testing.assert_array_equal(result.probabilities, result.probabilities_2d)
         assert result.report["method"] == method
-        # the same kernel search, on the method's own uncertainty: boxes where it has any
-        assert bool(result.boxes) == bool(result.uncertainty.any()), method
+        # the same kernel search, on the method's own binned entropy (uncertainty_raw,
+        # whatever --uncertainty-map shows): boxes where it has any
+        assert bool(result.boxes) == bool(result.uncertainty_raw.any()), method
     assert runs["projection-2d"].boxes and runs["lsu-2d"].boxes
     assert "refine" not in runs["tta-2d"].report["timings_s"]
 

@@ -141,7 +141,8 @@ _OPTIONS = (
            group="full-3d (3D-only baseline)"),
     Option("uncertainty_map", "--uncertainty-map", str, "mean-entropy",
            "the voxel uncertainty map of the view-based methods (the heatmap, "
-           "uncertainty.nii.gz, the kernel search), each in [0, 1]: mean-entropy (the "
+           "uncertainty.nii.gz; the kernel search stays on binned), each in [0, 1]: "
+           "mean-entropy (the "
            "binary entropy of the mean probability P2D, / ln 2: it ranked brats-mini's "
            "errors best beyond the border, docs/EVALUATION.md), binned (the paper's "
            "entropy of the views' probabilities in 100 bins, / ln min(N, 100)), max (the "
