@@ -20,7 +20,7 @@ def test_kernel_study_reproduces_the_run_at_the_models_setting(tmp_path):
     results = tmp_path / "results"
     assert main(["predict", "--case", str(case_dir), "--out", str(results / case_dir.name),
                  "--model", "phantom", "--projections", "preview", "--threads", "1",
-                 "--progress", "none"]) == 0
+                 "--uncertainty-map", "binned", "--progress", "none"]) == 0
     out = tmp_path / "eval"
     assert main(["evaluate", "--cases", str(cases), "--results", str(results), "--out",
                  str(out), "--progress", "none", "--no-report", "--no-uncertainty",

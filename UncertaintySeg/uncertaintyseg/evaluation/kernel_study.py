@@ -91,6 +91,14 @@ def kernel_study(cases_dir, method, evaluation) -> list[dict]:
         if model is None:
             model = load_model(report.get("model", {}).get("name", "brats-mini"))
         recorded = report.get("settings", {})
+        # The search runs on the binned entropy (pipeline._search); the folder keeps the
+        # run's --uncertainty-map, which is that map only when it was binned (runs from
+        # before the option had only that one).
+        if recorded.get("uncertainty_map", "binned") != "binned":
+            raise ValueError(f"{folder}: the kernel study redoes the kernel search on the "
+                             "binned entropy, and this run wrote its "
+                             f"{recorded['uncertainty_map']} map; run predict with "
+                             "--uncertainty-map binned for the study")
         settings = Settings(projections="preview", device="cpu",
                             min_component_fraction=recorded.get("min_component_fraction"),
                             postprocess=recorded.get("postprocess", True))
