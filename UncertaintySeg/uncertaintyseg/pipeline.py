@@ -18,6 +18,9 @@ from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
 from .cores import resolve_threads
+# AUTO_BATCH_SIZE and auto_batch_size are imported from here by older code and tests.
+from .devices import (AUTO_BATCH_SIZE, PRECISION_NAMES, auto_batch_size,  # noqa: F401
+                      auto_projections, resolve_device, resolve_precision)
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .inference_backend import choose_backend, use_backend
@@ -33,12 +36,7 @@ from .refine import refine
 from .working_grid import WorkingGrid, from_crop, from_nnunet
 
 TRIAGE_THRESHOLD = DEFAULT_TRIAGE_THRESHOLD  # a model's own (model.triage_threshold) wins
-BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
-PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 TRIAGE_DILATION_VOXELS = 3
-# --batch-size auto, (CPU, CUDA): on one CPU thread a batch of 64 was no faster per view
-# than 16 (benchmarks/README.md); a GPU needs large batches to be kept busy.
-AUTO_BATCH_SIZE = (16, 128)
 
 
 @dataclass
@@ -102,72 +100,6 @@ class Settings:
 
 # The Settings fields that are user-facing options, checked against options.OPTIONS.
 OPTION_FIELDS = tuple(name for name in OPTIONS if name in Settings.__dataclass_fields__)
-
-
-def resolve_device(name: str, allow_mps: bool = False) -> torch.device:
-    """`auto` picks CUDA when present, else (with `allow_mps`, as `train` asks) Apple's
-    mps when present, else the CPU; `cuda` or `mps` without that device is an error.
-    `predict` leaves `allow_mps` off: not every nnU-Net operation has an MPS kernel, so
-    its `auto` does not choose it (`--device mps` asks for it explicitly)."""
-    mps = torch.backends.mps.is_available()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if allow_mps and mps else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but torch sees no CUDA GPU; "
-                           "use --device cpu (or auto), or install a CUDA build of torch")
-    if name == "mps" and not mps:
-        raise InputError("--device mps was asked for but torch sees no Apple GPU (MPS needs "
-                         "macOS 12.3+ on Apple silicon); use --device cpu (or auto)")
-    return torch.device(name)
-
-
-def auto_projections(device: torch.device) -> str:
-    """What `--projections auto` means (DECISIONS #6): the paper's every-origin setting
-    on a GPU, the 16-origin preview on the CPU, where the paper's costs hours."""
-    return "paper" if device.type == "cuda" else "preview"
-
-
-def auto_batch_size(device: torch.device) -> int:
-    """What `--batch-size auto` means: views per 2D network call (across slices)."""
-    return AUTO_BATCH_SIZE[device.type == "cuda"]
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 flags).
-
-    Read from /proc/cpuinfo (Linux): torch has no public query for these instructions.
-    Elsewhere (macOS, Windows) the answer is False, so `auto` stays fp32.
-    """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8") as handle:
-                cpuinfo = handle.read()
-        except OSError:
-            return False
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-            break
-    return bool(flags & BF16_FLAGS)
-
-
-def resolve_precision(precision: str, device: torch.device, native_bf16=None) -> torch.dtype | None:
-    """Autocast dtype: `auto` is fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
-
-    On such a CPU bf16 ran the 2D stage 1.5x faster than fp32 on two held-out BraTS
-    cases, with the Dice within 0.0011 and the normalised entropy within 0.003 (mean
-    absolute difference over the brain) of fp32 (benchmarks/README.md); on CPUs
-    without bf16 instructions it is slower, so `auto` keeps fp32 there.
-    """
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
-        return torch.bfloat16 if native else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class StageTimer:

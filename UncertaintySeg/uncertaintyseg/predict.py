@@ -43,7 +43,7 @@ def default_model_name() -> str:
 def load_run_model(name: str | None, device: str, note_stream=None):
     """The model of a run, on the run's device; says so when it is untrained."""
     from .models import load_model
-    from .pipeline import resolve_device
+    from .devices import resolve_device
 
     model = load_model(name or default_model_name(), device=str(resolve_device(device)))
     if not model.trained:

@@ -22,8 +22,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_training_device(name: str) -> str:
-    """`train --device`: predict's resolution (pipeline.resolve_device), with mps."""
-    from ..pipeline import resolve_device
+    """`train --device`: predict's resolution (devices.resolve_device), with mps."""
+    from ..devices import resolve_device
 
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
         raise InputError(f"--device {name}: use one of {', '.join(DEVICE_CHOICES)}")

@@ -67,7 +67,7 @@ def case_uncertainty(network2d: torch.nn.Module, image: np.ndarray, brain: np.nd
 
 def views_per_call(device: torch.device) -> int:
     """Views per 2D network call: 16 on the CPU (as always), predict's GPU batch else."""
-    from ..pipeline import AUTO_BATCH_SIZE
+    from ..devices import AUTO_BATCH_SIZE
 
     return 16 if device.type == "cpu" else AUTO_BATCH_SIZE[True]
 
