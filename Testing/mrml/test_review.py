@@ -33,11 +33,11 @@ def test_triage_summary_says_what_to_do():
 def test_the_case_quality_comes_first_with_its_reasons():
     report = {"triage": {"score": 0.1, "threshold": 0.3, "flag": "routine"},
               "quality": {"flag": "review", "estimated_dice": 0.42, "interval": [0.3, 0.55],
-                          "reasons": ["--force was used: the volume given as T1ce shows "
+                          "reasons": ["input check: the volume given as T1ce shows "
                                       "no enhancement", "the tumour is 3 fragments"]}}
     headline, hint = triage_summary(report)
     assert headline == "Quality: REVIEW CAREFULLY (estimated WT Dice 0.42, 0.30-0.55)"
-    assert hint.startswith("--force was used: the volume given as T1ce shows no "
+    assert hint.startswith("Input check: the volume given as T1ce shows no "
                            "enhancement; the tumour is 3 fragments. Triage: routine")
 
 

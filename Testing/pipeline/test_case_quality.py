@@ -139,7 +139,7 @@ def test_a_clean_case_is_routine_and_each_failure_names_its_reason():
     assert "WT volume (630.0 ml)" in big["reasons"][0] and "15.0-230.0" in big["reasons"][0]
     forced = assess_quality(_clean(), PARAMS, ["the volume given as T1ce shows no enhancement"])
     assert forced["flag"] == FLAG_REVIEW
-    assert forced["reasons"][0] == ("--force was used: the volume given as T1ce shows no "
+    assert forced["reasons"][0] == ("input check: the volume given as T1ce shows no "
                                     "enhancement")
 
 

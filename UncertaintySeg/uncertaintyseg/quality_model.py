@@ -86,12 +86,13 @@ def _limit_reasons(signals: dict, limits: dict, ranges: dict) -> list[str]:
 def assess_quality(signals: dict, params: dict | None = None, findings=()) -> dict:
     """report.json's `quality` block from `signals` (case_quality.compute_signals),
     the model's `params` (model.json `quality`; defaults without) and the input checks'
-    `findings` that a --force run went past."""
+    `findings` the run went past: errors that --force overrode, and warnings (a T1ce
+    without enhancement), which run without --force."""
     params = params or {}
     limits = params.get("limits", DEFAULT_LIMITS)
     ranges = params.get("volume_ranges_ml", {})
     estimate, interval = estimate_dice(signals, params)
-    reasons = [f"--force was used: {finding}" for finding in findings]
+    reasons = [f"input check: {finding}" for finding in findings]
     reasons += _limit_reasons(signals, limits, ranges)
     review_below = float(params.get("review_below", DEFAULT_REVIEW_BELOW))
     if estimate is not None and estimate < review_below:
