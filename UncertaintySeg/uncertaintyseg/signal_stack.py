@@ -13,9 +13,9 @@ Python's handlers on the normal stack. Linux with glibc only; elsewhere a no-op.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import platform
 from contextlib import contextmanager
+
+from .allocator import glibc_function
 
 
 class _Stack(ctypes.Structure):
@@ -25,11 +25,8 @@ class _Stack(ctypes.Structure):
 
 
 def _sigaltstack():
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return None
-    try:
-        function = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").sigaltstack
-    except (OSError, AttributeError):
+    function = glibc_function("sigaltstack")
+    if function is None:
         return None
     function.argtypes = [ctypes.POINTER(_Stack), ctypes.POINTER(_Stack)]
     function.restype = ctypes.c_int
