@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from module_source import ROOT
-from UncertaintySegLib.deps import REQUIREMENTS, SHIPPED_BY_SLICER
+from UncertaintySegLib.deps import FASTER_CPU, REQUIREMENTS, SHIPPED_BY_SLICER
 
 tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11+")
 
@@ -13,6 +13,7 @@ tomllib = pytest.importorskip("tomllib", reason="tomllib is in Python 3.11+")
 def test_requirements_are_pyprojects_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     assert list(REQUIREMENTS) == project["dependencies"]
+    assert list(FASTER_CPU) == project["optional-dependencies"]["cpu"]
 
 
 def test_what_slicer_ships_is_named_as_pip_names():

@@ -21,7 +21,7 @@ NNUNET_REQUIRES = ["torch>=2.1.2", "acvl-utils<0.3,>=0.2.3", "SimpleITK>=2.2.1",
 EVERYTHING = {"torch": "2.5.1+cu121", "nnunetv2": "2.6.2", "pyswarms": "1.3.0",
               "numpy": "2.0.2", "scipy": "1.14.1", "SimpleITK": "2.5.2", "nibabel": "5.3.2",
               "tqdm": "4.67.1", "matplotlib": "3.9.2", "filelock": "4.3.1",
-              "torchvision": "0.20.1"}
+              "torchvision": "0.20.1", "openvino": "2025.3.0", "onnx": "1.19.0"}
 # Further down the chain (dynamic-network-architectures 0.4.x and timm 1.0's metadata,
 # abridged): a plain `pip install` of these brings torch from PyPI (review W1).
 REQUIRES = {"nnunetv2": NNUNET_REQUIRES,
@@ -205,3 +205,34 @@ def test_the_panel_hears_when_installation_starts_after_the_answer():
     installers.started = lambda: declined.calls.append(("started",))
     assert not ensure_dependencies(installers, version_info=PY312)
     assert declined.calls == []
+
+
+def test_openvino_comes_with_the_first_install_and_its_failure_is_a_note():
+    missing = {k: v for k, v in EVERYTHING.items() if k not in ("pyswarms", "openvino")}
+    slicer = Slicer(missing)
+    assert ensure_dependencies(slicer.installers(), version_info=PY312)
+    pips = [args[0][0] for kind, *args in slicer.calls if kind == "pip"]
+    # Last: optional, after everything the pipeline cannot run without.
+    assert pips[-1] == "openvino>=2024.0" and pips[0] == "pyswarms>=1.3"
+    assert "OpenVINO" in slicer.questions[0]
+
+    slicer, notes = Slicer(missing), []
+    pip = slicer.pip
+
+    def no_wheel(args):
+        if args[0].startswith("openvino"):
+            raise RuntimeError("no matching distribution for openvino")
+        pip(args)
+    slicer.pip = no_wheel
+    installers = slicer.installers()
+    installers.note = notes.append
+    assert ensure_dependencies(installers, version_info=PY312)  # the module still runs
+    assert "openvino" not in slicer.installed
+    assert len(notes) == 1 and "runs use PyTorch" in notes[0] and "no matching" in notes[0]
+
+
+def test_only_openvino_missing_asks_nothing():
+    """An install from before OpenVINO was bundled keeps running on torch unasked."""
+    slicer = Slicer({k: v for k, v in EVERYTHING.items() if k != "openvino"})
+    assert ensure_dependencies(slicer.installers(), version_info=PY312)
+    assert slicer.questions == [] and slicer.calls == []

@@ -40,6 +40,14 @@ REQUIREMENTS = (
     "matplotlib>=3.7",
     "filelock>=4.3",
 )
+# pyproject.toml's `cpu` extra (test_deps_list keeps them equal): `predict --backend
+# auto` runs the networks on OpenVINO when it is there, about 1.4x faster per case on a
+# CPU (benchmarks/README.md), and on torch when it is not; so they come with the first
+# install, and one that fails leaves a note, not a broken module.
+FASTER_CPU = (
+    "openvino>=2024.0",
+    "onnx>=1.16",
+)
 # Slicer builds these itself (torch and torchvision: the PyTorch extension installs them):
 # pip-installing them would shadow Slicer's own build or pick the wrong GPU build.
 SHIPPED_BY_SLICER = ("simpleitk", "torch", "torchvision", "requests", "numpy")
@@ -115,7 +123,8 @@ class DependencyPlan:
         return ("UncertaintySeg needs Python packages that are missing or too old in Slicer:\n- "
                 + "\n- ".join(lines) + "\n\nPyTorch comes first, from the PyTorch extension "
                 "(the build that fits this computer), then nnU-Net from the NNUNet extension "
-                "when it is installed, the rest from pip (never PyTorch). This downloads a "
+                "when it is installed, the rest from pip (never PyTorch), and OpenVINO for "
+                "faster runs on the CPU when it installs here. This downloads a "
                 "few hundred MB and can take several minutes. Install now?")
 
 
@@ -138,7 +147,8 @@ class Installers:
     extension; `nnunet_installer()`: SlicerNNUNetLib.InstallLogic(...) or None;
     `pip_install(args: list[str])`; `requires(name)`: importlib.metadata.requires;
     `started()`: called once the user agreed, before the first install (the panel shows
-    its "Installing Python packages..." status then, review W4).
+    its "Installing Python packages..." status then, review W4); `note(text)`: what the
+    user should know that is not an error (Slicer's Python console).
     """
 
     confirm: object
@@ -148,6 +158,7 @@ class Installers:
     requires: object = importlib.metadata.requires
     version: object = installed_version
     started: object = lambda: None
+    note: object = print
 
 
 def _requires(requires, name: str) -> list[str]:
@@ -219,6 +230,18 @@ def _install(installers: Installers, plan: DependencyPlan, torch_logic) -> None:
     for unmet in plan_dependencies(installers.version).unmet:
         if unmet.name.lower() not in SHIPPED_BY_SLICER:
             install_without_dependencies(installers, unmet.requirement)
+    _install_faster_cpu(installers)
+
+
+def _install_faster_cpu(installers: Installers) -> None:
+    """OpenVINO (FASTER_CPU) when missing; a failure is a note: runs then use torch."""
+    for unmet in plan_dependencies(installers.version, FASTER_CPU).unmet:
+        try:
+            install_without_dependencies(installers, unmet.requirement)
+        except Exception as error:  # pip's failures reach here as any exception type
+            installers.note(f"UncertaintySeg: {unmet.requirement} could not be installed "
+                            f"({error}); runs use PyTorch on the CPU, about 1.4x slower")
+            return
 
 
 def _install_torch(installers: Installers, torch_logic) -> None:
@@ -297,3 +320,10 @@ def slicer_installers(started=lambda: None) -> Installers:
 def pipeline_ready(version=installed_version) -> bool:
     """Every requirement met (the self-test runs the real pipeline only then, #13)."""
     return plan_dependencies(version).empty
+
+
+def add_faster_cpu() -> None:
+    """OpenVINO into an installation made before it came with the first install; from
+    Slicer's Python console: `from UncertaintySegLib.deps import add_faster_cpu;
+    add_faster_cpu()` (pip's `--no-deps` way, as the first install)."""
+    _install_faster_cpu(slicer_installers())

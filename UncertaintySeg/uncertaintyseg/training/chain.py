@@ -31,7 +31,7 @@ from ..fusion import fit_fusion, fuse
 from ..kernels import Box
 from ..models import RegionNetwork, load_network, stride_divisor
 from ..postprocess import choose_component_fraction
-from . import devices, distributed, folds, passes, prepare
+from . import devices, distributed, folds, init_from, passes, prepare
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
 from .trainer_full3d import SettingsFull3D, train_full_3d
@@ -84,6 +84,9 @@ class ChainSettings:
     gpus: int = 1
     fold: int | str | None = None  # train --fold: 0..4, "all", None (one split; folds.py)
     check_integrity: bool = True  # nnU-Net's verify_dataset_integrity before planning
+    # train --init-from: the model folder whose 2D, 3D and whole-crop 3D networks this run
+    # goes on from (init_from.py); empty: from nnU-Net's initialisation.
+    init_from: str = ""
 
     def __post_init__(self):
         for key in NETWORK_SETTINGS:
@@ -233,9 +236,18 @@ class Chain:
         else:
             func(*args, progress=self.progress, device=self.settings.device, **kwargs)
 
+    def _init_checkpoint(self, network: str) -> Path | None:
+        """--init-from's weights of `network`, checked against this run's split."""
+        if not self.settings.init_from:
+            return None
+        model_dir = Path(self.settings.init_from)
+        init_from.check_split(model_dir, self.split["val"])
+        return init_from.checkpoint_of(model_dir, network)
+
     def train2d(self) -> None:
         self._train(train_2d, self.data_folder, self.plans, self.dataset, self.split,
-                    self.train_dir / "2d", self.settings.net2d)
+                    self.train_dir / "2d", self.settings.net2d,
+                    init_from=self._init_checkpoint("2d"))
 
     def _best_network(self, sub: str, configuration: str) -> RegionNetwork:
         """The best weights so far of `sub` ('2d' or '3d'), REGIONS-ordered, eval mode."""
@@ -290,7 +302,7 @@ class Chain:
         self._train(train_3d, self.plans, self.dataset,
                     load_cubes(self.train_dir / "cubes_train.npz"),
                     load_cubes(self.train_dir / "cubes_val.npz"), self.train_dir / "3d",
-                    self.settings.net3d)
+                    self.settings.net3d, init_from=self._init_checkpoint("3d"))
 
     def _warm_started_folder(self, sub: str) -> Path:
         """train/<sub> for a network that starts from the 2D network's best weights; a
@@ -324,7 +336,8 @@ class Chain:
     def train_full3d(self) -> None:
         """The whole-crop 3D network (the 3D-only baseline)."""
         self._train(train_full_3d, self.data_folder, self.plans, self.dataset, self.split,
-                    self.train_dir / prepare.CONFIG_FULL_3D, self.settings.net_full3d)
+                    self.train_dir / prepare.CONFIG_FULL_3D, self.settings.net_full3d,
+                    init_from=self._init_checkpoint(prepare.CONFIG_FULL_3D))
 
     def estimator_networks(self) -> list[str]:
         """The networks (model subfolders) of the chosen estimators."""

@@ -148,6 +148,11 @@ def _add_train(subparsers) -> None:
                         "(default: the preset's fp32 on the CPU, bf16 on a CUDA GPU that "
                         "has it, else fp16 with a gradient scaler; bf16 is about 1.8x "
                         "faster on CPUs with bf16 instructions; fp16 needs CUDA)")
+    p.add_argument("--init-from", type=Path, default=None, metavar="MODEL_DIR",
+                   help="go on training from this model folder's 2D, 3D and whole-crop 3D "
+                        "networks (same preset and plans); the validation cases default to "
+                        "that model's, and its training cases may not include this run's "
+                        "validation cases")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the validation split and the PSO fusion fit (default 0)")
@@ -229,9 +234,9 @@ def chain_settings(args):
     device = compute_device(args)
     values.update(name=args.name or args.out.name, version=args.version,
                   dataset_id=args.dataset_id, dataset_name=args.dataset_name,
-                  n_val=args.n_val, val_cases=args.val_cases, seed=args.seed,
+                  n_val=args.n_val, val_cases=_val_cases(args), seed=args.seed,
                   threads=args.threads, device=device, gpus=args.gpus,
-                  fold=_fold(args))
+                  fold=_fold(args), init_from=str(args.init_from or ""))
     if args.estimators is not None:
         values["estimators"] = list(args.estimators)
     for key, net in (("iterations_2d", "net2d"), ("iterations_3d", "net3d")):
@@ -250,6 +255,16 @@ def chain_settings(args):
     if args.lr is not None:
         values["net2d"]["learning_rate"] = values["net3d"]["learning_rate"] = args.lr
     return ChainSettings.from_dict(values)
+
+
+def _val_cases(args) -> list[str]:
+    """--val-cases; with --init-from and neither --val-cases nor --fold, the validation
+    cases of the model trained on from (its weights never saw them)."""
+    if args.val_cases or args.init_from is None or args.fold is not None:
+        return args.val_cases or []
+    from .init_from import read_model
+
+    return list(read_model(args.init_from).get("split", {}).get("val", []))
 
 
 def _fold(args):
@@ -356,7 +371,7 @@ def _reproduce_command(args, source) -> str:
     data = f"--phantoms {args.phantoms}" if args.phantoms else str(source)
     extra = "".join(f" --{k.replace('_', '-')} {getattr(args, k)}" for k in
                     ("iterations_2d", "iterations_3d", "train_projections", "lr", "precision",
-                     "fold")
+                     "fold", "init_from")
                     if getattr(args, k) is not None)
     version = f" --version {args.version}" if args.version != "1" else ""
     threads = f" --threads {args.threads}" if args.threads != 1 else ""

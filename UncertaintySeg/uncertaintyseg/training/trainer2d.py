@@ -24,6 +24,7 @@ from ..models import build_network, region_order
 from ..projection import default_radius, sampling_grid
 from . import distributed
 from .devices import background
+from .init_from import start_from
 from .loop import Loop, LoopSettings, warm_start
 from .prepare import CONFIG_2D
 
@@ -168,7 +169,7 @@ def fixed_batches(loader, count: int, seed: int) -> list:
 def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
              settings: Settings2D, progress=None, configuration: str = CONFIG_2D,
              warm_from: Path | None = None, loop_class=Loop, stage: str = "train 2D",
-             device: str = "cpu") -> list[dict]:
+             device: str = "cpu", init_from: Path | None = None) -> list[dict]:
     """Train the 2D network on split['train'], validate on split['val'] patches.
 
     folder: nnU-Net's preprocessed data folder (nnUNetPlans_2d). Writes latest.pth,
@@ -176,6 +177,7 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     `configuration`: the plans' 2D configuration (CONFIG_2D, or the dropout variant);
     `warm_from`: a state dict file to start from when there is nothing to resume
     (`loop.warm_start`); `loop_class`: Loop or a subclass with its own loss (the head's);
+    `init_from`: a checkpoint of the same network to go on from (`init_from.start_from`);
     `device`: where the network trains (nnU-Net's augmentation runs on the CPU, in
     background workers off the CPU: devices.background; the projection's warp runs on
     the device there: DeviceProjection).
@@ -184,8 +186,9 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     network = build_network(plans, dataset, configuration, extra_outputs=extra)
     if warm_from is not None and not (Path(out_dir) / "latest.pth").is_file():
         warm_start(network, warm_from)
+    continued = start_from(network, out_dir, init_from)
     loop = loop_class(network, out_dir, settings, region_order(dataset),
-                      warm_started=warm_from is not None, device=device)
+                      warm_started=warm_from is not None or continued, device=device)
     # nnU-Net's loader draws from numpy's global RNG; a resumed run continues with fresh
     # draws instead of replaying the first batches.
     np.random.seed(settings.seed + loop.iteration)

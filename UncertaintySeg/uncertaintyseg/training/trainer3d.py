@@ -22,6 +22,7 @@ from ..models import build_network, region_order
 from ..output_safety import atomic_path
 from ..refine import cut_cubes, pad_to_divisor
 from ..uncertainty import predict_volume
+from .init_from import start_from
 from .loop import PRECISIONS, Loop, LoopSettings
 from .prepare import CONFIG_3D
 
@@ -157,14 +158,18 @@ def val_batches(cubes: dict, batch_size: int) -> list:
 
 
 def train_3d(plans: dict, dataset: dict, train_cubes: dict, val_cubes: dict, out_dir: Path,
-             settings: Settings3D, progress=None, device: str = "cpu") -> list[dict]:
-    """Train the 3D network on the selected cubes; writes latest/best.pth, history.json."""
+             settings: Settings3D, progress=None, device: str = "cpu",
+             init_from: Path | None = None) -> list[dict]:
+    """Train the 3D network on the selected cubes; writes latest/best.pth, history.json.
+    `init_from`: a checkpoint of the same network to go on from."""
     if not train_cubes:
         raise ValueError("no training cubes: the kernel search selected nothing; check the "
                          "2D model and the kernel settings")
     torch.manual_seed(settings.seed)
     network = build_network(plans, dataset, CONFIG_3D)
-    loop = Loop(network, out_dir, settings, region_order(dataset), device=device)
+    continued = start_from(network, out_dir, init_from)
+    loop = Loop(network, out_dir, settings, region_order(dataset), warm_started=continued,
+                device=device)
     rng = np.random.default_rng(settings.seed + loop.iteration)  # resumed: fresh draws
     val = val_batches(val_cubes or train_cubes, settings.batch_size)
     return loop.run(cube_sampler(train_cubes, settings.batch_size, rng), val, progress,

@@ -18,6 +18,7 @@ import numpy as np
 from ..models import build_network, region_order
 from . import distributed
 from .devices import background
+from .init_from import start_from
 from .loop import Loop, LoopSettings
 from .prepare import CONFIG_FULL_3D
 from .trainer2d import make_loaders
@@ -33,10 +34,14 @@ class SettingsFull3D(LoopSettings):
 
 
 def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
-                  settings: SettingsFull3D, progress=None, device: str = "cpu") -> list[dict]:
-    """Train the `3d_full` network on split['train'] (resumable, like `train_2d`)."""
+                  settings: SettingsFull3D, progress=None, device: str = "cpu",
+                  init_from: Path | None = None) -> list[dict]:
+    """Train the `3d_full` network on split['train'] (resumable, like `train_2d`);
+    `init_from`: a checkpoint of the same network to go on from."""
     network = build_network(plans, dataset, CONFIG_FULL_3D)
-    loop = Loop(network, out_dir, settings, region_order(dataset), device=device)
+    continued = start_from(network, out_dir, init_from)
+    loop = Loop(network, out_dir, settings, region_order(dataset), warm_started=continued,
+                device=device)
     np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
     batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
     val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D, batch)
