@@ -206,7 +206,8 @@ def test_predict_volume_skips_empty_slices_and_reports_projections():
         assert array.shape == (3,) + shape and array.dtype == np.float32
         assert not array[:, 0].any()
     assert result.p2d[:, 1].min() > 0
-    ref = predict_slice(_TinyNet().eval(), image[:, 2], P.origin_grid(mask[2]), 16.0, 8, 4)
+    ref = predict_slice(_TinyNet().eval(), image[:, 2], P.origin_grid(mask[2]), 16.0,
+                        batch_size=8, divisor=4)
     np.testing.assert_allclose(result.p2d[:, 2], ref[0], atol=1e-6)
     assert not result.entropy_norm[:, 3].any()  # one projection: no spread
     assert [c[:3] for c in calls] == [("uncertainty", z + 1, 4) for z in range(4)]

@@ -33,13 +33,14 @@ class SettingsFull3D(LoopSettings):
 
 
 def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
-                  settings: SettingsFull3D, progress=None, device: str = "cpu") -> list[dict]:
+                  settings: SettingsFull3D, *, progress=None, device: str = "cpu") -> list[dict]:
     """Train the `3d_full` network on split['train'] (resumable, like `train_2d`)."""
     network = build_network(plans, dataset, CONFIG_FULL_3D)
     loop = Loop(network, out_dir, settings, region_order(dataset), device=device)
     np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
     batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
-    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D, batch)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D,
+                               train_batch=batch)
     loader = background(loader, loop.device)
 
     def sample():
