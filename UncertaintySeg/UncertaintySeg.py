@@ -194,8 +194,8 @@ class UncertaintySegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.review = ReviewPanel(self.ui, self.logic.session, lambda: self.run,
                                   lambda run, path: self.worklist.recordExport(run, path))
         self.runPanel = RunPanel(self.ui, self.logic, lambda: self._parameterNode, self.onRun,
-                                 lambda busy: self.worklist.setBusy(busy), self.updateGUI,
-                                 self.showProgress)
+                                 set_busy=lambda busy: self.worklist.setBusy(busy),
+                                 update_gui=self.updateGUI, show_progress=self.showProgress)
         # One deferred pick however many nodes a scene load adds (review #21).
         self.pickTimer = qt.QTimer()
         self.pickTimer.setSingleShot(True)

@@ -74,8 +74,9 @@ def run_record(folder: Path, data: Path, ranges: dict) -> dict:
     case = load_case(paths={k: Path(v) for k, v in report["input"]["paths"].items()})
     findings = report["input"].get("warnings") or []
     signals = compute_signals(case.image, case.spacing, out["probabilities"],
-                              out["uncertainty"], out.get("probabilities_2d"),
-                              out.get("probabilities_3d"), findings, ranges)
+                              out["uncertainty"], p2d=out.get("probabilities_2d"),
+                              p3d=out.get("probabilities_3d"), findings=findings,
+                              ranges=ranges)
     reference = labels_to_regions(_labels(data / case_id / f"{case_id}_seg.nii.gz"))
     predicted = labels_to_regions(out["labels"], report["input"]["label_convention"])
     wt = REGIONS.index("WT")

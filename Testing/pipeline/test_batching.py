@@ -7,7 +7,8 @@ import torch
 
 from uncertaintyseg import projection
 from uncertaintyseg.phantom import make_phantom
-from uncertaintyseg.pipeline import AUTO_BATCH_SIZE, Settings, auto_batch_size
+from uncertaintyseg.devices import AUTO_BATCH_SIZE, auto_batch_size, resolve_run
+from uncertaintyseg.pipeline import Settings
 from uncertaintyseg.preprocess import brain_mask, normalize
 from uncertaintyseg.uncertainty import predict_slice, predict_volume
 from uncertaintyseg.views import FlipViews, ProjectionViews
@@ -119,7 +120,7 @@ def test_empty_slices_cost_no_network_call(slab):
 
 
 def test_batch_size_auto_is_larger_on_cuda():
-    assert Settings(device="cpu").batch_size_2d == AUTO_BATCH_SIZE[0] == 16
+    assert resolve_run(Settings(device="cpu")).batch_size_2d == AUTO_BATCH_SIZE[0] == 16
     assert auto_batch_size(torch.device("cuda")) == AUTO_BATCH_SIZE[1] > AUTO_BATCH_SIZE[0]
-    assert Settings(device="cpu", batch_size_2d="48").batch_size_2d == 48
-    assert Settings(device="cpu", batch_size_2d=3).batch_size_2d == 3
+    assert resolve_run(Settings(device="cpu", batch_size_2d="48")).batch_size_2d == 48
+    assert resolve_run(Settings(device="cpu", batch_size_2d=3)).batch_size_2d == 3

@@ -59,6 +59,10 @@ def _assert_agree(reference: torch.Tensor, other: torch.Tensor) -> None:
     assert bool(((p_ref - 0.5).abs()[flipped] < PROBABILITY_TOLERANCE).all())
 
 
+# slow: brats-mini's nnU-Net preprocessing of a whole BraTS case and the export of its
+# two networks (about 10 s of CPU); the fast lane checks the agreement on the phantom
+# model's exports (test_export_is_cached_reused_and_rebuilt_when_the_weights_change).
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no BraTS data at {SHARED}")
 def test_openvino_matches_torch_on_real_projected_views_and_cubes(cache):
     pytest.importorskip("openvino")
@@ -182,7 +186,8 @@ def test_backend_recorded_in_the_report(tmp_path, cache):
     from uncertaintyseg.phantom import write_phantom_case
     from uncertaintyseg.pipeline import Settings, run_case
 
-    case = load_case(case_dir=write_phantom_case(tmp_path, seed=7))
+    # A small phantom: the report is the subject (the default one ran 2.5x longer).
+    case = load_case(case_dir=write_phantom_case(tmp_path, seed=7, shape=(20, 48, 40)))
     model = load_model("phantom")
     reports = {name: run_case(case, model, Settings(projections=2, max_boxes=1, device="cpu",
                                                     backend=name)).report

@@ -1,6 +1,7 @@
 """The one description of the run parameters: argparse, checks and argv all from it."""
 
 import ast
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from uncertaintyseg import cli, options
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.options import OPTIONS, check, to_argv
 from uncertaintyseg.pipeline import Settings
+from uncertaintyseg.predict import settings_from
 
 PACKAGE = Path(options.__file__).parent
 
@@ -47,10 +49,30 @@ def test_settings_checks_every_option_field():
         Settings(kernel_mm=(32.0, 32.0))
 
 
-def test_auto_projections_resolve_once_in_settings():
-    # No GPU here: auto is the CPU's preview preset (DECISIONS #6).
-    assert Settings(projections="auto", device="cpu").projections == "preview"
-    assert Settings(projections="auto", device="cpu").resolved_projections() == 16
+def test_settings_defaults_are_the_options_defaults():
+    # Each Settings field that is an option takes the option's default: the same run
+    # from the library (predict.run(case, {})) as from the command line.
+    fields = {field.name: field for field in dataclasses.fields(Settings)}
+    shared = [name for name in OPTIONS if name in fields]
+    assert len(shared) == len(OPTIONS) - 1  # every option but --model, a model's name
+    for name in shared:
+        assert fields[name].default == OPTIONS[name].default, name
+
+
+def test_cli_defaults_make_the_default_settings():
+    parser, base = _predict_parser()
+    assert settings_from(options.from_namespace(parser.parse_args(base))) == Settings()
+
+
+def test_settings_are_frozen_and_keep_auto_as_asked():
+    settings = Settings(projections="auto", device="cpu")
+    assert settings.projections == "auto"  # resolved by devices.resolve_run, not here
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.projections = 16
+    changed = dataclasses.replace(settings, max_boxes=3)
+    assert changed.max_boxes == 3 and settings.max_boxes == 8
+    with pytest.raises(InputError, match="--max-boxes"):
+        dataclasses.replace(settings, max_boxes=100)  # replace checks again
 
 
 def test_to_argv_sends_only_what_was_set_and_parses_back():

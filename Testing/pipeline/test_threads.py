@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from uncertaintyseg import cli, cohort, cores, options
+from uncertaintyseg.devices import resolve_run
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.phantom import write_phantom_case
 from uncertaintyseg.pipeline import Settings
@@ -41,11 +42,13 @@ def test_missing_load_average_counts_as_idle(monkeypatch):
     assert cores.free_cores() == 3
 
 
-def test_settings_resolve_auto_once_and_keep_a_number(monkeypatch):
+def test_resolve_run_makes_auto_the_free_cores_and_keeps_a_number(monkeypatch):
     _machine(monkeypatch, 4, 8, 5.4)
-    assert Settings().threads == 3  # the default is auto
-    assert Settings(threads="auto").threads == 3
-    assert Settings(threads=2).threads == 2 and Settings(threads="6").threads == 6
+    assert Settings().threads == "auto"  # the default, kept as asked
+    assert resolve_run(Settings()).threads == 3
+    assert resolve_run(Settings(threads="auto")).threads == 3
+    assert resolve_run(Settings(threads=2)).threads == 2
+    assert resolve_run(Settings(threads="6")).threads == 6
     for bad in (0, 513, "many"):
         with pytest.raises(InputError, match="--threads"):
             Settings(threads=bad)
@@ -66,7 +69,7 @@ def test_report_records_the_resolved_threads(tmp_path, monkeypatch):
     case = write_phantom_case(tmp_path, shape=(12, 40, 40))
     result, settings = run(case, {"model": "analytic", "device": "cpu", "projections": 2,
                                   "kernel_mm": (8.0, 8.0, 16.0), "max_boxes": 1})
-    assert settings.threads == 1 and torch.get_num_threads() == 1
+    assert settings.threads == "auto" and torch.get_num_threads() == 1  # asked, resolved
     assert result.report["settings"]["threads"] == 1
     assert result.report["device"]["threads"] == 1
 

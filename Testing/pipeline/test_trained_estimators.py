@@ -10,6 +10,7 @@ import torch
 
 from uncertaintyseg import options
 from uncertaintyseg.errors import InputError
+from uncertaintyseg.devices import resolve_run
 from uncertaintyseg.estimators import ESTIMATORS, MC_DROPOUT_SEED, dropout_active, estimate
 from uncertaintyseg.full3d import mirror_combinations, predict_full_3d
 from uncertaintyseg.io import load_case
@@ -56,9 +57,11 @@ def _model_with(kind, network, divisor=1, patch=(16, 16, 16)):
 def test_mc_dropout_is_the_binned_entropy_of_seeded_passes_with_norms_in_eval():
     network, (image, mask) = _DropoutNet(), _volume(z=2, shape=(16, 24))
     model = _model_with("2d_dropout", network)
-    settings = Settings(method="mc-dropout", projections=6, batch_size_2d=4)
+    settings = Settings(method="mc-dropout", projections=6, batch_size_2d=4,
+                        device="cpu", precision="fp32")
+    resolved = resolve_run(settings)
     grid = SimpleNamespace(image=image, mask=mask)
-    result = estimate(ESTIMATORS["mc-dropout"], model, grid, settings, 20.0, "cpu", None)
+    result = estimate(ESTIMATORS["mc-dropout"], model, grid, settings, resolved, radius=20.0)
     assert not network.training and not network.layers[2].training  # restored
     network.eval()
     network.layers[2].train()  # the direct computation: dropout on, BatchNorm in eval
@@ -72,7 +75,7 @@ def test_mc_dropout_is_the_binned_entropy_of_seeded_passes_with_norms_in_eval():
                 np.testing.assert_allclose(got[:, z], want, atol=1e-5)
     assert (result.projections_per_slice == 6).all()
     assert result.entropy_raw.max() > 0.5  # dropout makes the passes disagree
-    again = estimate(ESTIMATORS["mc-dropout"], model, grid, settings, 20.0, "cpu", None)
+    again = estimate(ESTIMATORS["mc-dropout"], model, grid, settings, resolved, radius=20.0)
     np.testing.assert_array_equal(again.entropy_norm, result.entropy_norm)  # seeded
 
 
@@ -89,9 +92,11 @@ def test_uncertainty_head_is_one_pass_and_its_sigmoid():
     image, mask = _volume(z=4, shape=(20, 28))
     mask[2] = False  # a slice without brain: no pass, zeros
     model = _model_with("2d_head", network)
-    settings = Settings(method="uncertainty-head", batch_size_2d=2)
+    settings = Settings(method="uncertainty-head", batch_size_2d=2, device="cpu",
+                        precision="fp32")
     result = estimate(ESTIMATORS["uncertainty-head"], model,
-                      SimpleNamespace(image=image, mask=mask), settings, 10.0, "cpu", None)
+                      SimpleNamespace(image=image, mask=mask), settings,
+                      resolve_run(settings), radius=10.0)
     with torch.no_grad():
         direct = torch.sigmoid(network(torch.from_numpy(image.transpose(1, 0, 2, 3)))).numpy()
     for z in (0, 1, 3):

@@ -206,7 +206,7 @@ def write_mrb(bundle: SceneBundle, path, thumbnail: np.ndarray | None = None) ->
 
 
 def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,
-                       region: str = "WT", size=(640, 640), screenshot_max_rank: int | None = 1,
+                       *, region: str = "WT", size=(640, 640), screenshot_max_rank: int | None = 1,
                        overwrite: bool = False, allow_missing_inputs: bool = False) -> Path:
     """Build the scene for `results_dir` and write it to `out` (.mrb); returns the path.
     Refuses as `check_scene_request` does (warnings are the caller's to show, from it).

@@ -31,7 +31,7 @@ class RunPanel:
     `update_gui()`: the module's updateGUI; `show_progress(events)`: the module's
     progress bar and status line (it weighs the pipeline's progress stages)."""
 
-    def __init__(self, ui, logic, parameters, on_run, set_busy, update_gui, show_progress):
+    def __init__(self, ui, logic, parameters, on_run, *, set_busy, update_gui, show_progress):
         self.ui, self.logic, self.parameters = ui, logic, parameters
         self.on_run, self.set_busy, self.update_gui = on_run, set_busy, update_gui
         self.show_progress = show_progress

@@ -96,7 +96,8 @@ class ResultLoader:
         before = _node_ids(self.scene)
         folder = self._create_folder(name, out_dir, report)
         try:
-            run = self._load_nodes(out_dir, report, boxes, name, folder, reference_volume, region)
+            run = self._load_nodes(out_dir, report, boxes, name, folder,
+                                   reference_volume=reference_volume, region=region)
         except Exception:
             for node_id in _node_ids(self.scene) - before:
                 node = self.scene.GetNodeByID(node_id)
@@ -107,7 +108,7 @@ class ResultLoader:
         self._file_under_folder(run)
         return run
 
-    def _load_nodes(self, out_dir, report, boxes, name, folder, reference_volume, region):
+    def _load_nodes(self, out_dir, report, boxes, name, folder, *, reference_volume, region):
         convention = normalise_convention(report.get("input", {}).get("label_convention"))
         labelmap = read_scalar_volume(self.logics.volumes, out_dir / SEGMENTATION_FILE,
                                       f"{name} labels", labelmap=True)

@@ -167,7 +167,7 @@ def _refuse_a_second_dataset_with_the_id(out: Path) -> None:
 
 
 def convert_dataset(source: Path, raw_root: Path, dataset_id: int = 500,
-                    name: str = "UncertaintySeg", n_val: int = 3, seed: int = 0,
+                    *, name: str = "UncertaintySeg", n_val: int = 3, seed: int = 0,
                     val_cases: list[str] | None = None, progress=None) -> Path:
     """Write raw_root/DatasetXXX_name (imagesTr, labelsTr, dataset.json, splits_final.json).
 

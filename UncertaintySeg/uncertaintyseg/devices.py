@@ -1,15 +1,21 @@
 """Where the networks run and in what precision: `--device`, `--precision`, and the
-`auto` values of `--projections` and `--batch-size` that follow from the device.
+`auto` values of `--projections`, `--batch-size` and `--threads` of a run.
 
-Resolved once per run (pipeline.run_case) and recorded in report.json; `train`
-resolves its device with the same function (training.devices).
+`resolve_run` resolves them all, once per run (predict.run, else pipeline.run_case),
+and pipeline.build_report records what it returned; `train` resolves its device with
+the same `resolve_device` (training.devices).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from .cores import resolve_threads
 from .errors import InputError
+from .options import AUTO, parse_projections
+from .projection import resolve_count
 
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
@@ -82,3 +88,36 @@ def resolve_precision(precision: str, device: torch.device, native_bf16=None) ->
         native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
         return torch.bfloat16 if native else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The concrete values of a run's `auto` settings (`resolve_run`); report.json
+    records them (pipeline.build_report)."""
+
+    device: torch.device
+    autocast: torch.dtype | None  # None: fp32
+    projections: int | str  # a count or a preset name (preview, standard, paper)
+    projections_per_slice: int | None  # origins asked per slice; None: every grid origin
+    threads: int  # torch and OpenVINO CPU threads
+    batch_size_2d: int  # views per 2D network call
+
+    @property
+    def precision(self) -> str:
+        """fp32, bf16 or fp16."""
+        return PRECISION_NAMES[self.autocast]
+
+
+def resolve_run(settings) -> Resolved:
+    """`settings` (a pipeline.Settings, already checked) with every `auto` made
+    concrete: the device first, as the precision, projections and batch size follow
+    from it; `--threads auto` is the free cores at this moment, so call it once per run.
+    Raises InputError for a device that is not there."""
+    device = resolve_device(settings.device)
+    projections = (auto_projections(device) if settings.projections == AUTO
+                   else parse_projections(settings.projections))
+    batch = settings.batch_size_2d
+    return Resolved(device=device, autocast=resolve_precision(settings.precision, device),
+                    projections=projections, projections_per_slice=resolve_count(projections),
+                    threads=resolve_threads(settings.threads),
+                    batch_size_2d=auto_batch_size(device) if batch == AUTO else int(batch))

@@ -100,7 +100,7 @@ def dropout_active(network: torch.nn.Module):
 
 
 def head_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray,
-                divisor: int, batch_size: int = 16, device="cpu", autocast_dtype=None,
+                divisor: int, *, batch_size: int = 16, device="cpu", autocast_dtype=None,
                 progress=None) -> Projected2D:
     """One pass of the uncertainty-head network per slice with brain (axis 0).
 
@@ -133,30 +133,34 @@ def head_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray,
                        projections_per_slice=used)
 
 
-def estimate(method: Method, model, grid, settings, radius: float, device, autocast,
+def estimate(method: Method, model, grid, settings, resolved, *, radius: float,
              progress=None) -> Projected2D:
     """The method's probabilities and uncertainty on the working grid `grid`.
 
-    `settings` is the run's `pipeline.Settings` (projections, batch sizes, stride). For
+    `settings` is the run's `pipeline.Settings` (batch size 3D, stride, map) and
+    `resolved` its `devices.Resolved` (device, precision, projections, batch size 2D). For
     `full-3d` the result's p2d holds the 3D network's probabilities (Method.dims == 3).
     """
+    device, autocast = resolved.device, resolved.autocast
     if method.name == "full-3d":
         from .full3d import predict_full_3d
 
         net = estimator_network(method, model, device)
         return predict_full_3d(net.network, grid.image, net.patch_size,
-                               settings.batch_size_3d, device, autocast, progress,
+                               batch_size=settings.batch_size_3d, device=device,
+                               autocast_dtype=autocast, progress=progress,
                                tile_step=settings.tile_step)
     if method.name == "uncertainty-head":
         net = estimator_network(method, model, device)
         return head_volume(net.network, grid.image, grid.mask, net.divisor,
-                           settings.batch_size_2d, device, autocast, progress)
+                           batch_size=resolved.batch_size_2d, device=device,
+                           autocast_dtype=autocast, progress=progress)
     network, divisor = model.network_2d, model.divisor_2d
     if method.network is not None:
         net = estimator_network(method, model, device)
         network, divisor = net.network, net.divisor
-    args = (grid.image, grid.mask, settings.resolved_projections())
-    kwargs = dict(radius=radius, batch_size=settings.batch_size_2d, divisor=divisor,
+    args = (grid.image, grid.mask, resolved.projections_per_slice)
+    kwargs = dict(radius=radius, batch_size=resolved.batch_size_2d, divisor=divisor,
                   device=device, autocast_dtype=autocast, progress=progress,
                   stride=settings.stride, views=method.views(radius),
                   uncertainty_map=settings.uncertainty_map)

@@ -52,8 +52,8 @@ def mirrored_logits(network: torch.nn.Module, tile: torch.Tensor, batch_size: in
     return torch.stack(outputs)
 
 
-def predict_full_3d(network: torch.nn.Module, image: np.ndarray, patch_size, batch_size: int = 2,
-                    device: str | torch.device = "cpu", autocast_dtype=None,
+def predict_full_3d(network: torch.nn.Module, image: np.ndarray, patch_size, *,
+                    batch_size: int = 2, device: str | torch.device = "cpu", autocast_dtype=None,
                     progress: Callable | None = None, tile_step: float = TILE_STEP) -> Projected2D:
     """Sliding-window, mirrored inference of a 3D network on (C, Z, Y, X) `image`;
     `tile_step`: the step between tiles as a fraction of the patch (0 < step <= 1).

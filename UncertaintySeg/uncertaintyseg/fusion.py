@@ -154,7 +154,7 @@ def _pyswarms_logging_untouched():
         os.unlink(path)
 
 
-def fit_region_weights(cases: Sequence[tuple], seed: int = 0, particles: int = 20,
+def fit_region_weights(cases: Sequence[tuple], seed: int = 0, *, particles: int = 20,
                        iterations: int = 50, w_max: float = 20.0,
                        b_range: tuple[float, float] = (-20.0, 20.0),
                        progress: Progress | None = None) -> np.ndarray:
@@ -193,7 +193,7 @@ def fit_region_weights(cases: Sequence[tuple], seed: int = 0, particles: int = 2
     return np.asarray(best, dtype=np.float64)
 
 
-def fit_fusion(cases: Sequence[tuple], seed: int = 0, particles: int = 20,
+def fit_fusion(cases: Sequence[tuple], seed: int = 0, *, particles: int = 20,
                iterations: int = 50, w_max: float = 20.0,
                b_range: tuple[float, float] = (-20.0, 20.0),
                progress: Progress | None = None) -> np.ndarray:
@@ -207,6 +207,7 @@ def fit_fusion(cases: Sequence[tuple], seed: int = 0, particles: int = 20,
             progress(stage, r * total + done, len(REGIONS) * total, f"{region}: {message}")
 
         rows.append(fit_region_weights([(c[0][r], c[1][r], c[2][r]) for c in cases],
-                                       seed, particles, iterations, w_max, b_range,
-                                       region_progress if progress else None))
+                                       seed, particles=particles, iterations=iterations,
+                                       w_max=w_max, b_range=b_range,
+                                       progress=region_progress if progress else None))
     return np.stack(rows)

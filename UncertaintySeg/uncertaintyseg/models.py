@@ -254,7 +254,7 @@ def _read_json(path: Path, folder: Path) -> dict:
 
 
 def load_network(subdir: Path, configuration: str, device: str = "cpu",
-                 plans: dict | None = None, dataset: dict | None = None,
+                 *, plans: dict | None = None, dataset: dict | None = None,
                  checkpoint: str = CHECKPOINT_FILE, extra_outputs: int = 0
                  ) -> tuple[nn.Module, int]:
     """Build the network of one model subfolder and load its checkpoint; -> (net, divisor).
@@ -337,7 +337,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
                          f"`uncertaintyseg train` or restore the model folder.") from None
     plans = _read_json(folder / "2d" / "plans.json", folder)
     dataset = _read_json(folder / "2d" / "dataset.json", folder)
-    net_2d, div_2d = load_network(folder / "2d", cfg_2d, device, plans, dataset)
+    net_2d, div_2d = load_network(folder / "2d", cfg_2d, device, plans=plans, dataset=dataset)
     net_3d, div_3d = load_network(folder / "3d", cfg_3d, device)
     return Model(
         name=str(meta.get("name", folder.name)), version=str(meta.get("version", "0")),

@@ -17,10 +17,8 @@ import torch
 from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
 from .contract import CaseResult, region_volumes_ml
 from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
-from .cores import resolve_threads
 # AUTO_BATCH_SIZE and auto_batch_size are imported from here by older code and tests.
-from .devices import (AUTO_BATCH_SIZE, PRECISION_NAMES, auto_batch_size,  # noqa: F401
-                      auto_projections, resolve_device, resolve_precision)
+from .devices import AUTO_BATCH_SIZE, Resolved, auto_batch_size, resolve_run  # noqa: F401
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .inference_backend import choose_backend, use_backend
@@ -28,10 +26,10 @@ from .errors import InputError
 from .io import Case
 from .label_maps import regions_to_labels
 from .kernels import search_regions
-from .options import AUTO, OPTIONS, check
+from .options import OPTIONS, check
 from .orientation import describe, result_to_input, to_canonical
 from .postprocess import nest, remove_small_components
-from .projection import default_radius, resolve_count
+from .projection import default_radius
 from .refine import refine
 from .working_grid import WorkingGrid, from_crop, from_nnunet
 
@@ -39,38 +37,45 @@ TRIAGE_THRESHOLD = DEFAULT_TRIAGE_THRESHOLD  # a model's own (model.triage_thres
 TRIAGE_DILATION_VOXELS = 3
 
 
-@dataclass
+def _default(name: str):
+    """The option's default (options.OPTIONS): a Settings default is never retyped."""
+    return OPTIONS[name].default
+
+
+@dataclass(frozen=True)
 class Settings:
-    """Every parameter of a run; units in the names or the comments.
+    """Every parameter of a run, as asked (checked, `auto` kept); units in the names or
+    the comments. Frozen: `dataclasses.replace` makes a changed copy, and
+    `devices.resolve_run` turns the `auto` values into the concrete ones of a run.
 
     `projections`: origins per slice, an int or a preset name (preview, standard,
-    paper); `kernel_mm`: cube side per region (ET, TC, WT) in mm, None = the model's;
-    `max_overlap`: fraction of a cube's volume; `min_score_fraction`: of the region's
-    first score; `crop_margin`: voxels kept around the brain's bounding box.
+    paper) or auto; `kernel_mm`: cube side per region (ET, TC, WT) in mm, None = the
+    model's; `max_overlap`: fraction of a cube's volume; `min_score_fraction`: of the
+    region's first score; `crop_margin`: voxels kept around the brain's bounding box.
     """
 
-    method: str = "hybrid"  # options.METHODS; estimators.ESTIMATORS says what each does
-    projections: int | str = "preview"  # "auto" becomes preview or paper (auto_projections)
-    radius: float | None = None
+    method: str = _default("method")  # estimators.ESTIMATORS says what each does
+    projections: int | str = _default("projections")  # auto: devices.auto_projections
+    radius: float | None = _default("radius")
     stride: int = 8
-    kernel_mm: tuple[float, float, float] | None = None
-    max_overlap: float = 0.4
-    min_score_fraction: float = 0.1
-    max_boxes: int = 8
-    batch_size_2d: int | str = AUTO  # "auto" becomes auto_batch_size(device)
-    batch_size_3d: int = 2
-    tile_step: float = OPTIONS["tile_step"].default  # full-3d: a fraction of the patch
-    uncertainty_map: str = OPTIONS["uncertainty_map"].default  # uncertainty.UNCERTAINTY_MAPS
-    device: str = "auto"
-    precision: str = "auto"
-    postprocess: bool = True
-    min_component_fraction: float | None = None  # None: the model's (model.json)
+    kernel_mm: tuple[float, float, float] | None = _default("kernel_mm")
+    max_overlap: float = _default("max_overlap")
+    min_score_fraction: float = _default("min_score_fraction")
+    max_boxes: int = _default("max_boxes")
+    batch_size_2d: int | str = _default("batch_size_2d")  # auto: devices.auto_batch_size
+    batch_size_3d: int = _default("batch_size_3d")
+    tile_step: float = _default("tile_step")  # full-3d: a fraction of the patch
+    uncertainty_map: str = _default("uncertainty_map")  # uncertainty.UNCERTAINTY_MAPS
+    device: str = _default("device")
+    precision: str = _default("precision")
+    postprocess: bool = _default("postprocess")
+    min_component_fraction: float | None = _default("min_component_fraction")  # the model's
     crop_to_brain: bool = True
     crop_margin: int = 4
-    label_convention: str | None = None
-    outputs: str = DEFAULT_OUTPUTS  # the maps made on the input grid (OUTPUT_SETS)
-    threads: int | str = AUTO  # torch CPU threads; "auto" becomes the free cores (cores)
-    backend: str = AUTO  # torch or openvino; "auto" is resolved per run (inference_backend)
+    label_convention: str | None = _default("label_convention")
+    outputs: str = _default("outputs")  # the maps made on the input grid (OUTPUT_SETS)
+    threads: int | str = _default("threads")  # torch CPU threads; auto: the free cores
+    backend: str = _default("backend")  # torch or openvino; auto: inference_backend
 
     def __post_init__(self):
         # Checked before any work: a bad value must not surface after hours of 2D
@@ -82,20 +87,6 @@ class Settings:
             raise InputError(f"stride {self.stride}: must be 1 px or more")
         if self.crop_margin < 0:
             raise InputError(f"crop_margin {self.crop_margin}: must be 0 voxels or more")
-        if self.projections == AUTO:
-            # Resolved here, once: a library caller gets the CLI's meaning of "auto".
-            self.projections = auto_projections(resolve_device(self.device))
-        self.threads = resolve_threads(self.threads)  # checked in the loop above
-        self.batch_size_2d = (auto_batch_size(resolve_device(self.device))
-                              if self.batch_size_2d == AUTO else int(self.batch_size_2d))
-        self.resolved_projections()
-
-    def resolved_projections(self) -> int | None:
-        """The origin count per slice (None = every grid origin in the brain)."""
-        try:
-            return resolve_count(self.projections)
-        except ValueError as error:
-            raise InputError(f"--projections {self.projections}: {error}") from None
 
 
 # The Settings fields that are user-facing options, checked against options.OPTIONS.
@@ -147,19 +138,23 @@ def segment(probabilities: np.ndarray, settings: Settings, model) -> np.ndarray:
 
 
 def run_case(case: Case, model, settings: Settings | None = None, progress=None,
-             timer: StageTimer | None = None) -> CaseResult:
+             timer: StageTimer | None = None, *, resolved: Resolved | None = None
+             ) -> CaseResult:
     """Segment one case and quantify its uncertainty (design section 4).
 
     `case` comes from `io.load_case`; `model` from `models.load_model`; `progress` is
     called as progress(stage, done, total, message); `timer` carries stages timed
-    before (loading the case), so report.json's timings are one record. Returns a
+    before (loading the case), so report.json's timings are one record; `resolved`:
+    `devices.resolve_run(settings)` when the caller resolved it already (predict.run,
+    which set torch's threads from it), else resolved here. Returns a
     CaseResult on the input's full grid and direction, ready for
     `contract.write_outputs`. A case stored in another orientation than the axial one is
     segmented in the axial orientation (`orientation`) and its outputs brought back.
     """
     canonical, turn = to_canonical(case)
-    result = _run_canonical(canonical, model, settings or Settings(), progress,
-                            timer or StageTimer())
+    settings = settings or Settings()
+    result = _run_canonical(canonical, model, settings, resolved or resolve_run(settings),
+                            progress, timer or StageTimer())
     result = result_to_input(result, turn, case)
     result.report["input"].update(shape_zyx=list(case.image.shape[1:]),
                                   spacing_zyx=list(case.spacing))
@@ -167,35 +162,34 @@ def run_case(case: Case, model, settings: Settings | None = None, progress=None,
     return result
 
 
-def _run_canonical(case: Case, model, settings: Settings, progress,
+def _run_canonical(case: Case, model, settings: Settings, resolved: Resolved, progress,
                    timer: StageTimer) -> CaseResult:
     """`run_case` on a case in the canonical orientation."""
-    device = resolve_device(settings.device)
-    autocast = resolve_precision(settings.precision, device)
     method = ESTIMATORS[settings.method]
     check_network(method, model)  # before the preprocessing, which takes seconds
-    backend, backend_reason = choose_backend(settings.backend, device, model)
-    use_backend(model, backend, settings.threads, autocast)
+    backend, backend_reason = choose_backend(settings.backend, resolved.device, model)
+    use_backend(model, backend, resolved.threads, resolved.autocast)
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
     with timer.stage("uncertainty"):
-        projected = estimate(method, model, grid, settings, radius, device, autocast,
-                             progress)
+        projected = estimate(method, model, grid, settings, resolved, radius=radius,
+                             progress=progress)
     if method.refines:
-        boxes, p3d, fused = _refine_and_fuse(model, settings, grid, projected, timer,
-                                             device, autocast, progress)
+        boxes, p3d, fused = _refine_and_fuse(model, settings, resolved, grid, projected,
+                                             timer=timer, progress=progress)
     else:
         boxes = _search(model, settings, grid, projected, timer, progress)
         p3d, fused = np.full_like(projected.p2d, -1.0), projected.p2d
     with timer.stage("export"):
-        result = _to_input_grid(case, grid, projected, p3d, fused, boxes, method.dims,
-                                settings.outputs)
+        result = _to_input_grid(case, grid, projected, p3d, fused, boxes,
+                                dims=method.dims, outputs=settings.outputs)
     with timer.stage("postprocess"):
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
-    result.report = build_report(case, model, settings, projected, result, timer, device,
-                                 radius, grid, _triage_map(result, projected, grid))
+    result.report = build_report(case, model, settings, resolved, projected, result,
+                                 timer=timer, radius=radius, grid=grid,
+                                 triage_map=_triage_map(result, projected, grid))
     result.report["device"].update(backend=backend, backend_reason=backend_reason)
     return result
 
@@ -210,12 +204,13 @@ def _triage_map(result: CaseResult, projected, grid) -> np.ndarray:
     return grid.to_input(projected.entropy_norm.max(axis=0, keepdims=True))
 
 
-def _refine_and_fuse(model, settings, grid, projected, timer, device, autocast, progress):
+def _refine_and_fuse(model, settings, resolved, grid, projected, *, timer, progress):
     """Kernel search, 3D refinement and fusion on the working grid."""
     boxes = _search(model, settings, grid, projected, timer, progress)
     with timer.stage("refine"):
         p3d = refine(model.network_3d, grid.image, boxes, batch_size=settings.batch_size_3d,
-                     device=device, divisor=model.divisor_3d, autocast_dtype=autocast,
+                     device=resolved.device, divisor=model.divisor_3d,
+                     autocast_dtype=resolved.autocast,
                      progress=progress)
     with timer.stage("fusion"):
         fused = fuse(projected.p2d, p3d, model.fusion_weights)
@@ -241,7 +236,7 @@ def _notify(progress, stage: str, message: str) -> None:
         progress(stage, 1, 1, message)
 
 
-def _to_input_grid(case, grid, projected, p3d, fused, boxes, dims: int = 2,
+def _to_input_grid(case, grid, projected, p3d, fused, boxes, *, dims: int = 2,
                    outputs: str = DEFAULT_OUTPUTS) -> CaseResult:
     """The maps of the `outputs` set and every box from the working grid back onto the
     input's grid (labels are made afterwards, from the fused probabilities on the input
@@ -305,11 +300,14 @@ def _fusion_report(weights: np.ndarray) -> dict:
     return out
 
 
-def build_report(case, model, settings, projected, result, timer, device, radius,
+def build_report(case, model, settings, resolved, projected, result, *, timer, radius,
                  grid, triage_map=None) -> dict:
-    """The report.json record (docs/OUTPUT-CONTRACT.md), in one place; `radius` is the
-    sphere radius used (px), `grid` the working grid, `triage_map` the (C, Z, Y, X)
-    map the triage score averages (None: the result's uncertainty)."""
+    """The report.json record (docs/OUTPUT-CONTRACT.md), in one place; `resolved` the
+    run's concrete values (devices.resolve_run: `settings` keeps the asked ones, `auto`
+    included, and the report records the resolved device, precision, projections and
+    threads, with the 2D batch size), `radius` the sphere radius used (px), `grid` the
+    working grid, `triage_map` the (C, Z, Y, X) map the triage score averages (None:
+    the result's uncertainty)."""
     per_slice = projected.projections_per_slice
     used = per_slice[per_slice > 0]
     return {
@@ -324,13 +322,13 @@ def build_report(case, model, settings, projected, result, timer, device, radius
         "settings": {**asdict(settings), "kernel_mm": list(settings.kernel_mm or model.kernel_mm),
                      "min_component_fraction": (component_fraction(settings, model)
                                                 if settings.postprocess else None),
-                     "projections_per_slice_asked": settings.resolved_projections(),
+                     **_resolved_settings(resolved),
                      "radius_px": round(float(radius), 3)},
         "working_grid": {"spacing_zyx": list(grid.spacing), "shape_zyx": list(grid.mask.shape),
                          "resampled": grid.resampled},
-        "device": {"name": str(device), "torch": torch.__version__,
+        "device": {"name": str(resolved.device), "torch": torch.__version__,
                    "threads": torch.get_num_threads(), "machine": platform.machine(),
-                   "precision": PRECISION_NAMES[resolve_precision(settings.precision, device)]},
+                   "precision": resolved.precision},
         "timings_s": timer.total(),
         "projections_per_slice": {"min": int(used.min()) if used.size else 0,
                                   "max": int(used.max()) if used.size else 0,
@@ -342,3 +340,11 @@ def build_report(case, model, settings, projected, result, timer, device, radius
         "triage": triage(result.uncertainty if triage_map is None else triage_map,
                          result.labels, model.triage_threshold),
     }
+
+
+def _resolved_settings(resolved: Resolved) -> dict:
+    """The report's settings that had `auto` values, as the run resolved them (the
+    device and precision are in the report's device block)."""
+    return {"projections": resolved.projections, "threads": resolved.threads,
+            "batch_size_2d": resolved.batch_size_2d,
+            "projections_per_slice_asked": resolved.projections_per_slice}

@@ -2,8 +2,9 @@
 
 `run` segments a loaded case with option values (`options.OPTIONS` names) and returns
 the CaseResult; `predict` also checks the output folder first and writes the output
-contract. The values are resolved once here (device, `auto` projections and precision
-inside `Settings`, the model), and only resolved values go down to the stages.
+contract. The values are resolved once here (`devices.resolve_run`: device, precision,
+`auto` projections, threads and batch size; the model), and only resolved values go down
+to the stages.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def load_case_from(case):
 
 
 def run(case, values: Mapping[str, object] | None = None, *, model=None, progress=None,
-        note_stream=None, timer=None, force: bool = False):
+        note_stream=None, timer=None, force: bool = False, resolved=None):
     """Segment one case; returns (CaseResult, Settings). No file is written.
 
     `case`: a Case, a case folder or a {modality: path} mapping; `values`: option values
@@ -72,9 +73,12 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
     `model`: a loaded model (else `values["model"]` is loaded); `timer`: a
     pipeline.StageTimer that already timed earlier stages (loading the case); `force`:
     run a case that `input_checks` finds not prepared as the model expects (an
-    InputError otherwise).
+    InputError otherwise); `resolved`: `devices.resolve_run` of these values when the
+    caller resolved them already (predict), else resolved here.
     """
     import torch
+
+    from .devices import resolve_run
 
     from .input_checks import check_case
     from .pipeline import StageTimer, run_case
@@ -82,13 +86,15 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
 
     values = dict(values or {})
     settings = settings_from(values)
-    torch.set_num_threads(settings.threads)  # resolved once, in Settings (`auto`: free cores)
+    resolved = resolved or resolve_run(settings)
+    torch.set_num_threads(resolved.threads)  # `auto`: the free cores, read once
     timer = timer or StageTimer()
     with timer.stage("load"):
         case = load_case_from(case)
         warnings = check_case(case, force)
-    model = model or load_run_model(values.get("model"), settings.device, note_stream)
-    result = run_case(case, model, settings, progress=progress, timer=timer)
+    model = model or load_run_model(values.get("model"), str(resolved.device), note_stream)
+    result = run_case(case, model, settings, progress=progress, timer=timer,
+                      resolved=resolved)
     result.report["input"]["warnings"] = warnings
     # Each finding a --force run went past is a strong failure signal (issue 17).
     result.report[QUALITY_KEY] = quality_block(case, result, getattr(model, "quality", {}),
@@ -107,16 +113,19 @@ def predict(case, out_dir, values: Mapping[str, object] | None = None, *,
     line's choice: a large volume's maps do not all fit in memory at once); its
     labels, boxes and report stay."""
     from .contract import check_output_folder, prepare_output, write_outputs
+    from .devices import resolve_run
     from .pipeline import StageTimer
 
-    settings_from(dict(values or {}))  # option values checked before the output folder
+    # The option values checked, and the device found, before the output folder.
+    resolved = resolve_run(settings_from(dict(values or {})))
     check_output_folder(out_dir, overwrite)
     timer = StageTimer()
     with timer.stage("load"):
         case = load_case_from(case)
     with prepare_output(out_dir, overwrite, case.image.shape[1:]):
         result, settings = run(case, values, model=model, progress=progress,
-                               note_stream=note_stream, timer=timer, force=force)
+                               note_stream=note_stream, timer=timer, force=force,
+                               resolved=resolved)
         _notify(progress, "write", 0, str(out_dir))
         written = write_outputs(result, out_dir, overwrite=overwrite, snapshot=snapshot,
                                 outputs=settings.outputs, release=not keep_maps)

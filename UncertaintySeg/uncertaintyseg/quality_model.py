@@ -112,7 +112,7 @@ def quality_block(case, result, params: dict | None, findings=()) -> dict:
 
     params = params or {}
     signals = compute_signals(case.image, case.spacing, result.probabilities,
-                              result.uncertainty, result.probabilities_2d,
-                              result.probabilities_3d, findings,
-                              params.get("volume_ranges_ml"))
+                              result.uncertainty, p2d=result.probabilities_2d,
+                              p3d=result.probabilities_3d, findings=findings,
+                              ranges=params.get("volume_ranges_ml"))
     return assess_quality(signals, params, findings)

@@ -81,7 +81,7 @@ def _batches(boxes: Sequence[Box], batch_size: int):
 
 
 def refine(network3d: torch.nn.Module, image: np.ndarray, boxes: Sequence[Box],
-           batch_size: int = 2, device: str | torch.device = "cpu", divisor: int = 1,
+           *, batch_size: int = 2, device: str | torch.device = "cpu", divisor: int = 1,
            autocast_dtype: torch.dtype | None = None,
            progress: Progress | None = None) -> np.ndarray:
     """Composite P3D (3, Z, Y, X) float32 from the 3D network run on `boxes`.

@@ -64,7 +64,7 @@ def require_slicer_core() -> None:
 
 
 def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,
-                       region: str = "WT", size=(640, 640), screenshot_boxes: int = 1,
+                       *, region: str = "WT", size=(640, 640), screenshot_boxes: int = 1,
                        overwrite: bool = False, allow_missing_inputs: bool = False,
                        warn=None) -> Path:
     """Write `out` (.mrb) for `results_dir`; ImportError (with the install hint) when
@@ -92,8 +92,10 @@ def run_scene(args) -> int:
     """Run the `scene` subcommand; returns the exit code."""
     try:
         path = write_scene_bundle(args.results, args.out, args.inputs, args.screenshots,
-                                  args.region, args.size, args.screenshot_boxes,
-                                  args.overwrite, args.allow_missing_inputs)
+                                  region=args.region, size=args.size,
+                                  screenshot_boxes=args.screenshot_boxes,
+                                  overwrite=args.overwrite,
+                                  allow_missing_inputs=args.allow_missing_inputs)
     except ImportError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_MISSING_SCENE_EXTRA

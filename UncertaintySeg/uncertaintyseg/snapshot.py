@@ -250,7 +250,7 @@ QUALITY_CHARS = 170  # the quality line's length at fontsize 9 across the pictur
 
 
 def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
-                  title: str = "", direction=None, note: str = NOT_CLINICAL,
+                  *, title: str = "", direction=None, note: str = NOT_CLINICAL,
                   quality: str = "") -> Figure:
     """The snapshot as a matplotlib Figure (FIGSIZE_IN at DPI); see `write_snapshot`.
 
@@ -307,7 +307,7 @@ def _headline(title: str, z: int, n_slices: int, boxes: Sequence) -> str:
 
 
 def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
-                   title: str = "", direction=None, note: str = NOT_CLINICAL,
+                   *, title: str = "", direction=None, note: str = NOT_CLINICAL,
                    quality: str = "") -> Path:
     """Write the snapshot PNG atomically and return its path.
 
@@ -321,8 +321,8 @@ def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zy
     The picture is FIGSIZE_IN * DPI pixels (1200 x 600).
     """
     path = Path(path)
-    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title, direction, note,
-                        quality)
+    fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title=title,
+                        direction=direction, note=note, quality=quality)
     # A reader never sees a half-written PNG; a crash leaves the previous snapshot.
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:

@@ -156,7 +156,7 @@ def _network_probs(network: torch.nn.Module, batch: torch.Tensor, divisor: int,
 
 
 def predict_slice(network: torch.nn.Module, slice_chw, origins, radius: float,
-                  batch_size: int = 16, divisor: int = 16,
+                  *, batch_size: int = 16, divisor: int = 16,
                   device: str | torch.device = "cpu",
                   autocast_dtype: torch.dtype | None = None, views=None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,7 +201,7 @@ def predict_slice(network: torch.nn.Module, slice_chw, origins, radius: float,
 
 
 def predict_volume(network: torch.nn.Module, image: np.ndarray, mask: np.ndarray,
-                   projections: int | str | None, radius: float | None = None,
+                   projections: int | str | None, *, radius: float | None = None,
                    batch_size: int = 16, divisor: int = 16,
                    device: str | torch.device = "cpu",
                    autocast_dtype: torch.dtype | None = None,

@@ -49,7 +49,7 @@ def _explain_section(case_dir, model_name: str, out: Path) -> dict:
     return {"markdown": markdown, "figures": figures}
 
 
-def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
+def run(cases_dir, methods, out_dir, parts: set[str], *, qubrats: bool = False,
         calibrate_model=None, html: bool = True, progress=None,
         kernel_study: bool = False, explain_case=None, explain_model: str | None = None,
         client=None, retries: int = 2, model_card=None) -> dict:
@@ -61,7 +61,7 @@ def run(cases_dir, methods, out_dir, parts: set[str], qubrats: bool = False,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     on_pair = functools.partial(write_qubrats_pair, out / "qubrats") if qubrats else None
-    evaluation = evaluate_cases(cases_dir, methods, out, parts, progress, on_pair,
+    evaluation = evaluate_cases(cases_dir, methods, out, parts, progress=progress, on_pair=on_pair,
                                 client=client, retries=retries)
     sections = {"table1": summary.write_voxel_tables(evaluation, out),
                 "uncertainty": summary.write_uncertainty(evaluation, out)}

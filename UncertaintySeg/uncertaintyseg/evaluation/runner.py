@@ -121,7 +121,7 @@ def ranking_name(target: Method, source: Method) -> str:
 
 
 def evaluate_cases(cases_dir, methods: list[Method], out_dir, parts: set[str],
-                   progress=None, on_pair=None, client=None, retries: int = 2,
+                   *, progress=None, on_pair=None, client=None, retries: int = 2,
                    task=None) -> Evaluation:
     """Score every case under `cases_dir` for every method, one task per case (in turn,
     or on the Dask `client`); cached pairs are reused.
@@ -227,11 +227,12 @@ def score_case(case_dir: str, methods: list[Method], out_dir: str, parts: list[s
             outputs[method.name] = output  # kept for the rankings only (maps are large)
         if on_pair is not None:
             on_pair(reference, method, output)
-    _score_rankings(reference, methods, out_dir, rankings, outputs, signatures, scores)
+    _score_rankings(reference, methods, out_dir, rankings, outputs, signatures=signatures,
+                    scores=scores)
     return scores
 
 
-def _score_rankings(reference, methods, out_dir, rankings, outputs, signatures,
+def _score_rankings(reference, methods, out_dir, rankings, outputs, *, signatures,
                     scores: CaseScores) -> None:
     from .correction import ranked_correction
 

@@ -131,7 +131,7 @@ class Chain:
     """The training chain in `work` for cases in `source`; see run()."""
 
     def __init__(self, source: Path, work: Path, settings: ChainSettings, progress=None,
-                 client=None, threads: int | None = None, retries: int = DEFAULT_RETRIES):
+                 *, client=None, threads: int | None = None, retries: int = DEFAULT_RETRIES):
         """`client`: a Dask client (cohort engine) for the per-case passes, else they run
         here; `threads`: torch threads per task on it (None: the job's CPUs, else 1);
         `retries`: times a failed task is run again there."""
@@ -200,9 +200,10 @@ class Chain:
     def convert(self) -> None:
         s, raw = self.settings, Path(self.paths["nnUNet_raw"])
         single = s.fold is None  # --fold: the five folds of every case (folds.py)
-        folder = convert_dataset(self.source, raw, s.dataset_id, s.nnunet_name(),
-                                 s.n_val if single else 0, s.seed,
-                                 (s.val_cases or None) if single else None, self.progress)
+        folder = convert_dataset(self.source, raw, s.dataset_id, name=s.nnunet_name(),
+                                 n_val=s.n_val if single else 0, seed=s.seed,
+                                 val_cases=(s.val_cases or None) if single else None,
+                                 progress=self.progress)
         self.pre.mkdir(parents=True, exist_ok=True)
         folds.write_splits(self.pre / SPLITS_FILE, folder / SPLITS_FILE, s.fold, s.seed)
         self._forget_files()
@@ -269,7 +270,7 @@ class Chain:
                               self.settings, self.spacing_zyx(), threads, device)
 
     def _run_pass(self, task, case_ids: list[str], stage: str) -> dict:
-        return passes.run_pass(task, self._pass_job(), case_ids, self.client, self.retries,
+        return passes.run_pass(task, self._pass_job(), case_ids, self.client, retries=self.retries,
                                progress=self.progress, stage=stage)
 
     def uncertainty(self) -> None:

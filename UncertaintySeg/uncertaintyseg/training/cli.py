@@ -96,8 +96,9 @@ def _add_convert(subparsers) -> None:
 def _cmd_convert(args, reporter) -> int:
     from ..convert import convert_dataset
 
-    out = convert_dataset(args.source, args.out, args.dataset_id, args.name, args.n_val,
-                          args.seed, args.val_cases, reporter)
+    out = convert_dataset(args.source, args.out, args.dataset_id, name=args.name,
+                          n_val=args.n_val, seed=args.seed, val_cases=args.val_cases,
+                          progress=reporter)
     reporter.finished(out)
     print(f"nnU-Net raw dataset: {out}")
     return 0
@@ -360,7 +361,7 @@ def _bundle(args, chain, record: dict, source, reporter) -> None:
 
         outputs = chain.work / folder_name(VALIDATION_FOLDER, settings.fold)
         record["validation"] = validate_model(args.out, source, chain.split["val"],
-                                              args.validate_projections, reporter,
+                                              args.validate_projections, progress=reporter,
                                               outputs_dir=outputs,
                                               device=settings.device)
         write_model_folder(args.out, chain, record)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import partial
 
 import torch
 import torch.distributed as dist
@@ -73,7 +74,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _rank_main(index: int, world: int, port: int, backend: str, func, args, kwargs):
+def _rank_main(index: int, world: int, port: int, backend: str, *, func, args, kwargs):
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     dist.init_process_group(backend, rank=index, world_size=world)
     try:
@@ -95,5 +96,7 @@ def run_ranks(func, world: int, args: tuple = (), kwargs: dict | None = None,
     if backend == "nccl" and torch.cuda.device_count() < world:
         raise ValueError(f"--gpus {world}: torch sees {torch.cuda.device_count()} CUDA "
                          "GPUs on this machine")
-    mp.spawn(_rank_main, args=(world, _free_port(), backend, func, args, kwargs or {}),
-             nprocs=world, join=True)
+    # spawn passes `args` positionally after the rank; the call to make travels by
+    # keyword in a partial (picklable: _rank_main is a module-level function).
+    rank_main = partial(_rank_main, func=func, args=args, kwargs=kwargs or {})
+    mp.spawn(rank_main, args=(world, _free_port(), backend), nprocs=world, join=True)

@@ -97,7 +97,7 @@ def uncertainty_of_case(job: PassJob, case_id: str) -> str:
     p2d, entropy = case_uncertainty(_network(job, "2d", prepare.CONFIG_2D), image, seg >= 0,
                                     s.net3d, s.net2d.radius,
                                     stride_divisor(job.plans, prepare.CONFIG_2D),
-                                    s.net2d.precision, job.device)
+                                    precision=s.net2d.precision, device=job.device)
     boxes = select_boxes(entropy, job.spacing_zyx, s.kernel_mm, s.net3d)
     with atomic_path(path) as temporary:
         np.savez_compressed(temporary, p2d=p2d.astype(np.float16),
@@ -117,7 +117,7 @@ def refine_fit_case(job: PassJob, case_id: str) -> np.ndarray:
 
 
 def run_pass(task: Callable, job: PassJob, case_ids: list[str], client=None,
-             retries: int = DEFAULT_RETRIES, progress=None, stage: str = "") -> dict:
+             *, retries: int = DEFAULT_RETRIES, progress=None, stage: str = "") -> dict:
     """{case id: task(job, case id)} over `case_ids`: in turn here without a `client`,
     else one task per case on it (results come back as they finish). A case that still
     fails after its retries ends the pass with its error, naming the case."""

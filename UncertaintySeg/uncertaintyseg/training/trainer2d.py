@@ -127,7 +127,7 @@ def _rotation_and_mirroring(patch: list[int]) -> tuple[tuple[float, float], tupl
 
 
 def make_loader(folder: Path, plans: dict, dataset: dict, identifiers: list[str],
-                batch_size: int, training: bool, oversample: float = 0.33,
+                batch_size: int, training: bool, *, oversample: float = 0.33,
                 configuration: str = CONFIG_2D):
     """nnU-Net's nnUNetDataLoader (patches of `configuration`, 2D or 3D) with nnU-Net's
     transforms for training/validation."""
@@ -167,7 +167,7 @@ def fixed_batches(loader, count: int, seed: int) -> list:
 
 
 def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
-             settings: Settings2D, progress=None, configuration: str = CONFIG_2D,
+             settings: Settings2D, *, progress=None, configuration: str = CONFIG_2D,
              warm_from: Path | None = None, loop_class=Loop, stage: str = "train 2D",
              device: str = "cpu", init_from: Path | None = None) -> list[dict]:
     """Train the 2D network on split['train'], validate on split['val'] patches.
@@ -194,7 +194,8 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
     np.random.seed(settings.seed + loop.iteration)
     rng = np.random.default_rng(settings.seed + loop.iteration)
     batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
-    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration, batch)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, configuration,
+                               train_batch=batch)
     loader = background(loader, loop.device)
 
     # On the CPU the batch is projected as it is drawn, as always; elsewhere the warp
@@ -214,15 +215,16 @@ def train_2d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Pat
 
 
 def make_loaders(folder, plans, dataset, split, settings, configuration,
-                 train_batch: int | None = None):
+                 *, train_batch: int | None = None):
     """(fixed validation batches, training loader) of a configuration, as every trainer
     uses them: validation on split["val"] (the first training case when it is empty);
     `train_batch`: the training loader's batch (None: settings.batch_size)."""
     val_ids = split["val"] or split["train"][:1]
     val = fixed_batches(make_loader(folder, plans, dataset, val_ids, settings.batch_size,
-                                    False, 0.5, configuration),
+                                    False, oversample=0.5, configuration=configuration),
                         settings.val_batches, settings.seed)
     loader = make_loader(folder, plans, dataset, split["train"],
                          train_batch or settings.batch_size, True,
-                         settings.oversample_foreground, configuration)
+                         oversample=settings.oversample_foreground,
+                         configuration=configuration)
     return val, loader

@@ -54,7 +54,7 @@ def region_targets(seg: np.ndarray, regions: Sequence[Sequence[int]]) -> np.ndar
 
 def case_uncertainty(network2d: torch.nn.Module, image: np.ndarray, brain: np.ndarray,
                      settings: Settings3D, radius: float | None, divisor: int,
-                     precision: str = "fp32", device: str = "cpu") -> tuple:
+                     *, precision: str = "fp32", device: str = "cpu") -> tuple:
     """(p2d, entropy_norm) (3, Z, Y, X) float32 from the projected 2D inference.
 
     `settings.projections` origins per slice; `precision` is the 2D network's (see
@@ -158,7 +158,7 @@ def val_batches(cubes: dict, batch_size: int) -> list:
 
 
 def train_3d(plans: dict, dataset: dict, train_cubes: dict, val_cubes: dict, out_dir: Path,
-             settings: Settings3D, progress=None, device: str = "cpu",
+             settings: Settings3D, *, progress=None, device: str = "cpu",
              init_from: Path | None = None) -> list[dict]:
     """Train the 3D network on the selected cubes; writes latest/best.pth, history.json.
     `init_from`: a checkpoint of the same network to go on from."""

@@ -34,7 +34,7 @@ class SettingsFull3D(LoopSettings):
 
 
 def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir: Path,
-                  settings: SettingsFull3D, progress=None, device: str = "cpu",
+                  settings: SettingsFull3D, *, progress=None, device: str = "cpu",
                   init_from: Path | None = None) -> list[dict]:
     """Train the `3d_full` network on split['train'] (resumable, like `train_2d`);
     `init_from`: a checkpoint of the same network to go on from."""
@@ -44,7 +44,8 @@ def train_full_3d(folder: Path, plans: dict, dataset: dict, split: dict, out_dir
                 device=device)
     np.random.seed(settings.seed + loop.iteration)  # nnU-Net's loader: numpy's global RNG
     batch, shared = distributed.loader_batch(settings.batch_size, loop.device)
-    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D, batch)
+    val, loader = make_loaders(folder, plans, dataset, split, settings, CONFIG_FULL_3D,
+                               train_batch=batch)
     loader = background(loader, loop.device)
 
     def sample():

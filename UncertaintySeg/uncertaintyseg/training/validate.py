@@ -19,7 +19,7 @@ def _region_means(per_case: dict) -> dict:
 
 
 def validate_model(model_dir: Path, source: Path, case_ids: list[str],
-                   projections: str | int = "preview", progress=None,
+                   projections: str | int = "preview", *, progress=None,
                    outputs_dir: Path | None = None, device: str = "cpu") -> dict:
     """Dice and HD95 per region of the fused result and of the 2D-only result (P2D > 0.5,
     same post-processing) on `case_ids` (sub-folders of `source`), and their means.
