@@ -109,7 +109,7 @@ def _clean(**changes) -> dict:
                "volume_ml": {"ET": 10.0, "TC": 20.0, "WT": 60.0}, "volume_deviation": 0.0,
                "volume_deviation_region": None, "nesting_violation": 0.0,
                "wt_components": 1, "fragment_share": 0.0, "outside_brain": 0.0,
-               "at_border": 0.0, "input_findings": 0}
+               "at_border": 0.0, "input_findings": 0, "feature_distance": 1.0}
     return {**signals, **changes}
 
 
@@ -141,6 +141,15 @@ def test_a_clean_case_is_routine_and_each_failure_names_its_reason():
     assert forced["flag"] == FLAG_REVIEW
     assert forced["reasons"][0] == ("input check: the volume given as T1ce shows no "
                                     "enhancement")
+
+
+def test_a_case_far_from_the_training_data_is_flagged_in_words():
+    far = assess_quality(_clean(feature_distance=2.4), PARAMS)
+    assert far["flag"] == FLAG_REVIEW
+    assert far["reasons"][0].startswith("the case is far from the training data in the "
+                                        "network's features: 2.4 times as far")
+    # A model without a fit records the signal as not available (None): no flag.
+    assert assess_quality(_clean(feature_distance=None), PARAMS)["flag"] == FLAG_ROUTINE
 
 
 def test_reasons_come_furthest_past_first_and_the_line_shows_the_first():

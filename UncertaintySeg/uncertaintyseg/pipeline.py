@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
+from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__, feature_distance
 from .contract import CaseResult, region_volumes_ml
 from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
 from .cores import resolve_threads
@@ -178,6 +178,8 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
     use_backend(model, backend, settings.threads, autocast)
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
+    with timer.stage("feature_distance"):  # a quality signal; None without a fit
+        distance = feature_distance.for_run(model, grid)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
     with timer.stage("uncertainty"):
         projected = estimate(method, model, grid, settings, radius, device, autocast,
@@ -197,6 +199,7 @@ def _run_canonical(case: Case, model, settings: Settings, progress,
     result.report = build_report(case, model, settings, projected, result, timer, device,
                                  radius, grid, _triage_map(result, projected, grid))
     result.report["device"].update(backend=backend, backend_reason=backend_reason)
+    result.report[feature_distance.FIT_KEY] = distance  # quality_block moves it on
     return result
 
 
