@@ -178,3 +178,29 @@ def test_cohort_table_carries_the_block_and_ranks_worst_first(tmp_path):
     (tmp_path / "cohort.csv").write_text(to_csv(table), encoding="utf-8")
     back = read_table(tmp_path / "cohort.csv")
     assert [r["case"] for r in ranked(back)] == ["C", "B", "A", "D"]  # strings read back
+
+
+def test_the_card_section_is_rendered_from_model_json():
+    from uncertaintyseg.evaluation.model_card import quality_section
+
+    scores = {"spearman": 0.5, "failed_flagged": 2, "good_flagged": 0}
+    record = {**PARAMS, "measured": "2026-12-07", "command": "tools/fit_case_quality.py R",
+              "notes": "Few runs.",
+              "fit": {"runs": 2, "cases": 1, "failed_below_0.7": 2, "good_0.85_or_more": 1,
+                      "as_fitted": scores, "refit_without_run": {**scores, "spearman": 0.1},
+                      "refit_without_case": scores},
+              "runs": [{"run": "Brats18_X__clean", "dice": 0.9, "feature_distance": 1.04,
+                        "estimate": 0.85, "flag": "routine", "reason": "-"},
+                       {"run": "Brats18_X__rim", "dice": 0.2, "feature_distance": None,
+                        "estimate": 0.3, "flag": "review", "reason": "input check: rim"}]}
+    entry = {"file": "feature_distance.npz", "size_bytes": 53939, "layer": "encoder.stages[-1]",
+             "slices": 8, "cases": 23, "covariance": "sklearn LedoitWolf", "shrinkage": 0.02,
+             "training_scores_loco": {"min": 0.7, "median": 1.0, "max": 1.29}}
+    text = "\n".join(quality_section(record, entry))
+    assert "estimated WT Dice = 0.950 - 1.000 x disagreement_2d3d" in text
+    assert "| X clean | 0.900 | 1.04 | 0.850 | routine | - |" in text
+    assert "| X rim | 0.200 | n/a | 0.300 | review | input check: rim |" in text
+    assert "| Spearman of estimate and WT Dice (>= 0.7) | 0.5 | 0.1 | 0.5 |" in text
+    assert "54 kB" in text and "0.7-1.29" in text and text.endswith("Few runs.\n")
+    assert "not available" in "\n".join(quality_section(record, None))
+    assert quality_section(PARAMS) == []  # a fit stored before the card rendered it
