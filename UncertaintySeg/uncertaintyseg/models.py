@@ -84,7 +84,7 @@ class Model:
     # Case-level triage threshold chosen on validation cases (model.json "triage").
     triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD
     quality: dict = field(default_factory=dict)  # model.json "quality" (quality_model)
-    feature_distance: dict = field(default_factory=dict)  # its entry (feature_distance)
+    feature_distance: dict = field(default_factory=dict)  # model.json's, if any
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
