@@ -2,13 +2,14 @@
 and store it in a model folder's model.json `quality` section.
 
     python tools/fit_case_quality.py RUNS_DIR [--data DIR] [--model DIR] [--write]
+                                     [--candidates SIGNAL ...] [--notes TEXT]
 
 RUNS_DIR holds one predict output folder per run, named CASE__KIND (KIND `clean`, or a
 kind of `python -m uncertaintyseg.broken`, run with --force); CASE's reference labels are
 read from --data/CASE/CASE_seg.nii.gz (a broken variant keeps its case's grid). Signals
 are computed from each folder's maps (so runs made before the block existed count) and
 cached in RUNS_DIR/quality_signals.json. The fit: every linear model of WT Dice on one or
-two CANDIDATES whose weights are all <= 0 (each is a failure signal), the one with the
+two of the --candidates (default CANDIDATES) whose weights are all <= 0 (each is a failure signal), the one with the
 smallest leave-one-case-out error kept; its interval the largest leave-one-case-out
 residual; the limits are quality_model.DEFAULT_LIMITS; `review_below` just above the
 highest LOCO estimate of a failed run (WT Dice < 0.7) no limit flags, at most 0.8. Each
@@ -169,10 +170,10 @@ def review_threshold(rows: list[dict], held_out: np.ndarray, params: dict) -> fl
     return round(min(highest + 0.01, DEFAULT_REVIEW_BELOW), 3)
 
 
-def fit(rows: list[dict]) -> tuple[dict, np.ndarray]:
+def fit(rows: list[dict], candidates=CANDIDATES) -> tuple[dict, np.ndarray]:
     """(model.json `quality` parameters without the ranges, its LOCO estimates)."""
     y = np.array([r["dice"] for r in rows])
-    subsets = [s for k in (1, 2) for s in itertools.combinations(CANDIDATES, k)
+    subsets = [s for k in (1, 2) for s in itertools.combinations(candidates, k)
                if _signs_hold(rows, s)]
     best = min(subsets, key=lambda s: float(np.mean(np.abs(loco(rows, s) - y))))
     held_out = loco(rows, best)
@@ -206,7 +207,7 @@ def scores(rows: list[dict], estimates, flags) -> dict:
             "good_flagged": int((flags & (dice >= GOOD)).sum())}
 
 
-def refit_without(rows: list[dict], key: str) -> dict:
+def refit_without(rows: list[dict], key: str, candidates=CANDIDATES) -> dict:
     """The measures when the whole fit (signals, weights, review_below) is redone
     without each group of runs sharing `key` ("run" or "case") and judges that group:
     the honest version (the fit set chose review_below to flag its own failures)."""
@@ -215,7 +216,7 @@ def refit_without(rows: list[dict], key: str) -> dict:
     estimates, flags = np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
     for group in {r[key] for r in rows}:
         held = [i for i, r in enumerate(rows) if r[key] == group]
-        params, _ = fit([r for r in rows if r[key] != group])
+        params, _ = fit([r for r in rows if r[key] != group], candidates)
         for i in held:
             estimates[i] = estimate_dice(rows[i]["signals"], params)[0]
             flags[i] = flags_of([rows[i]], [estimates[i]], params)[0]
@@ -228,7 +229,7 @@ def _short(reason: str, length: int = 90) -> str:
     return reason if len(reason) <= length else reason[:length - 3] + "..."
 
 
-def measures(rows, held_out, params) -> tuple[list[dict], dict]:
+def measures(rows, held_out, params, candidates=CANDIDATES) -> tuple[list[dict], dict]:
     """(per-run rows for the card, the issue's measures) with LOCO estimates and flags;
     also with the fit redone without each run and without each case."""
     flags = flags_of(rows, held_out, params)
@@ -248,8 +249,8 @@ def measures(rows, held_out, params) -> tuple[list[dict], dict]:
                "failed_below_0.7": int((dice < FAILED).sum()),
                "good_0.85_or_more": int((dice >= GOOD).sum()),
                "as_fitted": scores(rows, held_out, flags),
-               "refit_without_run": refit_without(rows, "run"),
-               "refit_without_case": refit_without(rows, "case")}
+               "refit_without_run": refit_without(rows, "run", candidates),
+               "refit_without_case": refit_without(rows, "case", candidates)}
     return table, summary
 
 
@@ -275,14 +276,17 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true",
                         help="store the fit in MODEL/model.json `quality` (atomically) "
                              "and re-render MODEL/MODEL_CARD.md")
+    parser.add_argument("--candidates", nargs="+", choices=CANDIDATES, default=CANDIDATES,
+                        help="the signals the fit may use (default: all)")
     parser.add_argument("--notes", help="text for the card's quality section (kept "
                                         "from model.json when not given)")
     args = parser.parse_args(argv)
     ranges = volume_ranges(args.data)
     rows = records(args.runs, args.data, ranges, distance_function(args.model))
-    params, held_out = fit(rows)
+    params, held_out = fit(rows, tuple(args.candidates))
     params["volume_ranges_ml"] = ranges
-    table, params["fit"] = measures(rows, held_out, params)
+    table, params["fit"] = measures(rows, held_out, params, tuple(args.candidates))
+    params["fit"]["candidates"] = list(args.candidates)
     params.update(runs=table, measured=datetime.date.today().isoformat(),
                   command=f"tools/fit_case_quality.py {args.runs} --write")
     if args.notes is not None:

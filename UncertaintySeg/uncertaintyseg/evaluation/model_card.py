@@ -136,6 +136,11 @@ def _fit_formula(record: dict) -> str:
     return f"{record.get('intercept', 0.0):.3f} {terms}".strip()
 
 
+def _candidates_text(fit: dict) -> str:
+    names = fit.get("candidates")
+    return f" (one or two of {', '.join(names)}; LOCO error)" if names else ""
+
+
 def _distance_text(entry: dict | None) -> str:
     """One sentence on the model's feature-distance fit (model.json feature_distance)."""
     if not entry:
@@ -171,7 +176,8 @@ def quality_section(record: dict | None, distance: dict | None = None) -> list[s
     lines = [f"## Case quality (issue 17; `model.json` `quality`, measured "
              f"{record['measured']})", "",
              f"`{record['command']}` on {fit['runs']} `predict` runs of {fit['cases']} "
-             f"validation cases. Fit: estimated WT Dice = {_fit_formula(record)}, interval "
+             f"validation cases. Fit{_candidates_text(fit)}: estimated WT Dice = "
+             f"{_fit_formula(record)}, interval "
              f"+/- {record['interval']} (the largest leave-one-case-out residual), "
              f"`review_below` {record['review_below']}; limits {record['limits']}; any "
              "input finding a `--force` run went past flags.", "", _distance_text(distance),
