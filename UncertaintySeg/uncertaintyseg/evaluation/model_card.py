@@ -136,6 +136,10 @@ def _fit_formula(record: dict) -> str:
     return f"{record.get('intercept', 0.0):.3f} {terms}".strip()
 
 
+def _limits_text(record: dict) -> str:
+    return ", ".join(f"{name} {limit}" for name, limit in record.get("limits", {}).items())
+
+
 def _candidates_text(fit: dict) -> str:
     names = fit.get("candidates")
     return f" (one or two of {', '.join(names)}; LOCO error)" if names else ""
@@ -179,7 +183,7 @@ def quality_section(record: dict | None, distance: dict | None = None) -> list[s
              f"validation cases. Fit{_candidates_text(fit)}: estimated WT Dice = "
              f"{_fit_formula(record)}, interval "
              f"+/- {record['interval']} (the largest leave-one-case-out residual), "
-             f"`review_below` {record['review_below']}; limits {record['limits']}; any "
+             f"`review_below` {record['review_below']}; limits: {_limits_text(record)}; any "
              "input finding a `--force` run went past flags.", "", _distance_text(distance),
              "", "| run | WT Dice | feature distance | estimated (LOCO) | flag | first "
              "reason |", "|---|---|---|---|---|---|"]
