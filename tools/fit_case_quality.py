@@ -81,9 +81,9 @@ def run_record(folder: Path, data: Path, ranges: dict, distance) -> dict:
     case = _run_case(report)
     findings = report["input"].get("warnings") or []
     signals = compute_signals(case.image, case.spacing, out["probabilities"],
-                              out["uncertainty"], out.get("probabilities_2d"),
-                              out.get("probabilities_3d"), findings, ranges,
-                              distance(case))
+                              out["uncertainty"], p2d=out.get("probabilities_2d"),
+                              p3d=out.get("probabilities_3d"), findings=findings,
+                              ranges=ranges, feature_distance=distance(case))
     reference = labels_to_regions(_labels(data / case_id / f"{case_id}_seg.nii.gz"))
     predicted = labels_to_regions(out["labels"], report["input"]["label_convention"])
     wt = REGIONS.index("WT")

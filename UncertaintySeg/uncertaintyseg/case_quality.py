@@ -136,7 +136,7 @@ def location(wt: np.ndarray, brain: np.ndarray) -> tuple[float, float]:
     return float(outside), float(border)
 
 
-def compute_signals(image, spacing_zyx, probabilities, uncertainty, p2d=None, p3d=None,
+def compute_signals(image, spacing_zyx, probabilities, uncertainty, *, p2d=None, p3d=None,
                     findings=(), ranges=None, feature_distance=None) -> dict:
     """Every signal of one run, by name (SIGNAL_UNITS), rounded for report.json.
 

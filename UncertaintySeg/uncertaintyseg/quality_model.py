@@ -123,7 +123,8 @@ def quality_block(case, result, params: dict | None, findings=()) -> dict:
     # The pipeline measured it on the working grid; it belongs in the quality block.
     distance = result.report.pop(FIT_KEY, None)
     signals = compute_signals(case.image, case.spacing, result.probabilities,
-                              result.uncertainty, result.probabilities_2d,
-                              result.probabilities_3d, findings,
-                              params.get("volume_ranges_ml"), distance)
+                              result.uncertainty, p2d=result.probabilities_2d,
+                              p3d=result.probabilities_3d, findings=findings,
+                              ranges=params.get("volume_ranges_ml"),
+                              feature_distance=distance)
     return assess_quality(signals, params, findings)
