@@ -109,7 +109,7 @@ def _clean(**changes) -> dict:
                "volume_ml": {"ET": 10.0, "TC": 20.0, "WT": 60.0}, "volume_deviation": 0.0,
                "volume_deviation_region": None, "nesting_violation": 0.0,
                "wt_components": 1, "fragment_share": 0.0, "outside_brain": 0.0,
-               "at_border": 0.0, "input_findings": 0}
+               "at_border": 0.0, "input_findings": 0, "feature_distance": 1.0}
     return {**signals, **changes}
 
 
@@ -143,6 +143,15 @@ def test_a_clean_case_is_routine_and_each_failure_names_its_reason():
                                     "enhancement")
 
 
+def test_a_case_far_from_the_training_data_is_flagged_in_words():
+    far = assess_quality(_clean(feature_distance=2.4), PARAMS)
+    assert far["flag"] == FLAG_REVIEW
+    assert far["reasons"][0].startswith("the case is far from the training data in the "
+                                        "network's features: 2.4 times as far")
+    # A model without a fit records the signal as not available (None): no flag.
+    assert assess_quality(_clean(feature_distance=None), PARAMS)["flag"] == FLAG_ROUTINE
+
+
 def test_reasons_come_furthest_past_first_and_the_line_shows_the_first():
     block = assess_quality(_clean(at_border=0.35, outside_brain=0.5), PARAMS)
     assert "outside the brain mask" in block["reasons"][0]   # 5x its limit, before 1.2x
@@ -169,3 +178,29 @@ def test_cohort_table_carries_the_block_and_ranks_worst_first(tmp_path):
     (tmp_path / "cohort.csv").write_text(to_csv(table), encoding="utf-8")
     back = read_table(tmp_path / "cohort.csv")
     assert [r["case"] for r in ranked(back)] == ["C", "B", "A", "D"]  # strings read back
+
+
+def test_the_card_section_is_rendered_from_model_json():
+    from uncertaintyseg.evaluation.model_card import quality_section
+
+    scores = {"spearman": 0.5, "failed_flagged": 2, "good_flagged": 0}
+    record = {**PARAMS, "measured": "2026-12-07", "command": "tools/fit_case_quality.py R",
+              "notes": "Few runs.",
+              "fit": {"runs": 2, "cases": 1, "failed_below_0.7": 2, "good_0.85_or_more": 1,
+                      "as_fitted": scores, "refit_without_run": {**scores, "spearman": 0.1},
+                      "refit_without_case": scores},
+              "runs": [{"run": "Brats18_X__clean", "dice": 0.9, "feature_distance": 1.04,
+                        "estimate": 0.85, "flag": "routine", "reason": "-"},
+                       {"run": "Brats18_X__rim", "dice": 0.2, "feature_distance": None,
+                        "estimate": 0.3, "flag": "review", "reason": "input check: rim"}]}
+    entry = {"file": "feature_distance.npz", "size_bytes": 53939, "layer": "encoder.stages[-1]",
+             "slices": 8, "cases": 23, "covariance": "sklearn LedoitWolf", "shrinkage": 0.02,
+             "training_scores_loco": {"min": 0.7, "median": 1.0, "max": 1.29}}
+    text = "\n".join(quality_section(record, entry))
+    assert "estimated WT Dice = 0.950 - 1.000 x disagreement_2d3d" in text
+    assert "| X clean | 0.900 | 1.04 | 0.850 | routine | - |" in text
+    assert "| X rim | 0.200 | n/a | 0.300 | review | input check: rim |" in text
+    assert "| Spearman of estimate and WT Dice (>= 0.7) | 0.5 | 0.1 | 0.5 |" in text
+    assert "54 kB" in text and "0.7-1.29" in text and text.endswith("Few runs.\n")
+    assert "not available" in "\n".join(quality_section(record, None))
+    assert quality_section(PARAMS) == []  # a fit stored before the card rendered it

@@ -150,6 +150,8 @@ def test_demo_runs_the_phantom_model_end_to_end(tmp_path):
     assert quality["signals"]["volume_ml"]["WT"] == pytest.approx(report["volumes_ml"]["WT"],
                                                                   rel=0.1)
     assert quality["signals"]["outside_brain"] < 0.01
+    # The phantom model has no feature-distance fit: recorded as not available.
+    assert quality["signals"]["feature_distance"] is None and "feature_distance" not in report
     assert (out / "result" / "snapshot.png").stat().st_size > 10_000
     pytest.importorskip("slicer")
     assert (out / "demo.mrb").stat().st_size > 10_000

@@ -55,6 +55,8 @@ def test_wheel_carries_the_bundled_models(tmp_path):
         for part in (MODEL_FILE, "MODEL_CARD.md", "2d/checkpoint.pth", "2d/plans.json",
                      "3d/checkpoint.pth", "3d/dataset.json"):
             assert f"uncertaintyseg/bundled_models/{model}/{part}" in names
+    # brats-mini's feature-distance fit sits beside its model.json (feature_distance.py).
+    assert "uncertaintyseg/bundled_models/brats-mini/feature_distance.npz" in names
     # Installed (unpacked) away from the checkout, the package finds its own copy.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

@@ -6,7 +6,8 @@ tumour: it cannot see a tumour the model missed, nor inputs unlike its training 
 These signals look beyond it: (a) disagreement between independent predictions (the 2D
 projections vs the 3D refinement) and uncertainty over the whole brain; (b) plausibility
 of the result (volumes, nesting, fragments, location); (c) the input checks' findings a
---force run went past. Each is a small function of arrays; `SIGNAL_UNITS` gives units.
+--force run went past; (d) the case's distance from the training data in the 2D
+network's features (feature_distance, computed by the pipeline on the working grid). Each is a small function of arrays; `SIGNAL_UNITS` gives units.
 quality_model turns them into an estimated Dice, a flag and reasons.
 """
 from __future__ import annotations
@@ -38,6 +39,9 @@ SIGNAL_UNITS = {
     "outside_brain": "share of the predicted WT outside the brain mask (0-1)",
     "at_border": "share of the predicted WT in the brain mask's outer 2 voxels (0-1)",
     "input_findings": "input-check findings a --force run went past (count)",
+    "feature_distance": "median Mahalanobis distance of the 2D network's bottleneck "
+                        "features of 8 slices from the training cases', over a typical "
+                        "training case's (1 typical; None: the model has no fit)",
 }
 
 
@@ -133,13 +137,14 @@ def location(wt: np.ndarray, brain: np.ndarray) -> tuple[float, float]:
 
 
 def compute_signals(image, spacing_zyx, probabilities, uncertainty, *, p2d=None, p3d=None,
-                    findings=(), ranges=None) -> dict:
+                    findings=(), ranges=None, feature_distance=None) -> dict:
     """Every signal of one run, by name (SIGNAL_UNITS), rounded for report.json.
 
     `image` (4, Z, Y, X) input; `probabilities`, `uncertainty`, `p2d`, `p3d` (3, Z, Y,
     X) on the same grid (p2d/p3d None when the run kept none); `findings` the input
     checks' findings of a --force run; `ranges` {region: [low, high]} ml of the
-    training labels (model.json quality.volume_ranges_ml; no deviation without)."""
+    training labels (model.json quality.volume_ranges_ml; no deviation without);
+    `feature_distance` the run's feature_distance.for_run, recorded as it is."""
     brain = brain_mask(image)
     regions = probabilities > 0.5
     wt = regions[WT]
@@ -157,6 +162,6 @@ def compute_signals(image, spacing_zyx, probabilities, uncertainty, *, p2d=None,
         "nesting_violation": round(nesting_violation(regions), 4),
         "wt_components": count, "fragment_share": round(share, 4),
         "outside_brain": round(outside, 4), "at_border": round(border, 4),
-        "input_findings": len(findings),
+        "input_findings": len(findings), "feature_distance": feature_distance,
     }
     return signals

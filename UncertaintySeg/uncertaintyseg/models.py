@@ -27,6 +27,7 @@ from torch import nn
 from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS
 # The analytic networks live in their own module; importable from here as before.
 from .analytic import AnalyticNetwork2D, AnalyticNetwork3D  # noqa: F401
+from .feature_distance import FIT_KEY
 from .io import InputError
 from .options import TRAINED_NETWORKS
 from .postprocess import DEFAULT_COMPONENT_FRACTION
@@ -83,6 +84,7 @@ class Model:
     # Case-level triage threshold chosen on validation cases (model.json "triage").
     triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD
     quality: dict = field(default_factory=dict)  # model.json "quality" (quality_model)
+    feature_distance: dict = field(default_factory=dict)  # model.json's, if any
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
@@ -347,6 +349,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         description=str(meta.get("description", "")), plans=plans, dataset=dataset,
         configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
         triage_threshold=triage_threshold, quality=dict(meta.get("quality") or {}),
+        feature_distance=dict(meta.get(FIT_KEY) or {}),
         network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__
+from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS, __version__, feature_distance
 from .contract import CaseResult, region_volumes_ml
 from .contract_names import DEFAULT_OUTPUTS, OUTPUT_SETS
 # AUTO_BATCH_SIZE and auto_batch_size are imported from here by older code and tests.
@@ -171,6 +171,8 @@ def _run_canonical(case: Case, model, settings: Settings, resolved: Resolved, pr
     use_backend(model, backend, resolved.threads, resolved.autocast)
     with timer.stage("preprocess"):
         grid = _prepare(case, model, settings)
+    with timer.stage("feature_distance"):  # a quality signal; None without a fit
+        distance = feature_distance.for_run(model, grid)
     radius = settings.radius or model.radius or default_radius(grid.mask.shape[1:])
     with timer.stage("uncertainty"):
         projected = estimate(method, model, grid, settings, resolved, radius=radius,
@@ -191,6 +193,7 @@ def _run_canonical(case: Case, model, settings: Settings, resolved: Resolved, pr
                                  timer=timer, radius=radius, grid=grid,
                                  triage_map=_triage_map(result, projected, grid))
     result.report["device"].update(backend=backend, backend_reason=backend_reason)
+    result.report[feature_distance.FIT_KEY] = distance  # quality_block moves it on
     return result
 
 

@@ -19,8 +19,11 @@ from uncertaintyseg_shared.quality import (  # noqa: F401 (QUALITY_KEY re-export
 # Limits when a model.json has no `quality` section (a phantom or an older model):
 # hand-set, generous values that only a clearly failed result passes (issue 17's
 # broken-input trial: a rim put most of the WT at the mask border, a swap scattered it).
+# feature_distance: half again a typical training case's distance; brats-mini's training
+# cases reach 1.29 left out, its clean validation cases 1.47 (docs/DECISIONS.md).
 DEFAULT_LIMITS = {"fragment_share": 0.5, "outside_brain": 0.1, "at_border": 0.3,
-                  "nesting_violation": 0.3, "volume_deviation": 0.7}
+                  "nesting_violation": 0.3, "volume_deviation": 0.7,
+                  "feature_distance": 1.5}
 DEFAULT_REVIEW_BELOW = 0.8
 
 
@@ -53,6 +56,10 @@ def _sentence(name: str, signals: dict, ranges: dict) -> str:
                 f"{_percent(value)} of it outside the largest")
     if name == "outside_brain":
         return f"{_percent(value)} of the tumour lies outside the brain mask"
+    if name == "feature_distance":
+        return ("the case is far from the training data in the network's features: "
+                f"{value:.1f} times as far from the training cases' mean as a typical "
+                "training case (an unfamiliar scanner, protocol or broken input?)")
     if name == "at_border":
         return (f"{_percent(value)} of the tumour lies on the brain mask's border "
                 "(a skull-strip rim?)")
@@ -110,9 +117,14 @@ def quality_block(case, result, params: dict | None, findings=()) -> dict:
     on the input grid, before its maps are written and freed)."""
     from .case_quality import compute_signals
 
+    from .feature_distance import FIT_KEY
+
     params = params or {}
+    # The pipeline measured it on the working grid; it belongs in the quality block.
+    distance = result.report.pop(FIT_KEY, None)
     signals = compute_signals(case.image, case.spacing, result.probabilities,
                               result.uncertainty, p2d=result.probabilities_2d,
                               p3d=result.probabilities_3d, findings=findings,
-                              ranges=params.get("volume_ranges_ml"))
+                              ranges=params.get("volume_ranges_ml"),
+                              feature_distance=distance)
     return assess_quality(signals, params, findings)

@@ -128,3 +128,70 @@ def store_voxel_maps(model_dir, record: dict) -> None:
     model[VOXEL_MAPS_KEY] = record
     write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
     write_card(model_dir)
+
+
+def _fit_formula(record: dict) -> str:
+    terms = " ".join(f"{'-' if w < 0 else '+'} {abs(w):.3f} x {name}"
+                     for name, w in record.get("coefficients", {}).items())
+    return f"{record.get('intercept', 0.0):.3f} {terms}".strip()
+
+
+def _limits_text(record: dict) -> str:
+    return ", ".join(f"{name} {limit}" for name, limit in record.get("limits", {}).items())
+
+
+def _candidates_text(fit: dict) -> str:
+    names = fit.get("candidates")
+    return f" (one or two of {', '.join(names)}; LOCO error)" if names else ""
+
+
+def _distance_text(entry: dict | None) -> str:
+    """One sentence on the model's feature-distance fit (model.json feature_distance)."""
+    if not entry:
+        return "The model has no feature-distance fit: that signal is not available."
+    scores = entry["training_scores_loco"]
+    return (f"Feature distance (`{entry['file']}`, {entry['size_bytes'] / 1000:.0f} kB): "
+            f"the 2D network's `{entry['layer']}` averaged over H, W on {entry['slices']} "
+            f"slices per case, Mahalanobis distance to its {entry['cases']} training "
+            f"cases ({entry['covariance']}, shrinkage {entry['shrinkage']}), median over "
+            f"the slices, 1 = a typical training case; the training cases left out "
+            f"score {scores['min']}-{scores['max']}.")
+
+
+def _measure_rows(fit: dict) -> list[str]:
+    lines = ["| measure (target) | as fitted (LOCO estimate) | fit redone without the run "
+             "| fit redone without the case |", "|---|---|---|---|"]
+    columns = [fit[k] for k in ("as_fitted", "refit_without_run", "refit_without_case")]
+    for label, key in ((f"WT Dice < 0.7 flagged (all {fit['failed_below_0.7']})",
+                        "failed_flagged"),
+                       (f"WT Dice >= 0.85 flagged (at most a quarter of "
+                        f"{fit['good_0.85_or_more']})", "good_flagged"),
+                       ("Spearman of estimate and WT Dice (>= 0.7)", "spearman")):
+        lines.append(f"| {label} | " + " | ".join(str(c[key]) for c in columns) + " |")
+    return lines
+
+
+def quality_section(record: dict | None, distance: dict | None = None) -> list[str]:
+    """The card's case-quality section from model.json `quality` (written by
+    tools/fit_case_quality.py --write) and `feature_distance`."""
+    if not record or "runs" not in record:
+        return []
+    fit = record["fit"]
+    lines = [f"## Case quality (issue 17; `model.json` `quality`, measured "
+             f"{record['measured']})", "",
+             f"`{record['command']}` on {fit['runs']} `predict` runs of {fit['cases']} "
+             f"validation cases. Fit{_candidates_text(fit)}: estimated WT Dice = "
+             f"{_fit_formula(record)}, interval "
+             f"+/- {record['interval']} (the largest leave-one-case-out residual), "
+             f"`review_below` {record['review_below']}; limits: {_limits_text(record)}; any "
+             "input finding a `--force` run went past flags.", "", _distance_text(distance),
+             "", "| run | WT Dice | feature distance | estimated (LOCO) | flag | first "
+             "reason |", "|---|---|---|---|---|---|"]
+    for row in record["runs"]:
+        distance_cell = ("n/a" if row.get("feature_distance") is None
+                         else f"{row['feature_distance']:.2f}")
+        lines.append(f"| {row['run'].replace('Brats18_', '').replace('__', ' ')} | "
+                     f"{row['dice']:.3f} | {distance_cell} | {row['estimate']:.3f} | "
+                     f"{row['flag']} | {row['reason']} |")
+    lines += ["", *_measure_rows(fit), ""]
+    return lines + ([record["notes"], ""] if record.get("notes") else [])

@@ -11,14 +11,17 @@ import numpy as np
 import torch
 
 from .. import REGIONS, __version__
-from ..evaluation.model_card import QUALITY_KEYS, VOXEL_MAPS_KEY, voxel_maps_section
+from ..evaluation.model_card import (QUALITY_KEYS, VOXEL_MAPS_KEY, quality_section,
+                                     voxel_maps_section)
 from ..evaluation.uncertainty_quality import FAR_MM
+from ..feature_distance import FIT_KEY
 from ..fusion import normalized_weights
 from ..image_writer import write_text_atomic
 from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
+from ..quality_model import QUALITY_KEY
 from . import folds
 from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
 
@@ -188,6 +191,7 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
     lines += estimators_section(meta.get("estimators_validation"))
     lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
+    lines += quality_section(meta.get(QUALITY_KEY), meta.get(FIT_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
