@@ -104,3 +104,22 @@ def test_a_region_without_border_is_scored_by_its_entropy_alone():
     u = em.error_probability(FIT, p2d, regions, (1.0, 1.0, 1.0), np.ones((4, 5, 6), bool))
     assert u[0, 1, 0, 0] == pytest.approx(1 / (1 + np.exp(-(9.0 * 0.3 - 6.0))), rel=1e-5)
     assert u[0, 0, 0, 0] == pytest.approx(1 / (1 + np.exp(6.0)), rel=1e-5)
+
+
+def test_evaluate_names_the_map_each_run_wrote():
+    """uncertainty.md says which map was scored: the fitted one, the fallback, or the
+    binned entropy of runs from before --uncertainty-map."""
+    from types import SimpleNamespace
+
+    from uncertaintyseg.evaluation.summary import maps_scored
+
+    runs = {"c1": {"report": {"settings": {"uncertainty_map": "error-probability"},
+                              "uncertainty_map": {"map": "error-probability"}}},
+            "c2": {"report": {"settings": {"uncertainty_map": "error-probability"},
+                              "uncertainty_map": {"map": "mean-entropy", "note": "no fit"}}},
+            "c3": {"report": {"settings": {}}}, "c4": {"report": {}}}
+    for record in runs.values():
+        record["uncertainty"] = {"WT": {"auroc": 0.9}}
+    line = maps_scored(SimpleNamespace(records={"fused": runs, "2D-only": {"c1": {}}}))
+    assert "fused: binned (2 cases), error-probability (1 cases), mean-entropy (1 cases)" in line
+    assert "2D-only" not in line
