@@ -134,6 +134,10 @@ def main(argv=None) -> None:
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--write", action="store_true", help="store the block in model.json")
+    parser.add_argument("--no-card", action="store_true",
+                        help="leave MODEL_CARD.md as it is: the generator rewrites the whole "
+                             "card, dropping sections added by hand (brats-mini's case "
+                             "quality), and cannot render the phantom's older model.json")
     args = parser.parse_args(argv)
     case_ids = sorted(p.name for p in args.results.iterdir() if (p / "report.json").is_file())
     if not case_ids:
@@ -145,7 +149,7 @@ def main(argv=None) -> None:
     em.check_fit(block, "the new fit")
     print(json.dumps(block, indent=1))
     if args.write:
-        store_block(args.model, em.ERROR_MAP_KEY, block)
+        store_block(args.model, em.ERROR_MAP_KEY, block, card=not args.no_card)
 
 
 if __name__ == "__main__":

@@ -156,12 +156,14 @@ def store_voxel_maps(model_dir, record: dict) -> None:
     store_block(model_dir, VOXEL_MAPS_KEY, record)
 
 
-def store_block(model_dir, key: str, block: dict) -> None:
-    """MODEL_DIR/model.json's `key` set to `block` (atomically); the card re-rendered."""
+def store_block(model_dir, key: str, block: dict, card: bool = True) -> None:
+    """MODEL_DIR/model.json's `key` set to `block` (atomically); the card re-rendered
+    unless `card` is False (the card generator rewrites the whole card)."""
     from ..training.bundle import write_card
 
     path = Path(model_dir) / "model.json"
     model = json.loads(path.read_text(encoding="utf-8"))
     model[key] = block
     write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
-    write_card(model_dir)
+    if card:
+        write_card(model_dir)
