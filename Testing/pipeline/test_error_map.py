@@ -87,10 +87,14 @@ def test_the_fit_round_trips_through_model_json(tmp_path):
 
 
 def test_models_without_the_block_have_no_fit_and_a_broken_block_is_refused(tmp_path):
-    assert load_model("phantom").error_map == {}
+    assert set(load_model("phantom").error_map) == set(REGIONS)
     model_dir = tmp_path / "phantom"
     shutil.copytree(MODELS_DIR / "phantom", model_dir)
     meta = json.loads((model_dir / "model.json").read_text())
+    old = dict(meta)
+    del old[em.ERROR_MAP_KEY]  # a model folder from before the fit
+    (model_dir / "model.json").write_text(json.dumps(old))
+    assert load_model(str(model_dir)).error_map == {}
     meta[em.ERROR_MAP_KEY] = {"regions": {"ET": {"lambda": 0.1, "a": 1.0, "b": 0.0}}}
     (model_dir / "model.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="fit_error_map.py"):
@@ -123,3 +127,16 @@ def test_evaluate_names_the_map_each_run_wrote():
     line = maps_scored(SimpleNamespace(records={"fused": runs, "2D-only": {"c1": {}}}))
     assert "fused: binned (2 cases), error-probability (1 cases), mean-entropy (1 cases)" in line
     assert "2D-only" not in line
+
+
+def test_brats_minis_fit_ranks_errors_at_or_above_the_border_baseline():
+    """The bundled fit's own record: leave-one-case-out, the map is at or above the
+    border baseline overall on every region and at least 0.8 beyond the border."""
+    meta = json.loads((MODELS_DIR / "brats-mini" / "model.json").read_text())
+    block = meta[em.ERROR_MAP_KEY]
+    em.check_fit(block)
+    assert block["cases"] == meta["split"]["val"]
+    for region in REGIONS:
+        loo = block["leave_one_case_out"][region]
+        assert loo["auroc"] >= block["maps"]["border"][region]["auroc"]
+        assert loo["auroc_far"] >= 0.8
