@@ -40,7 +40,7 @@ FIGSIZE_IN = (12.0, 6.0)
 DPI = 100
 # The heatmap and the box colours are Slicer's (uncertaintyseg.palette): the PNG, the
 # module and the .mrb scene look alike.
-HEAT_FLOOR = palette.HEATMAP_THRESHOLD   # normalised entropy below this is transparent
+HEAT_FLOOR = palette.HEATMAP_THRESHOLD   # a voxel-map value below this is transparent
 HEAT_ALPHA = palette.HEATMAP_OPACITY
 HEAT_CMAP = ListedColormap([palette.heatmap_rgba(i / 255) for i in range(256)],
                            name="uncertaintyseg-heatmap")
