@@ -84,9 +84,7 @@ class Model:
     # Case-level triage threshold chosen on validation cases (model.json "triage").
     triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD
     quality: dict = field(default_factory=dict)  # model.json "quality" (quality_model)
-    # model.json "error_map" per region (error_map.check_fit); empty: the model has no
-    # fit and --uncertainty-map error-probability falls back to error_map.FALLBACK_MAP.
-    error_map: dict = field(default_factory=dict)
+    error_map: dict = field(default_factory=dict)  # model.json "error_map"; {}: no fit
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
@@ -336,8 +334,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
                                                                   DEFAULT_TRIAGE_THRESHOLD))
         if not 0.0 <= triage_threshold <= 1.0:
             raise ValueError(f"triage.threshold {triage_threshold} is not in [0, 1]")
-        error_fit = (check_fit(meta[ERROR_MAP_KEY], str(folder / MODEL_FILE))
-                     if meta.get(ERROR_MAP_KEY) else {})
+        error_fit = check_fit(meta[ERROR_MAP_KEY]) if meta.get(ERROR_MAP_KEY) else {}
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
                          f"`uncertaintyseg train` or restore the model folder.") from None
