@@ -16,7 +16,7 @@ probability without changing its ranking. `tools/fit_error_map.py` fits them fro
 a model without that block falls back to `FALLBACK_MAP` (the report says so).
 Fitting a logistic regression on more features (both entropies, P3D - P2D, log distance,
 inside/outside) ranked worse than the border baseline on TC and WT leave-one-case-out
-(DECISIONS #22).
+(DECISIONS #24).
 """
 
 from __future__ import annotations
