@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from scipy import ndimage
 
 from uncertaintyseg import REGIONS
 from uncertaintyseg.io import Case, InputError, load_case
@@ -34,6 +35,31 @@ def binned_run(phantom_run):
     settings = Settings(projections=4, kernel_mm=(12.0, 12.0, 24.0), max_boxes=3,
                         batch_size_2d=4, uncertainty_map="binned")
     return run_case(case, load_model("analytic"), settings)
+
+
+FIT = {r: {"lambda": 0.3, "a": 9.0, "b": -6.0} for r in REGIONS}
+
+
+def test_a_fitted_model_writes_the_error_probability(phantom_run, binned_run):
+    """With an error_map fit the run's uncertainty is the error probability: in [0, 1],
+    high at the predicted border, 0 outside the brain; boxes and labels unchanged."""
+    case, default = phantom_run
+    model = load_model("analytic")
+    model.error_map = FIT
+    settings = Settings(projections=4, kernel_mm=(12.0, 12.0, 24.0), max_boxes=3,
+                        batch_size_2d=4)
+    fitted = run_case(case, model, settings)
+    assert fitted.report["uncertainty_map"] == {"map": "error-probability", "fit": FIT}
+    u = fitted.uncertainty
+    assert u.min() >= 0.0 and u.max() <= 1.0
+    assert np.all(u[:, ~brain_mask(case.image)] == 0)
+    wt = labels_to_regions(fitted.labels)[2]
+    border = wt & ~ndimage.binary_erosion(wt)
+    far = brain_mask(case.image) & ~ndimage.binary_dilation(wt, iterations=3)
+    assert u[2][border].mean() > 3 * u[2][far].mean()
+    np.testing.assert_array_equal(fitted.labels, default.labels)
+    assert [(b.region, b.start) for b in fitted.boxes] == [(b.region, b.start)
+                                                           for b in binned_run.boxes]
 
 
 def test_outputs_live_on_the_input_grid(phantom_run):
@@ -92,8 +118,11 @@ def test_another_voxel_map_moves_neither_the_boxes_nor_the_triage(phantom_run, b
     stay on the binned entropy the 3D network, the fusion and the triage threshold were
     fitted on (DECISIONS #21)."""
     case, default = phantom_run
-    assert default.report["settings"]["uncertainty_map"] == "mean-entropy"
-    # the default map is the entropy of P2D in bits, point by point (a crop, no resampling)
+    assert default.report["settings"]["uncertainty_map"] == "error-probability"
+    # the analytic model has no error_map fit: the run falls back to the entropy of P2D
+    # in bits, point by point (a crop, no resampling), and says so
+    assert default.report["uncertainty_map"]["map"] == "mean-entropy"
+    assert "no error_map fit" in default.report["uncertainty_map"]["note"]
     np.testing.assert_allclose(
         default.uncertainty, mean_entropy(torch.from_numpy(default.probabilities_2d)).numpy(),
         atol=1e-5)

@@ -310,3 +310,12 @@ def test_the_case_flag_and_its_reason_are_written_red_when_flagged():
     assert [t for t in long.texts if t.get_text().startswith(line)][0].get_text().endswith("...")
     fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0))
     assert not [t for t in fig.texts if t.get_text().startswith("quality:")]
+
+
+def test_the_colour_bar_names_the_map_it_shows():
+    """The error probability is not an entropy: the colour bar says which map it is."""
+    flair, uncertainty, labels = synthetic_case()
+    fig = snapshot.render_figure(flair, uncertainty, labels, [], (1.0, 1.0, 1.0),
+                                 heat_label=snapshot.MAP_LABELS["error-probability"])
+    assert axes_by_label(fig, "colorbar").get_ylabel() == \
+        "probability the label is wrong (max over ET, TC, WT)"

@@ -36,7 +36,8 @@ ATTR = "UncertaintySeg."  # prefix of every node / item attribute the module set
 
 @dataclass(frozen=True)
 class HeatmapSettings:
-    """How the uncertainty volume is displayed: values in [0, 1] (normalised entropy)."""
+    """How the uncertainty volume is displayed: values in [0, 1], the run's voxel map
+    (by default the error probability; report.json `uncertainty_map`)."""
 
     threshold: float = HEATMAP_THRESHOLD  # below: transparent (as in snapshot.png)
     opacity: float = HEATMAP_OPACITY      # foreground layer opacity in the slice views

@@ -148,7 +148,8 @@ def _write_maps(result: CaseResult, folder: Path, shown: Path, outputs: str,
 def _write_snapshot(result: CaseResult, folder: Path) -> None:
     from uncertaintyseg_shared.quality import QUALITY_KEY, quality_line
 
-    from .snapshot import write_snapshot
+    from .evaluation.summary import written_map
+    from .snapshot import MAP_LABELS, write_snapshot
 
     spacing_zyx = tuple(reversed(result.reference.GetSpacing()))
     write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,
@@ -156,7 +157,8 @@ def _write_snapshot(result: CaseResult, folder: Path) -> None:
                    title=result.report.get("input", {}).get("case_id", ""),
                    direction=result.reference.GetDirection(),
                    note=provenance_note(result.report),
-                   quality=quality_line(result.report.get(QUALITY_KEY)))
+                   quality=quality_line(result.report.get(QUALITY_KEY)),
+                   heat_label=MAP_LABELS.get(written_map(result.report), "uncertainty"))
 
 
 def outputs_record(outputs: str, files) -> dict:

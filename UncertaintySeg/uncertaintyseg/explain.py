@@ -34,8 +34,14 @@ CAPTIONS = {
                             "back onto the slice: 16 views that disagree where the "
                             "network is unsure.",
     "03_p2d_entropy.png": "P2D, the mean of the 16 back-projected predictions, and the "
-                          "normalised entropy of their distribution (the voxel-wise "
-                          "uncertainty).",
+                          "normalised entropy of their distribution (the paper's "
+                          "voxel-wise uncertainty, which the kernel search uses). The "
+                          "heatmap and uncertainty.nii.gz show by default the error "
+                          "probability: how likely each voxel's label is wrong, from its "
+                          "distance to the predicted border and the entropy of P2D, "
+                          "fitted on the model's validation cases (--uncertainty-map "
+                          "error-probability; the entropy of P2D when the model has no "
+                          "fit).",
     "04_boxes.png": "Cubes the kernel search keeps on this slice, on the WT uncertainty, "
                     "when a new cube may overlap a kept one by at most 10, 40 or 70 % of "
                     "its volume.",

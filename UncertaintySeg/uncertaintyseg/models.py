@@ -28,6 +28,7 @@ from . import DEFAULT_TRIAGE_THRESHOLD, REGIONS
 # The analytic networks live in their own module; importable from here as before.
 from .analytic import AnalyticNetwork2D, AnalyticNetwork3D  # noqa: F401
 from .feature_distance import FIT_KEY
+from .error_map import ERROR_MAP_KEY, check_fit
 from .io import InputError
 from .options import TRAINED_NETWORKS
 from .postprocess import DEFAULT_COMPONENT_FRACTION
@@ -85,6 +86,7 @@ class Model:
     triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD
     quality: dict = field(default_factory=dict)  # model.json "quality" (quality_model)
     feature_distance: dict = field(default_factory=dict)  # model.json's, if any
+    error_map: dict = field(default_factory=dict)  # model.json "error_map"; {}: no fit
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
@@ -334,6 +336,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
                                                                   DEFAULT_TRIAGE_THRESHOLD))
         if not 0.0 <= triage_threshold <= 1.0:
             raise ValueError(f"triage.threshold {triage_threshold} is not in [0, 1]")
+        error_fit = check_fit(meta[ERROR_MAP_KEY]) if meta.get(ERROR_MAP_KEY) else {}
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise InputError(f"{folder / MODEL_FILE} is incomplete ({err}); re-run "
                          f"`uncertaintyseg train` or restore the model folder.") from None
@@ -350,6 +353,7 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
         triage_threshold=triage_threshold, quality=dict(meta.get("quality") or {}),
         feature_distance=dict(meta.get(FIT_KEY) or {}),
+        error_map=error_fit,
         network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
 
 

@@ -22,6 +22,7 @@ from .devices import AUTO_BATCH_SIZE, Resolved, auto_batch_size, resolve_run  # 
 from .estimators import ESTIMATORS, check_network, estimate
 from .fusion import fuse, normalized_weights
 from .inference_backend import choose_backend, use_backend
+from .error_map import ERROR_MAP, ERROR_MAP_KEY, FALLBACK_MAP, error_probability
 from .errors import InputError
 from .io import Case
 from .label_maps import regions_to_labels
@@ -29,6 +30,7 @@ from .kernels import search_regions
 from .options import OPTIONS, check
 from .orientation import describe, result_to_input, to_canonical
 from .postprocess import nest, remove_small_components
+from .preprocess import brain_mask
 from .projection import default_radius
 from .refine import refine
 from .working_grid import WorkingGrid, from_crop, from_nnunet
@@ -189,12 +191,34 @@ def _run_canonical(case: Case, model, settings: Settings, resolved: Resolved, pr
     with timer.stage("postprocess"):
         regions = segment(result.probabilities, settings, model)
         result.labels = regions_to_labels(regions, settings.label_convention or case.naming)
+    map_note = None
+    # uncertainty-head and full-3d keep their own maps (--uncertainty-map's help).
+    if (settings.uncertainty_map == ERROR_MAP and method.dims == 2
+            and method.name != "uncertainty-head"):
+        with timer.stage("error_map"):
+            map_note = _error_map(result, model, case, grid, projected, regions)
     result.report = build_report(case, model, settings, resolved, projected, result,
                                  timer=timer, radius=radius, grid=grid,
                                  triage_map=_triage_map(result, projected, grid))
+    if map_note is not None:
+        result.report["uncertainty_map"] = map_note
     result.report["device"].update(backend=backend, backend_reason=backend_reason)
     result.report[feature_distance.FIT_KEY] = distance  # quality_block moves it on
     return result
+
+
+def _error_map(result: CaseResult, model, case, grid, projected, regions) -> dict:
+    """`--uncertainty-map error-probability` (error_map): the result's uncertainty made
+    from the post-processed regions and P2D on the input grid, over the brain mask the
+    evaluation scores. A model without the fit keeps the mean-entropy map the slices
+    made; the returned report entry says which map the run wrote and why."""
+    if not model.error_map:
+        return {"map": FALLBACK_MAP, "note": f"model {model.name} has no {ERROR_MAP_KEY} "
+                f"fit (tools/fit_error_map.py): the {FALLBACK_MAP} map is written instead"}
+    p2d = _clipped(grid.to_input(projected.p2d), 0.0, 1.0)
+    result.uncertainty = error_probability(model.error_map, p2d, regions, case.spacing,
+                                           brain_mask(case.image))
+    return {"map": ERROR_MAP, "fit": model.error_map}
 
 
 def _triage_map(result: CaseResult, projected, grid) -> np.ndarray:

@@ -40,7 +40,7 @@ FIGSIZE_IN = (12.0, 6.0)
 DPI = 100
 # The heatmap and the box colours are Slicer's (uncertaintyseg.palette): the PNG, the
 # module and the .mrb scene look alike.
-HEAT_FLOOR = palette.HEATMAP_THRESHOLD   # normalised entropy below this is transparent
+HEAT_FLOOR = palette.HEATMAP_THRESHOLD   # a voxel-map value below this is transparent
 HEAT_ALPHA = palette.HEATMAP_OPACITY
 HEAT_CMAP = ListedColormap([palette.heatmap_rgba(i / 255) for i in range(256)],
                            name="uncertaintyseg-heatmap")
@@ -230,7 +230,15 @@ def _near_tumour(labels_slice: np.ndarray, spacing_yx) -> np.ndarray:
     return distance <= FAINT_BEYOND_MM
 
 
-def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: float) -> None:
+# The colour bar's name of each --uncertainty-map (the error probability is not an
+# entropy; a run that fell back says so in report.json "uncertainty_map").
+MAP_LABELS = {"error-probability": "probability the label is wrong",
+              "mean-entropy": "entropy of P2D, bits", "binned": "normalised entropy",
+              "max": "max(binned, P2D) entropy"}
+
+
+def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: float,
+                  *, label: str = MAP_LABELS["binned"]) -> None:
     shown = np.ma.masked_where((heat < HEAT_FLOOR) | (~near & (heat < FAR_FLOOR)), heat)
     alpha = np.where(near, HEAT_ALPHA, HEAT_ALPHA * FAINT_FACTOR)
     # The colour map carries its own alpha (more opaque as uncertainty grows), which
@@ -240,7 +248,7 @@ def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: floa
     image.set_alpha(alpha)
     bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), HEAT_CMAP), cax=cax)
     bar.ax.axhspan(0.0, HEAT_FLOOR, color="black")
-    bar.set_label("normalised entropy (max over ET, TC, WT)")
+    bar.set_label(f"{label} (max over ET, TC, WT)")
     ax.text(0.5, -0.01, f"shown from {HEAT_FLOOR:g}; beyond {FAINT_BEYOND_MM:g} mm of "
             f"tumour and boxes: from {FAR_FLOOR:g}, faint", transform=ax.transAxes, ha="center",
             va="top", color="#bbbbbb", fontsize=9)
@@ -251,7 +259,7 @@ QUALITY_CHARS = 170  # the quality line's length at fontsize 9 across the pictur
 
 def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
                   *, title: str = "", direction=None, note: str = NOT_CLINICAL,
-                  quality: str = "") -> Figure:
+                  quality: str = "", heat_label: str = MAP_LABELS["binned"]) -> Figure:
     """The snapshot as a matplotlib Figure (FIGSIZE_IN at DPI); see `write_snapshot`.
 
     The axes are labelled "anatomy", "uncertainty" and "colorbar" (`Axes.get_label()`).
@@ -275,7 +283,8 @@ def render_figure(flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequ
     for box in _shown_boxes(boxes, z):  # a box shows the uncertainty that chose it
         (_, y0, x0), (_, ky, kx) = box.start, box.size
         near[y0:y0 + ky, x0:x0 + kx] = True
-    _draw_heatmap(fig, heat_ax, cax, uncertainty[:, z].max(axis=0), near, aspect)
+    _draw_heatmap(fig, heat_ax, cax, uncertainty[:, z].max(axis=0), near, aspect,
+                  label=heat_label)
     n_boxes = _draw_boxes(heat_ax, boxes, z, flips)
     cax.tick_params(colors="white")
     cax.yaxis.label.set_color("white")
@@ -308,11 +317,11 @@ def _headline(title: str, z: int, n_slices: int, boxes: Sequence) -> str:
 
 def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zyx: Sequence[float],
                    *, title: str = "", direction=None, note: str = NOT_CLINICAL,
-                   quality: str = "") -> Path:
+                   quality: str = "", heat_label: str = MAP_LABELS["binned"]) -> Path:
     """Write the snapshot PNG atomically and return its path.
 
-    flair: (Z, Y, X) any float; uncertainty: (3, Z, Y, X) normalised entropy in [0, 1]
-    (ET, TC, WT); labels: (Z, Y, X) uint8 (1 NCR, 2 ED, 3 or 4 ET); boxes: objects with
+    flair: (Z, Y, X) any float; uncertainty: (3, Z, Y, X) voxel map in [0, 1] (ET, TC,
+    WT), named on the colour bar by `heat_label` (MAP_LABELS); labels: (Z, Y, X) uint8 (1 NCR, 2 ED, 3 or 4 ET); boxes: objects with
     .region, .rank, .score, .start (z, y, x) and .size (kz, ky, kx) in voxels;
     spacing_zyx: (sz, sy, sx) mm, sets the pixel aspect; direction: SimpleITK
     `GetDirection()` (9 numbers) or None for the identity (see module doc); note: the
@@ -322,7 +331,8 @@ def write_snapshot(path, flair, uncertainty, labels, boxes: Sequence, spacing_zy
     """
     path = Path(path)
     fig = render_figure(flair, uncertainty, labels, boxes, spacing_zyx, title=title,
-                        direction=direction, note=note, quality=quality)
+                        direction=direction, note=note, quality=quality,
+                        heat_label=heat_label)
     # A reader never sees a half-written PNG; a crash leaves the previous snapshot.
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as stream:

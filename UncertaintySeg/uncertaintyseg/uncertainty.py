@@ -12,7 +12,9 @@ The voxel uncertainty map (`uncertainty.nii.gz`, the heatmap, the kernel search)
 of `UNCERTAINTY_MAPS` (`predict --uncertainty-map`), made per slice from those two
 statistics as the slice closes, each in [0, 1]: `binned`, the normalised binned entropy
 above (the paper's); `mean-entropy`, H(P2D) / ln 2, the binary Shannon entropy of the
-mean probability (the predictive entropy, 1 at P2D = 0.5); `max`, the larger of the two.
+mean probability (the predictive entropy, 1 at P2D = 0.5); `max`, the larger of the two;
+`error-probability` (the default) is made by the pipeline after the segmentation
+(`error_map`) and is mean-entropy here.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ UNCERTAINTY_MAPS = {
     "binned": lambda mean, binned: binned,
     "mean-entropy": lambda mean, binned: mean_entropy(mean),
     "max": lambda mean, binned: torch.maximum(binned, mean_entropy(mean)),
+    # Needs the segmentation, made after the slices: the pipeline replaces this
+    # mean-entropy map (error_map.FALLBACK_MAP) when the model has the fit.
+    "error-probability": lambda mean, binned: mean_entropy(mean),
 }
 
 

@@ -35,7 +35,7 @@ TRAINED_NETWORKS = {"mc-dropout": "2d_dropout", "uncertainty-head": "2d_head",
                     "full-3d": "3d_full"}
 # `--uncertainty-map`: the voxel maps of the view-based methods (uncertainty.UNCERTAINTY_MAPS
 # makes each; docs/EVALUATION.md, "Beyond the border", measured them).
-UNCERTAINTY_MAPS = ("binned", "mean-entropy", "max")
+UNCERTAINTY_MAPS = ("binned", "mean-entropy", "max", "error-probability")
 
 
 @dataclass(frozen=True)
@@ -139,14 +139,16 @@ _OPTIONS = (
            "1 = tiles that only touch: about 3x fewer tiles on a BraTS brain crop, faster "
            "and less accurate at the tiles' edges)", low=0.1, high=1.0,
            group="full-3d (3D-only baseline)"),
-    Option("uncertainty_map", "--uncertainty-map", str, "mean-entropy",
+    Option("uncertainty_map", "--uncertainty-map", str, "error-probability",
            "the voxel uncertainty map of the view-based methods (the heatmap, "
            "uncertainty.nii.gz; the kernel search stays on binned), each in [0, 1]: "
-           "mean-entropy (the "
-           "binary entropy of the mean probability P2D, / ln 2: it ranked brats-mini's "
-           "errors best beyond the border, docs/EVALUATION.md), binned (the paper's "
+           "error-probability (the probability that the voxel's label is wrong, from "
+           "its distance to the predicted border and the mean-entropy, fitted on the "
+           "model's validation cases: it ranked brats-mini's errors best, "
+           "docs/EVALUATION.md; mean-entropy when the model has no fit), mean-entropy "
+           "(the binary entropy of the mean probability P2D, / ln 2), binned (the paper's "
            "entropy of the views' probabilities in 100 bins, / ln min(N, 100)), max (the "
-           "larger of the two); uncertainty-head and full-3d keep their own",
+           "larger of those two); uncertainty-head and full-3d keep their own",
            choices=UNCERTAINTY_MAPS, group="2D projections (design 4.1-4.2)"),
     Option("kernel_mm", "--kernel-mm", float, None,
            "cube side per region (default: the model's, 32 32 64 for BraTS)", unit="mm",

@@ -11,7 +11,7 @@ REGION_COLOURS = {"ET": (30 / 255, 120 / 255, 1.0), "TC": (230 / 255, 60 / 255, 
                   "WT": (40 / 255, 200 / 255, 80 / 255)}
 # Pale yellow at the threshold, through orange, to deep red at maximal uncertainty.
 HEATMAP_STOPS = ((0.0, (1.0, 1.0, 0.45)), (0.5, (1.0, 0.55, 0.0)), (1.0, (0.8, 0.0, 0.0)))
-HEATMAP_THRESHOLD = 0.2   # normalised entropy below this is not drawn
+HEATMAP_THRESHOLD = 0.2   # a voxel-map value (entropy, error probability) below this is not drawn
 HEATMAP_OPACITY = 0.6     # of the heatmap layer over the anatomy
 
 

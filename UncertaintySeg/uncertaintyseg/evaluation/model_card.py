@@ -119,15 +119,54 @@ def voxel_maps_section(record: dict | None) -> list[str]:
     return lines + ([record["notes"], ""] if record.get("notes") else [])
 
 
+def error_map_section(block: dict | None) -> list[str]:
+    """The card's table of the error-probability map (tools/fit_error_map.py): its
+    leave-one-case-out error AUROC overall and beyond the border beside the other maps'
+    and the border baseline's on the same cases, and its fitted coefficients."""
+    if not block:
+        return []
+    far = f"{block['far_mm']:g} mm"
+    maps = block["maps"]
+    lines = [f"## Error-probability map (`--uncertainty-map error-probability`, fitted "
+             f"{block['measured']})", "",
+             f"Fitted on {len(block['cases'])} validation cases "
+             f"({', '.join(block['cases'])}) by `{block['command']}`; per region "
+             "sigmoid(a (1 / (1 + mm to the predicted border) + lambda H(P2D)) + b). "
+             "Means over the cases of the per-case error AUROC over the brain mask, and "
+             f"over the voxels more than {far} from the predicted border.", "",
+             f"| map | AUROC ET / TC / WT | AUROC beyond {far} ET / TC / WT |", "|---|---|---|"]
+
+    def row(name: str, values: dict) -> str:
+        return (f"| {name} | {_cells({r: values[r]['auroc'] for r in REGIONS})} | "
+                f"{_cells({r: values[r]['auroc_far'] for r in REGIONS})} |")
+
+    lines += [row("error-probability, leave-one-case-out", block["leave_one_case_out"]),
+              row("error-probability, in-sample", block["in_sample"]),
+              *(row(name if name != "border" else "border baseline 1 / (1 + mm)", values)
+                for name, values in maps.items()), "",
+              f"Share of the error voxels beyond {far} (ET / TC / WT): "
+              f"{_cells(block['error_share_far'])}. Fitted lambda / a / b: "
+              + "; ".join(f"{r} {v['lambda']:g} / {v['a']:.3f} / {v['b']:.3f}"
+                          for r, v in block["regions"].items()) + ".", ""]
+    return lines
+
+
 def store_voxel_maps(model_dir, record: dict) -> None:
     """Write the voxel-map study into MODEL_DIR/model.json and re-render its card."""
+    store_block(model_dir, VOXEL_MAPS_KEY, record)
+
+
+def store_block(model_dir, key: str, block: dict, card: bool = True) -> None:
+    """MODEL_DIR/model.json's `key` set to `block` (atomically); the card re-rendered
+    unless `card` is False (the card generator rewrites the whole card)."""
     from ..training.bundle import write_card
 
     path = Path(model_dir) / "model.json"
     model = json.loads(path.read_text(encoding="utf-8"))
-    model[VOXEL_MAPS_KEY] = record
+    model[key] = block
     write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
-    write_card(model_dir)
+    if card:
+        write_card(model_dir)
 
 
 def _fit_formula(record: dict) -> str:

@@ -25,7 +25,8 @@ from .uncertainty_quality import uncertainty_scores
 VOXEL, UNCERTAINTY, LESIONWISE, CORRECTION = "voxel", "uncertainty", "lesionwise", "correction"
 # What is read from a result's report.json and kept with the scores (model, software and
 # settings name the run in report.html).
-_REPORT_KEYS = ("triage", "quality", "timings_s", "volumes_ml", "model", "software", "settings")
+_REPORT_KEYS = ("triage", "quality", "timings_s", "volumes_ml", "model", "software", "settings",
+                "uncertainty_map")
 # A result that cannot be read or scored is a problem of its (case, method) pair only.
 _PAIR_ERRORS = (InputError, OSError, RuntimeError, ValueError, KeyError)
 

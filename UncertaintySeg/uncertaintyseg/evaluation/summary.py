@@ -6,6 +6,8 @@ HTML report embeds; files are written atomically.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +88,32 @@ def markdown_rows(rows: list[dict], keys: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The methods whose uncertainty is their own, whatever --uncertainty-map says.
+OWN_MAP_METHODS = ("uncertainty-head", "full-3d")
+
+
+def written_map(report: dict) -> str:
+    """The voxel map a run wrote (`predict --uncertainty-map`; the fallback when the
+    model had no error-probability fit; binned for runs from before the option)."""
+    if report.get("method") in OWN_MAP_METHODS:
+        return report["method"]
+    chosen = (report.get("uncertainty_map") or {}).get("map")
+    return chosen or (report.get("settings") or {}).get("uncertainty_map") or "binned"
+
+
+def maps_scored(evaluation) -> str:
+    """A line naming, per method, the voxel maps its runs wrote and on how many cases."""
+    parts = []
+    for method, records in evaluation.records.items():
+        counts = Counter(written_map(r.get("report") or {}) for r in records.values()
+                         if r.get("uncertainty"))
+        if counts:
+            parts.append(f"{method}: " + ", ".join(f"{m} ({n} cases)"
+                                                  for m, n in sorted(counts.items())))
+    return ("\nVoxel maps scored (`--uncertainty-map`): " + "; ".join(parts) + ".\n"
+            if parts else "")
+
+
 def write_uncertainty(evaluation, out: Path) -> dict:
     """uncertainty.md / .csv, reliability_<method>.png, qubrats_<method>.png."""
     rows = uncertainty_rows(evaluation)
@@ -102,7 +130,7 @@ def write_uncertainty(evaluation, out: Path) -> dict:
                 "share of the error voxels that lie there. ECE: 15 equal "
                 "probability bins, positive-class reliability; ece is the mean over cases, "
                 "ece_pooled that of the bins summed over cases. QU-BraTS: thresholds 100, "
-                "97.5, ..., 0 on uncertainty x 100.\n")
+                "97.5, ..., 0 on uncertainty x 100.\n" + maps_scored(evaluation))
     store.write_text_atomic(out / "uncertainty.md", "# Uncertainty quality\n\n" + markdown)
     store.write_text_atomic(out / "uncertainty.csv", rows_to_csv(rows))
     figures = {}

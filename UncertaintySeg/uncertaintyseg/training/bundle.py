@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from .. import REGIONS, __version__
-from ..evaluation.model_card import (QUALITY_KEYS, VOXEL_MAPS_KEY, quality_section,
-                                     voxel_maps_section)
+from ..error_map import ERROR_MAP_KEY
+from ..evaluation.model_card import (QUALITY_KEYS, VOXEL_MAPS_KEY, error_map_section,
+                                     quality_section, voxel_maps_section)
 from ..evaluation.uncertainty_quality import FAR_MM
 from ..feature_distance import FIT_KEY
 from ..fusion import normalized_weights
@@ -191,6 +192,7 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
     lines += estimators_section(meta.get("estimators_validation"))
     lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
+    lines += error_map_section(meta.get(ERROR_MAP_KEY))
     lines += quality_section(meta.get(QUALITY_KEY), meta.get(FIT_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
