@@ -5,7 +5,8 @@ Per region, from two maps the pipeline already has (no second network pass):
     score = 1 / (1 + d) + lambda * H(P2D)     probability = sigmoid(a * score + b)
 
 d: the distance in mm to the border of the predicted (post-processed) region
-(`evaluation.uncertainty_quality.border_distance`; no border: the nearness term is 0);
+(`border_distance`, here because evaluate's border baseline, a floor above, uses it too;
+no border: the nearness term is 0);
 H(P2D): the mean-entropy map (`uncertainty.mean_entropy`). Nearness to the border is
 the strongest error detector measured (docs/EVALUATION.md, the border baseline); the
 entropy breaks its many ties (every voxel one voxel from the border shares d) and ranks
@@ -23,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import ndimage
 from scipy.special import expit
 
 from . import REGIONS
-from .evaluation.uncertainty_quality import border_distance
 from .uncertainty import mean_entropy
 
 ERROR_MAP_KEY = "error_map"
@@ -36,6 +37,26 @@ FEATURES = ("border_nearness = 1 / (1 + mm to the predicted border)",
             "mean_entropy = H(P2D) / ln 2")
 LAMBDAS = (0.001, 0.01, 0.03, 0.1, 0.3, 1.0)
 
+
+
+def border_distance(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
+    """d on the voxels of `within` (bool, like `region`, (Z, Y, X)): the distance in mm
+    (`spacing` z, y, x) from a voxel to the nearest voxel on the other side of the
+    predicted `region`'s border (1 voxel's spacing next to it). None when `region` is
+    empty or fills the grid (it has no border)."""
+    region = np.asarray(region, bool)
+    if not region.any() or region.all():
+        return None
+    # The distances are taken in the box of the scored voxels and the region, one voxel
+    # wider: the full grid would cost the same transforms on mostly empty air.
+    where = np.argwhere(within | region)
+    low = np.maximum(where.min(axis=0) - 1, 0)
+    high = np.minimum(where.max(axis=0) + 2, region.shape)
+    box = tuple(slice(a, b) for a, b in zip(low, high))
+    inside = region[box]
+    distance = np.where(inside, ndimage.distance_transform_edt(inside, sampling=spacing),
+                        ndimage.distance_transform_edt(~inside, sampling=spacing))
+    return distance[within[box]]
 
 def check_fit(block, source: str = "model.json") -> dict:
     """The `ERROR_MAP_KEY` block with every region's lambda, a, b as floats; ValueError

@@ -24,9 +24,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, stats
+from scipy import stats
 
 from .. import REGIONS
+from ..error_map import border_distance  # the error map's, below this floor
 
 QUBRATS_THRESHOLDS = np.linspace(100.0, 0.0, 41)  # 100, 97.5, ..., 0 (float64, 100 kept)
 ECE_BINS = 15
@@ -94,26 +95,6 @@ def auroc(scores, positives) -> float:
         return float("nan")
     ranks = stats.rankdata(scores)
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def border_distance(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
-    """d on the voxels of `within` (bool, like `region`, (Z, Y, X)): the distance in mm
-    (`spacing` z, y, x) from a voxel to the nearest voxel on the other side of the
-    predicted `region`'s border (1 voxel's spacing next to it). None when `region` is
-    empty or fills the grid (it has no border)."""
-    region = np.asarray(region, bool)
-    if not region.any() or region.all():
-        return None
-    # The distances are taken in the box of the scored voxels and the region, one voxel
-    # wider: the full grid would cost the same transforms on mostly empty air.
-    where = np.argwhere(within | region)
-    low = np.maximum(where.min(axis=0) - 1, 0)
-    high = np.minimum(where.max(axis=0) + 2, region.shape)
-    box = tuple(slice(a, b) for a, b in zip(low, high))
-    inside = region[box]
-    distance = np.where(inside, ndimage.distance_transform_edt(inside, sampling=spacing),
-                        ndimage.distance_transform_edt(~inside, sampling=spacing))
-    return distance[within[box]]
 
 
 def border_score(region: np.ndarray, spacing, within: np.ndarray) -> np.ndarray | None:
