@@ -88,12 +88,31 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
         case = load_case_from(case)
         warnings = check_case(case, force)
     model = model or load_run_model(values.get("model"), settings.device, note_stream)
+    auto = resolve_auto_projections(values, settings, model)
     result = run_case(case, model, settings, progress=progress, timer=timer)
+    if auto is not None:
+        result.report["settings"]["projections_auto"] = auto
     result.report["input"]["warnings"] = warnings
     # Each finding a --force run went past is a strong failure signal (issue 17).
     result.report[QUALITY_KEY] = quality_block(case, result, getattr(model, "quality", {}),
                                                warnings)
     return result, settings
+
+
+def resolve_auto_projections(values: Mapping[str, object], settings, model) -> dict | None:
+    """`--projections auto` once the model is known: the count its measured curve picks
+    for the run's device (projection_curve.choose), else the fixed rule `Settings`
+    applied. Sets `settings.projections`; returns report.json's record (None when a
+    count or preset was asked for)."""
+    from .devices import resolve_device
+    from .options import AUTO
+    from .projection_curve import choose
+
+    if values.get("projections") != AUTO:
+        return None
+    settings.projections, record = choose(model, resolve_device(settings.device).type,
+                                          settings.projections)
+    return record
 
 
 def predict(case, out_dir, values: Mapping[str, object] | None = None, *,

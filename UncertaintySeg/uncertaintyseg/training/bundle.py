@@ -12,6 +12,7 @@ import torch
 
 from .. import REGIONS, __version__
 from ..evaluation.model_card import QUALITY_KEYS, VOXEL_MAPS_KEY, voxel_maps_section
+from ..evaluation.projection_card import card_section as projection_section
 from ..evaluation.uncertainty_quality import FAR_MM
 from ..fusion import normalized_weights
 from ..image_writer import write_text_atomic
@@ -19,6 +20,7 @@ from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
+from ..projection_curve import STUDY_KEY as PROJECTION_STUDY_KEY
 from . import folds
 from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
 
@@ -188,6 +190,7 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
     lines += estimators_section(meta.get("estimators_validation"))
     lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
+    lines += projection_section(meta.get(PROJECTION_STUDY_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
