@@ -100,12 +100,14 @@ def run_one(case_dir: Path, count: int, model, out: Path, values: dict) -> dict:
 
 
 def run_study(model_dir, cases_dir, out, counts=COUNTS, values=None, progress=None,
-              runner=run_one) -> list[dict]:
+              runner=run_one, only=None) -> list[dict]:
     """Every (count, case) record, measured now or read back; `values`: predict's option
-    values (threads, backend...). `runner` measures one pair (tests replace it)."""
+    values (threads, backend...); `only`: these validation cases alone (a study cut
+    short). `runner` measures one pair (tests replace it)."""
     from ..predict import load_run_model
 
-    cases = validation_cases(model_dir, cases_dir)
+    cases = [c for c in validation_cases(model_dir, cases_dir)
+             if only is None or c.name in only]
     values = {"model": str(model_dir), "outputs": "minimal", **(values or {})}
     records, model, total = [], None, len(counts) * len(cases)
     # Case by case, every count: a study cut short still has whole curves of its cases.
@@ -170,9 +172,9 @@ def store_curve(model_dir, block: dict, figure: bytes | None = None) -> None:
 
 
 def write_projection_study(model_dir, cases_dir, out, values=None, progress=None,
-                           counts=COUNTS) -> dict:
-    """Run (or resume) the study, store the curve in MODEL_DIR (model.json, figure,
-    card) and OUT/projection_study/curve.md; returns the model.json block."""
+                           counts=COUNTS, only=None) -> dict:
+    """Run (or resume) the study (`only`: run_study's), store the curve in MODEL_DIR
+    (model.json, figure, card) and OUT/projection_study/curve.md; returns the block."""
     from types import SimpleNamespace
 
     from ..cores import resolve_threads
@@ -182,7 +184,7 @@ def write_projection_study(model_dir, cases_dir, out, values=None, progress=None
     from .projection_card import curve_figure, curve_lines
 
     values = dict(values or {})
-    records = run_study(model_dir, cases_dir, out, counts, values, progress)
+    records = run_study(model_dir, cases_dir, out, counts, values, progress, only=only)
     device = resolve_device(values.get("device") or "auto")
     # The backend the runs used: predict chose it the same way (inference_backend).
     folder = SimpleNamespace(folder=Path(model_dir), name=Path(model_dir).name)
