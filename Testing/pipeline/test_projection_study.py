@@ -135,6 +135,15 @@ def test_the_study_runs_the_real_pipeline(tmp_path):
         assert row["auroc"]["WT"] is not None
     assert (model / study.FIGURE).read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "out" / study.STUDY_FOLDER / "runs" / "p2" / case.name).exists()
+    # `auto` now takes the curve's count, and report.json says so
+    from uncertaintyseg.predict import run
+
+    result, _ = run(case, {"projections": "auto", "threads": 1, "device": "cpu",
+                           "model": str(model)})
+    settings = result.report["settings"]
+    assert settings["projections"] == block["auto"] in (2, 4)
+    assert settings["projections_auto"]["from_curve"] is True
+    assert settings["projections_per_slice_asked"] == block["auto"]
 
 
 def test_evaluate_needs_results_or_a_study(tmp_path, capsys):

@@ -190,6 +190,10 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
                   *_metrics_table(validation["mean_2d_only"], validation["cases_2d_only"]), ""]
     lines += estimators_section(meta.get("estimators_validation"))
     lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
+    # The case-quality fit's table is written by hand from tools/fit_case_quality.py's
+    # output (its runs are not in model.json), kept as text in its section.
+    card_text = (meta.get("quality") or {}).get("card")
+    lines += [card_text, ""] if card_text else []
     lines += projection_section(meta.get(PROJECTION_STUDY_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
