@@ -97,13 +97,8 @@ def run_evaluate(args, reporter=None) -> int:
     from .evaluation.pairing import parse_results
 
     start = time.perf_counter()
-    if args.projection_study is not None:
-        _projection_study(args, reporter)
-        if not args.results:
-            return 0
-    elif not args.results:
-        raise InputError("--results: give at least one folder of results to score (or "
-                         "--projection-study MODEL_DIR, which makes its own)")
+    if _projection_study(args, reporter):
+        return 0
     parts = {"voxel"} | (set() if args.no_uncertainty else {"uncertainty"})
     if args.lesionwise:
         parts.add("lesionwise")
@@ -140,12 +135,18 @@ def run_evaluate(args, reporter=None) -> int:
     return 0 if summary["scored"] + summary["reused"] else 2
 
 
-def _projection_study(args, reporter) -> None:
-    """`--projection-study`: the curve into the model folder, its table printed."""
+def _projection_study(args, reporter) -> bool:
+    """`--projection-study`: the curve into the model folder, its table printed; True
+    when that was the whole command (no --results to score)."""
     from .errors import InputError
     from .evaluation.projection_card import curve_lines
     from .evaluation.projection_study import write_projection_study
 
+    if args.projection_study is None:
+        if not args.results:
+            raise InputError("--results: give at least one folder of results to score (or "
+                             "--projection-study MODEL_DIR, which makes its own)")
+        return False
     if not (args.projection_study / "model.json").is_file():
         raise InputError(f"{args.projection_study / 'model.json'}: not found; "
                          "--projection-study takes a model folder made by "
@@ -156,6 +157,13 @@ def _projection_study(args, reporter) -> None:
     print("\n".join(curve_lines(block)), file=sys.stderr if _json(reporter) else sys.stdout)
     print(f"projection curve written to {args.projection_study / 'model.json'} and "
           f"{args.projection_study / 'MODEL_CARD.md'}", file=sys.stderr)
+    if args.results:
+        return False
+    if reporter is not None:
+        reporter.close()
+    if _json(reporter):
+        reporter.finished(args.out)
+    return True
 
 
 def _print_problems(lines: list[str], out: Path, shown: int = 5) -> None:
