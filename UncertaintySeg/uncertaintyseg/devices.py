@@ -48,6 +48,21 @@ def auto_batch_size(device: torch.device) -> int:
     return AUTO_BATCH_SIZE[device.type == "cuda"]
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows): a
+    measurement says where it was made."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 flags).
 

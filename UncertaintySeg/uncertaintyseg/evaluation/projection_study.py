@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -149,8 +148,10 @@ def mean_curve(records: list[dict]) -> dict:
 
 def curve_block(records: list[dict], device: str, threads: int, backend: str) -> dict:
     """model.json's STUDY_KEY block: the curve and where it was measured."""
+    from ..devices import cpu_name
+
     return {"counts": sorted({r["count"] for r in records}), "device": device,
-            "cpu": platform.processor() or platform.machine(), "threads": threads,
+            "cpu": cpu_name(), "threads": threads,
             "backend": backend, "tolerance": TOLERANCE,
             "measured": datetime.date.today().isoformat(),
             "command": "uncertaintyseg evaluate --projection-study MODEL_DIR",
