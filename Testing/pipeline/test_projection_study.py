@@ -77,9 +77,7 @@ def test_a_killed_study_resumes_where_it_stopped(tmp_path):
         if len(calls) == 3:
             raise KeyboardInterrupt  # killed during the fourth run
         calls.append((case_dir.name, count))
-        record = _record(case_dir.name, count, 0.8, 0.9)
-        study.store.write_json_atomic(study.record_path(out, count, case_dir.name), record)
-        return record
+        return _record(case_dir.name, count, 0.8, 0.9)
 
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
@@ -92,6 +90,16 @@ def test_a_killed_study_resumes_where_it_stopped(tmp_path):
     # a study cut short is stored for the cases it finished
     only = study.run_study(model, tmp_path / "cases", out, (2, 4), runner=runner, only=["A"])
     assert {r["case"] for r in only} == {"A"} and len(only) == 2
+    # records of other values, or of another version of the model, are measured again
+    calls.clear()
+    study.run_study(model, tmp_path / "cases", out, (2,), {"method": "tta-2d"}, runner=runner,
+                    only=["A"])
+    assert calls == [("A", 2)]
+    meta = json.loads((model / "model.json").read_text(encoding="utf-8"))
+    (model / "model.json").write_text(json.dumps({**meta, "version": "99"}), encoding="utf-8")
+    calls.clear()
+    study.run_study(model, tmp_path / "cases", out, (2,), runner=runner, only=["A"])
+    assert calls == [("A", 2)]
 
 
 def test_missing_validation_cases_are_named(tmp_path):

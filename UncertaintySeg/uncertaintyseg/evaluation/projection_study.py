@@ -51,14 +51,26 @@ def record_path(out: Path, count: int, case_id: str) -> Path:
     return Path(out) / STUDY_FOLDER / "cases" / f"p{count}" / f"{case_id}.json"
 
 
-def read_record(out: Path, count: int, case_id: str) -> dict | None:
-    """The stored record of (count, case), None when absent, damaged or older."""
+def source(model_dir, values: dict) -> dict:
+    """What a record was measured with: the model's name and version and the run's
+    values but its threads (the folder may move; threads change only the seconds)."""
+    meta = json.loads((Path(model_dir) / "model.json").read_text(encoding="utf-8"))
+    return {"model": meta.get("name"), "model_version": str(meta.get("version")),
+            "values": {k: str(v) for k, v in sorted(values.items())
+                       if k not in ("model", "threads")}}
+
+
+def read_record(out: Path, count: int, case_id: str, measured_with: dict) -> dict | None:
+    """The stored record of (count, case), None when absent, damaged, older or measured
+    with another model or other values (`source`)."""
     path = record_path(out, count, case_id)
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if record.get("version") == RECORD_VERSION else None
+    if record.get("version") != RECORD_VERSION or record.get("source") != measured_with:
+        return None
+    return record
 
 
 def summarise(scores: dict, cpu_s: float) -> dict:
@@ -77,8 +89,9 @@ def summarise(scores: dict, cpu_s: float) -> dict:
 
 
 def run_one(case_dir: Path, count: int, model, out: Path, values: dict) -> dict:
-    """Predict one case with `count` projections, score it, store and return the record.
-    CPU-seconds: this process's (every thread's) time over the prediction."""
+    """Predict one case with `count` projections, score it and return the record (the
+    caller stores it). CPU-seconds: this process's (every thread's) time over the
+    prediction."""
     from ..predict import predict
     from .pairing import Method, load_output, load_reference
     from .runner import UNCERTAINTY, VOXEL, score_pair
@@ -91,11 +104,9 @@ def run_one(case_dir: Path, count: int, model, out: Path, values: dict) -> dict:
     reference = load_reference(case_dir)
     output = load_output(Method(f"p{count}", folder.parent), folder, reference)
     scores = score_pair(reference, output, {VOXEL, UNCERTAINTY})
-    record = {"version": RECORD_VERSION, "case": case_dir.name, "count": count,
-              **summarise(scores, cpu_s)}
-    store.write_json_atomic(record_path(out, count, case_dir.name), record)
     shutil.rmtree(folder, ignore_errors=True)  # the maps are large; the record is kept
-    return record
+    return {"version": RECORD_VERSION, "case": case_dir.name, "count": count,
+            **summarise(scores, cpu_s)}
 
 
 def run_study(model_dir, cases_dir, out, counts=COUNTS, values=None, progress=None,
@@ -108,15 +119,18 @@ def run_study(model_dir, cases_dir, out, counts=COUNTS, values=None, progress=No
     cases = [c for c in validation_cases(model_dir, cases_dir)
              if only is None or c.name in only]
     values = {"model": str(model_dir), "outputs": "minimal", **(values or {})}
+    measured_with = source(model_dir, values)
     records, model, total = [], None, len(counts) * len(cases)
     # Case by case, every count: a study cut short still has whole curves of its cases.
     for case_dir in cases:
         for count in counts:
-            record = read_record(out, count, case_dir.name)
+            record = read_record(out, count, case_dir.name, measured_with)
             if record is None:
-                if model is None and runner is run_one:
+                if model is None and runner is run_one:  # loaded once, when needed
                     model = load_run_model(values["model"], values.get("device") or "cpu")
-                record = runner(case_dir, count, model, out, values)
+                record = {**runner(case_dir, count, model, out, values),
+                          "source": measured_with}
+                store.write_json_atomic(record_path(out, count, case_dir.name), record)
             records.append(record)
             if progress is not None:
                 progress("projection study", len(records), total,
