@@ -30,12 +30,13 @@ def _model_folder(tmp_path, val, source="phantom"):
     return folder
 
 
-def _record(case, count, dice, auroc, estimate=0.8, review=False, cpu_s=1.0):
+def _record(case, count, dice, auroc, estimate=0.8, review=False, cpu_s=1.0, triage=0.4):
     regions = ("ET", "TC", "WT")
     return {"version": study.RECORD_VERSION, "case": case, "count": count,
             "dice": dict.fromkeys(regions, dice), "hd95": dict.fromkeys(regions, 2.0),
             "auroc": dict.fromkeys(regions, auroc), "auroc_far": dict.fromkeys(regions, 0.7),
-            "estimated_dice": estimate, "review": review, "cpu_s": cpu_s}
+            "estimated_dice": estimate, "review": review, "cpu_s": cpu_s,
+            "triage_score": triage, "triage_review": triage > 0.5}
 
 
 def test_a_scored_run_gives_the_studys_numbers():
@@ -43,18 +44,20 @@ def test_a_scored_run_gives_the_studys_numbers():
                                                         ("WT", 0.9, 1.0))}
     uncertainty = {r: {"auroc": 0.9, "auroc_far": 0.6} for r in ("ET", "TC", "WT")}
     report = {"quality": {"estimated_dice": 0.85, "flag": "review"},
-              "timings_s": {"total": 12.0, "uncertainty": 8.0}}
+              "timings_s": {"total": 12.0, "uncertainty": 8.0},
+              "triage": {"score": 0.61, "flag": "review"}}
     row = study.summarise({"voxel": voxel, "uncertainty": uncertainty, "report": report},
                           cpu_s=10.04)
     assert row["dice"] == {"ET": 0.7, "TC": 0.8, "WT": 0.9}
     assert row["hd95"]["ET"] == 3.0 and row["auroc_far"]["WT"] == 0.6
     assert (row["estimated_dice"], row["review"], row["cpu_s"]) == (0.85, True, 10.04)
     assert (row["wall_s"], row["uncertainty_s"]) == (12.0, 8.0)
+    assert (row["triage_score"], row["triage_review"]) == (0.61, True)
 
 
 def test_the_curve_is_the_mean_over_cases_per_count():
-    records = [_record("A", 2, 0.8, 0.8, estimate=0.9, review=True, cpu_s=2.0),
-               _record("B", 2, 0.6, 0.9, estimate=0.5, cpu_s=4.0),
+    records = [_record("A", 2, 0.8, 0.8, estimate=0.9, review=True, cpu_s=2.0, triage=0.6),
+               _record("B", 2, 0.6, 0.9, estimate=0.5, cpu_s=4.0, triage=0.2),
                _record("A", 4, 0.9, 0.9, estimate=None)]
     curve = study.mean_curve(records)
     assert list(curve) == ["2", "4"]
@@ -63,6 +66,8 @@ def test_the_curve_is_the_mean_over_cases_per_count():
     assert curve["2"]["cpu_s"] == pytest.approx(3.0)
     assert curve["2"]["quality_abs_error"] == pytest.approx(0.1)  # |0.9-0.8|, |0.5-0.6|
     assert curve["2"]["review_flags"] == 1
+    assert curve["2"]["triage_score"] == pytest.approx(0.4)
+    assert curve["2"]["triage_reviews"] == 1
     assert curve["4"]["quality_abs_error"] is None  # no estimate: nothing to compare
     assert curve["4"]["cases"] == ["A"]
 
@@ -125,6 +130,7 @@ def test_the_block_round_trips_through_model_json_and_the_card(tmp_path):
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
     assert "## Projections per slice" in card and "![projection curve]" in card
     assert "| 4 | 0.840 / 0.840 / 0.840 |" in card
+    assert "| 0.400 (0) | 1.0 |" in card  # triage score (reviews), CPU-seconds
     assert "`--projections auto` on cpu: 4" in card
     assert (model / study.FIGURE).read_bytes() == b"png"
 

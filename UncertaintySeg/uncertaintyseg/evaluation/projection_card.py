@@ -26,18 +26,21 @@ def curve_lines(block: dict) -> list[str]:
              f"{len(cases)} validation case(s) ({', '.join(cases)}), `{block['command']}`. "
              "Means over the cases; AUROC: the voxel uncertainty map against the error "
              "voxels in the brain, overall and beyond 2 mm of the predicted border; "
-             "|est - Dice|: the case-quality estimate (report.json `quality`) against the "
-             "real WT Dice; CPU s: the process's CPU-seconds of one `predict` (all stages, "
-             "a shared machine).", "",
+             "quality abs error: the case-quality estimate (report.json `quality`) against the "
+             "real WT Dice, and its review flags; triage: report.json's triage score (the "
+             "binned entropy's) and its review flags at the model's threshold; CPU s: the "
+             "process's CPU-seconds of one `predict` (all stages, a shared machine).", "",
              "| projections | Dice ET / TC / WT | HD95 mm ET / TC / WT | AUROC ET / TC / WT "
-             "| AUROC beyond 2 mm ET / TC / WT | quality abs error | review flags | CPU s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| AUROC beyond 2 mm ET / TC / WT | quality abs error | quality review | "
+             "triage score (review) | CPU s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for count in sorted(curve, key=int):
         row = curve[count]
         lines.append(f"| {count} | {_cells(row['dice'])} | {_cells(row['hd95'], 2)} | "
                      f"{_cells(row['auroc'])} | {_cells(row['auroc_far'])} | "
                      f"{_number(row['quality_abs_error'])} | {row['review_flags']} / "
-                     f"{len(row['cases'])} | {_number(row['cpu_s'], 1)} |")
+                     f"{len(row['cases'])} | {_number(row.get('triage_score'))} "
+                     f"({row.get('triage_reviews', 0)}) | {_number(row['cpu_s'], 1)} |")
     lines += ["", f"`--projections auto` on {block['device']}: {block.get('auto')} (the "
               f"smallest count within {block['tolerance']} of the best Dice and AUROC on "
               "every region)."]
@@ -72,6 +75,7 @@ def curve_figure(block: dict) -> bytes:
         axes.set_title(title)
         axes.legend(fontsize=8)
     axes = figure.add_subplot(1, 3, 3)
+    auto = block.get("auto")
     axes.plot(x, [block["curve"][c]["cpu_s"] or float("nan") for c in counts], marker="o",
               color="#444444")
     axes.set_title(f"CPU-seconds per case ({block['device']})")
@@ -80,4 +84,6 @@ def curve_figure(block: dict) -> bytes:
         axes.set_xticks(x, [str(v) for v in x])
         axes.set_xlabel("projections per slice")
         axes.grid(alpha=0.3)
+        if auto is not None:
+            axes.axvline(auto, color="#888888", linestyle=":", label="auto")
     return _png(plt, figure)

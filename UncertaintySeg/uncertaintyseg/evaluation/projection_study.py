@@ -78,12 +78,16 @@ def summarise(scores: dict, cpu_s: float) -> dict:
     quality = scores.get("report", {}).get("quality") or {}
     uncertainty = scores.get("uncertainty") or {}
     timings = scores.get("report", {}).get("timings_s", {})
+    # The triage score is the binned entropy's, its threshold calibrated at one count:
+    # kept to see whether another count moves it.
+    triage = scores.get("report", {}).get("triage") or {}
     return {"dice": {r: scores["voxel"][r]["dice"] for r in REGIONS},
             "hd95": {r: scores["voxel"][r]["hd95"] for r in REGIONS},
             "auroc": {r: uncertainty.get(r, {}).get("auroc") for r in REGIONS},
             "auroc_far": {r: uncertainty.get(r, {}).get("auroc_far") for r in REGIONS},
             "estimated_dice": quality.get(ESTIMATED_DICE),
             "review": quality.get(FLAG) == FLAG_REVIEW,
+            "triage_score": triage.get("score"), "triage_review": triage.get("flag") == FLAG_REVIEW,
             "cpu_s": round(cpu_s, 2), "wall_s": timings.get("total"),
             "uncertainty_s": timings.get("uncertainty")}
 
@@ -156,6 +160,8 @@ def mean_curve(records: list[dict]) -> dict:
             None if r["estimated_dice"] is None else abs(r["estimated_dice"] - r["dice"]["WT"])
             for r in chosen)
         row["review_flags"] = sum(bool(r["review"]) for r in chosen)
+        row["triage_score"] = _mean(r.get("triage_score") for r in chosen)
+        row["triage_reviews"] = sum(bool(r.get("triage_review")) for r in chosen)
         curve[str(count)] = row
     return curve
 
