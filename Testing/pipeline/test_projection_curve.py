@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from uncertaintyseg.predict import resolve_auto_projections
-from uncertaintyseg.projection_curve import STUDY_KEY, TOLERANCE, choose, smallest_within
+from uncertaintyseg.projection_curve import STUDY_KEY, TOLERANCE, choose, pick, smallest_within
 
 
 def _row(dice, auroc, et_dice=None):
@@ -46,6 +46,17 @@ def test_a_missing_count_or_value_is_not_chosen():
     curve["2"]["auroc"]["WT"] = None  # no AUROC: cannot be shown within the tolerance
     assert smallest_within(curve) == 16
     assert smallest_within({}) is None
+
+
+def test_no_count_within_takes_the_least_shortfall():
+    # the best Dice at 8, the best AUROC at 32, and 32's Dice 0.023 below 8's (a case
+    # whose WT Dice drops as the AUROC rises); 8's AUROC is just within (0.005 short)
+    curve = {"4": _row(0.827, 0.921), "8": _row(0.830, 0.927), "16": _row(0.807, 0.931),
+             "32": _row(0.807, 0.932)}
+    assert pick(curve) == (8, pytest.approx(0.005))
+    # now no count is within: 4 falls 0.011 short (AUROC), 8 0.012, 16 and 32 0.023 (Dice)
+    curve["8"] = _row(0.830, 0.920)
+    assert pick(curve) == (4, pytest.approx(0.011))
 
 
 def _model(tmp_path, curves):
