@@ -131,7 +131,11 @@ def test_the_block_round_trips_through_model_json_and_the_card(tmp_path):
     assert "## Projections per slice" in card and "![projection curve]" in card
     assert "| 4 | 0.840 / 0.840 / 0.840 |" in card
     assert "| 0.400 (0) | 1.0 |" in card  # triage score (reviews), CPU-seconds
-    assert "`--projections auto` on cpu: 4" in card
+    assert "`--projections auto` on cpu: 4 (the smallest count within 0.005" in card
+    block.update(auto=8, auto_shortfall=0.012)
+    study.store_curve(model, block)
+    card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "auto` on cpu: 8 (no count is within 0.005" in card and "by 0.012" in card
     assert (model / study.FIGURE).read_bytes() == b"png"
 
 

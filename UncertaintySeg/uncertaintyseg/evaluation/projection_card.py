@@ -41,10 +41,13 @@ def curve_lines(block: dict) -> list[str]:
                      f"{_number(row['quality_abs_error'])} | {row['review_flags']} / "
                      f"{len(row['cases'])} | {_number(row.get('triage_score'))} "
                      f"({row.get('triage_reviews', 0)}) | {_number(row['cpu_s'], 1)} |")
-    lines += ["", f"`--projections auto` on {block['device']}: {block.get('auto')} (the "
-              f"smallest count within {block['tolerance']} of the best Dice and AUROC on "
-              "every region)."]
-    return lines
+    gap, tolerance = block.get("auto_shortfall"), block["tolerance"]
+    rule = (f"the smallest count within {tolerance} of the best Dice and AUROC on every "
+            "region" if gap is None or gap <= tolerance + 1e-9 else
+            f"no count is within {tolerance} of the best Dice and AUROC on every region; "
+            f"this one falls least below the best, by {gap:.3f} on its worst measure")
+    return lines + ["", f"`--projections auto` on {block['device']}: {block.get('auto')} "
+                        f"({rule})."]
 
 
 def card_section(blocks: dict | None) -> list[str]:

@@ -201,7 +201,7 @@ def write_projection_study(model_dir, cases_dir, out, values=None, progress=None
     from ..cores import resolve_threads
     from ..devices import resolve_device
     from ..inference_backend import choose_backend
-    from ..projection_curve import smallest_within
+    from ..projection_curve import pick
     from .projection_card import curve_figure, curve_lines
 
     values = dict(values or {})
@@ -212,7 +212,8 @@ def write_projection_study(model_dir, cases_dir, out, values=None, progress=None
     backend = choose_backend(values.get("backend") or "auto", device, folder)[0]
     block = curve_block(records, device.type, resolve_threads(values.get("threads")),
                         backend)
-    block["auto"] = smallest_within(block["curve"])
+    block["auto"], gap = pick(block["curve"])
+    block["auto_shortfall"] = round(gap, 4)
     figure = curve_figure(block)
     store_curve(model_dir, block, figure)
     study = Path(out) / STUDY_FOLDER
