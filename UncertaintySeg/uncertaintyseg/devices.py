@@ -54,6 +54,21 @@ def auto_batch_size(device: torch.device) -> int:
     return AUTO_BATCH_SIZE[device.type == "cuda"]
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, else what `platform` knows): a
+    measurement says where it was made."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
     """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 flags).
 
@@ -121,3 +136,20 @@ def resolve_run(settings) -> Resolved:
                     projections=projections, projections_per_slice=resolve_count(projections),
                     threads=resolve_threads(settings.threads),
                     batch_size_2d=auto_batch_size(device) if batch == AUTO else int(batch))
+
+
+def with_model_curve(resolved: Resolved, settings, model) -> tuple[Resolved, dict | None]:
+    """`--projections auto` once the model is known: the count its measured curve picks
+    for the run's device (`projection_curve.choose`), else `resolve_run`'s fixed rule.
+    -> (resolved, report.json's `projections_auto` record; None when a count or a preset
+    was asked for). The second half of resolving a run: predict resolves the rest before
+    the model is loaded, so that a missing device stops it before any work."""
+    from dataclasses import replace
+
+    from .projection_curve import choose
+
+    if settings.projections != AUTO:
+        return resolved, None
+    count, record = choose(model, resolved.device.type, resolved.projections)
+    return replace(resolved, projections=count,
+                   projections_per_slice=resolve_count(count)), record

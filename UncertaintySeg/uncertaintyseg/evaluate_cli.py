@@ -26,11 +26,12 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                     "See docs/EVALUATION.md.")
     p.add_argument("--cases", type=Path, required=True,
                    help="folder of case folders (images and *_seg.nii.gz reference)")
-    p.add_argument("--results", action="append", required=True, metavar="[NAME=]DIR",
+    p.add_argument("--results", action="append", metavar="[NAME=]DIR",
                    help="folder of per-case results: what `predict --cases` writes (CASE/ "
                         "folders), `predict --out` folders of any name (paired by their "
                         "report.json), or CASE.nii.gz label maps; repeat for more methods. The "
-                        "first gives the fused method and its 2D-only twin")
+                        "first gives the fused method and its 2D-only twin (required unless "
+                        "--projection-study)")
     p.add_argument("--out", type=Path, required=True, help="folder for the tables and report")
     p.add_argument("--no-uncertainty", action="store_true",
                    help="skip the uncertainty-quality measures")
@@ -52,6 +53,18 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
                    help="store every method's mean Dice, HD95 and error AUROC, and the "
                         "first method minus each other, in MODEL_DIR/model.json and its "
                         "MODEL_CARD.md (the card's estimator table)")
+    study = p.add_argument_group(
+        "projection study (docs/EVALUATION.md)", "predict the model's validation cases "
+        "(model.json split.val, under --cases) with 2, 4, 8, 16 and 32 projections per "
+        "slice; the curve goes into model.json, its card and --projections auto")
+    study.add_argument("--projection-study", type=Path, default=None, metavar="MODEL_DIR",
+                       help="run (or resume: OUT/projection_study keeps every case and "
+                            "count) the study of this model folder")
+    study.add_argument("--device", default="auto",
+                       help="the study's device (predict's --device): the curve is stored "
+                            "for its type, cpu or cuda")
+    study.add_argument("--threads", default="auto",
+                       help="the study's CPU threads (predict's --threads)")
     p.add_argument("--explain-case", type=Path, default=None, metavar="CASE_DIR",
                    help="add `explain`'s teaching figures of this case to the report")
     p.add_argument("--explain-model", default=None,
@@ -84,6 +97,8 @@ def run_evaluate(args, reporter=None) -> int:
     from .evaluation.pairing import parse_results
 
     start = time.perf_counter()
+    if _projection_study(args, reporter):
+        return 0
     parts = {"voxel"} | (set() if args.no_uncertainty else {"uncertainty"})
     if args.lesionwise:
         parts.add("lesionwise")
@@ -118,6 +133,37 @@ def run_evaluate(args, reporter=None) -> int:
     if _json(reporter):
         reporter.finished(args.out)
     return 0 if summary["scored"] + summary["reused"] else 2
+
+
+def _projection_study(args, reporter) -> bool:
+    """`--projection-study`: the curve into the model folder, its table printed; True
+    when that was the whole command (no --results to score)."""
+    from .errors import InputError
+    from .evaluation.projection_card import curve_lines
+    from .evaluation.projection_study import write_projection_study
+
+    if args.projection_study is None:
+        if not args.results:
+            raise InputError("--results: give at least one folder of results to score (or "
+                             "--projection-study MODEL_DIR, which makes its own)")
+        return False
+    if not (args.projection_study / "model.json").is_file():
+        raise InputError(f"{args.projection_study / 'model.json'}: not found; "
+                         "--projection-study takes a model folder made by "
+                         "`uncertaintyseg train`")
+    block = write_projection_study(args.projection_study, args.cases, args.out,
+                                   {"device": args.device, "threads": args.threads},
+                                   progress=reporter)
+    print("\n".join(curve_lines(block)), file=sys.stderr if _json(reporter) else sys.stdout)
+    print(f"projection curve written to {args.projection_study / 'model.json'} and "
+          f"{args.projection_study / 'MODEL_CARD.md'}", file=sys.stderr)
+    if args.results:
+        return False
+    if reporter is not None:
+        reporter.close()
+    if _json(reporter):
+        reporter.finished(args.out)
+    return True
 
 
 def _print_problems(lines: list[str], out: Path, shown: int = 5) -> None:

@@ -78,8 +78,7 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
     """
     import torch
 
-    from .devices import resolve_run
-
+    from .devices import resolve_run, with_model_curve
     from .input_checks import check_case
     from .pipeline import StageTimer, run_case
     from .quality_model import QUALITY_KEY, quality_block
@@ -93,8 +92,12 @@ def run(case, values: Mapping[str, object] | None = None, *, model=None, progres
         case = load_case_from(case)
         warnings = check_case(case, force)
     model = model or load_run_model(values.get("model"), str(resolved.device), note_stream)
+    # --projections auto: the model's measured curve, once the model is known.
+    resolved, auto = with_model_curve(resolved, settings, model)
     result = run_case(case, model, settings, progress=progress, timer=timer,
                       resolved=resolved)
+    if auto is not None:
+        result.report["settings"]["projections_auto"] = auto
     result.report["input"]["warnings"] = warnings
     # Each finding a --force run went past is a strong failure signal (issue 17).
     result.report[QUALITY_KEY] = quality_block(case, result, getattr(model, "quality", {}),

@@ -23,7 +23,8 @@ from .errors import InputError
 
 # Origins per slice of each preset; None = every 8-px grid origin in the brain (design 4.1).
 PROJECTION_PRESETS = {"preview": 16, "standard": 128, "paper": None}
-# "auto" is resolved once, from the device, by `predict.resolve_projections`.
+# "auto" is resolved once the model is loaded (devices.with_model_curve): its
+# measured curve for the device (projection_curve), else devices.auto_projections.
 AUTO = "auto"
 MAX_PROJECTIONS = 4096
 # Estimators of `predict --method` (estimators.ESTIMATORS says what each does).
@@ -74,7 +75,8 @@ class Option:
 _PROJECTIONS_HELP = (
     "spherical projections (origins) per slice: a number (1-4096), or preview (16), "
     "standard (128), paper (every 8-px grid origin in the brain, up to 1024 per 256x256 "
-    "slice), auto (preview on CPU, paper on GPU)")
+    "slice), auto (the model's measured curve for the device: the smallest count within "
+    "0.005 of the best Dice and error AUROC; without one, preview on CPU, paper on GPU)")
 
 _OPTIONS = (
     Option("method", "--method", str, "hybrid",

@@ -14,6 +14,7 @@ from .. import REGIONS, __version__
 from ..error_map import ERROR_MAP_KEY
 from ..evaluation.model_card import (QUALITY_KEYS, VOXEL_MAPS_KEY, error_map_section,
                                      quality_section, voxel_maps_section)
+from ..evaluation.projection_card import card_section as projection_section
 from ..evaluation.uncertainty_quality import FAR_MM
 from ..feature_distance import FIT_KEY
 from ..fusion import normalized_weights
@@ -22,6 +23,7 @@ from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE
 from ..options import TRAINED_NETWORKS
 from ..output_safety import write_json_atomic
 from ..postprocess import DEFAULT_COMPONENT_FRACTION
+from ..projection_curve import STUDY_KEY as PROJECTION_STUDY_KEY
 from ..quality_model import QUALITY_KEY
 from . import folds
 from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
@@ -194,6 +196,7 @@ def write_card(out: Path, command: str | None = None, notes: str | None = None) 
     lines += voxel_maps_section(meta.get(VOXEL_MAPS_KEY))
     lines += error_map_section(meta.get(ERROR_MAP_KEY))
     lines += quality_section(meta.get(QUALITY_KEY), meta.get(FIT_KEY))
+    lines += projection_section(meta.get(PROJECTION_STUDY_KEY))
     lines += ["## Reproduce", "", "```", command, "```", ""]
     if notes:
         lines += ["## Notes", "", notes, ""]
