@@ -148,8 +148,7 @@ def _write_maps(result: CaseResult, folder: Path, shown: Path, outputs: str,
 def _write_snapshot(result: CaseResult, folder: Path) -> None:
     from uncertaintyseg_shared.quality import QUALITY_KEY, quality_line
 
-    from .evaluation.summary import written_map
-    from .snapshot import MAP_LABELS, write_snapshot
+    from .snapshot import MAP_LABELS, write_snapshot, written_map
 
     spacing_zyx = tuple(reversed(result.reference.GetSpacing()))
     write_snapshot(folder / SNAPSHOT_FILE, result.flair, result.uncertainty,

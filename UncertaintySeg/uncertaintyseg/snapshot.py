@@ -236,6 +236,18 @@ MAP_LABELS = {"error-probability": "probability the label is wrong",
               "mean-entropy": "entropy of P2D, bits", "binned": "normalised entropy",
               "max": "max(binned, P2D) entropy"}
 
+# The methods whose uncertainty is their own, whatever --uncertainty-map says.
+OWN_MAP_METHODS = ("uncertainty-head", "full-3d")
+
+
+def written_map(report: dict) -> str:
+    """The voxel map a run wrote (`predict --uncertainty-map`; the fallback when the
+    model had no error-probability fit; binned for runs from before the option)."""
+    if report.get("method") in OWN_MAP_METHODS:
+        return report["method"]
+    chosen = (report.get("uncertainty_map") or {}).get("map")
+    return chosen or (report.get("settings") or {}).get("uncertainty_map") or "binned"
+
 
 def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: float,
                   *, label: str = MAP_LABELS["binned"]) -> None:

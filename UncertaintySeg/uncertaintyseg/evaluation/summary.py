@@ -17,6 +17,7 @@ from . import plots, store
 from .pairing import safe_name
 from .table import per_case_rows, rows_to_csv, table1, table1_markdown
 from .uncertainty_quality import FAR_MM, ece
+from ..snapshot import written_map  # the snapshot's colour bar names it too
 
 # A box of one or two values draws a line that looks like a distribution: not drawn.
 MIN_BOX_CASES = 3
@@ -86,19 +87,6 @@ def markdown_rows(rows: list[dict], keys: list[str]) -> str:
         cells = [f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k]) for k in keys]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-# The methods whose uncertainty is their own, whatever --uncertainty-map says.
-OWN_MAP_METHODS = ("uncertainty-head", "full-3d")
-
-
-def written_map(report: dict) -> str:
-    """The voxel map a run wrote (`predict --uncertainty-map`; the fallback when the
-    model had no error-probability fit; binned for runs from before the option)."""
-    if report.get("method") in OWN_MAP_METHODS:
-        return report["method"]
-    chosen = (report.get("uncertainty_map") or {}).get("map")
-    return chosen or (report.get("settings") or {}).get("uncertainty_map") or "binned"
 
 
 def maps_scored(evaluation) -> str:
