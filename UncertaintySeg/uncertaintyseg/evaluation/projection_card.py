@@ -22,7 +22,8 @@ def curve_lines(block: dict) -> list[str]:
     curve = block["curve"]
     cases = sorted({c for row in curve.values() for c in row["cases"]})
     lines = [f"Measured {block['measured']} on {block['device']} ({block['cpu']}, "
-             f"{block['threads']} thread(s), {block['backend']} backend), "
+             f"{block['threads']} thread(s), {block['backend']} backend, "
+             f"{block.get('uncertainty_map', 'the default')} uncertainty map), "
              f"{len(cases)} validation case(s) ({', '.join(cases)}), `{block['command']}`. "
              "Means over the cases; AUROC: the voxel uncertainty map against the error "
              "voxels in the brain, overall and beyond 2 mm of the predicted border; "

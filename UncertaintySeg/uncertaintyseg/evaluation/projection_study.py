@@ -201,6 +201,7 @@ def write_projection_study(model_dir, cases_dir, out, values=None, progress=None
     from ..cores import resolve_threads
     from ..devices import resolve_device
     from ..inference_backend import choose_backend
+    from ..options import OPTIONS
     from ..projection_curve import pick
     from .projection_card import curve_figure, curve_lines
 
@@ -212,6 +213,8 @@ def write_projection_study(model_dir, cases_dir, out, values=None, progress=None
     backend = choose_backend(values.get("backend") or "auto", device, folder)[0]
     block = curve_block(records, device.type, resolve_threads(values.get("threads")),
                         backend)
+    # The map whose AUROC the curve holds: a later default map needs a study of its own.
+    block["uncertainty_map"] = values.get("uncertainty_map") or OPTIONS["uncertainty_map"].default
     block["auto"], gap = pick(block["curve"])
     block["auto_shortfall"] = round(gap, 4)
     figure = curve_figure(block)
