@@ -59,6 +59,17 @@ def test_no_count_within_takes_the_least_shortfall():
     assert pick(curve) == (4, pytest.approx(0.011))
 
 
+def test_auto_keeps_the_fixed_rule_where_no_count_is_within(tmp_path):
+    """Trust over speed (DECISIONS #25): the nearest count falls short somewhere, and the
+    model's fits were made at the fixed rule's count."""
+    curve = {"4": _row(0.827, 0.921), "8": _row(0.830, 0.920), "16": _row(0.807, 0.931),
+             "32": _row(0.807, 0.932)}
+    model = _model(tmp_path, {"cpu": {"curve": curve, "measured": "2026-12-07"}})
+    count, record = choose(model, "cpu", "preview")
+    assert count == "preview" and record["chosen"] == "preview" and record["from_curve"]
+    assert "the nearest, 4, falls 0.011 short" in record["why"]
+
+
 def _model(tmp_path, curves):
     (tmp_path / "model.json").write_text(json.dumps({STUDY_KEY: curves}), encoding="utf-8")
     return SimpleNamespace(folder=tmp_path, name="m")

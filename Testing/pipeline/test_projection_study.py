@@ -24,13 +24,16 @@ def _model_folder(tmp_path, val, source="phantom"):
     # The phantom's model.json predates sections the card renders: brats-mini's, with
     # the phantom's networks.
     full = json.loads((MODELS_DIR / "brats-mini" / "model.json").read_text(encoding="utf-8"))
-    own = ("name", "description", "networks", "fusion_weights", "radius", "kernel_mm")
-    meta = {**full, **{k: meta[k] for k in own}, "split": {**meta["split"], "val": list(val)}}
+    own = ("name", "description", "networks", "fusion_weights", "radius", "kernel_mm",
+           "error_map")
+    full.pop("feature_distance", None)  # names a file of brats-mini's folder
+    meta = {**full, **{k: meta[k] for k in own if k in meta},
+            "split": {**meta["split"], "val": list(val)}}
     (folder / "model.json").write_text(json.dumps(meta), encoding="utf-8")
     return folder
 
 
-def _record(case, count, dice, auroc, estimate=0.8, review=False, cpu_s=1.0, triage=0.4):
+def _record(case, count, dice, auroc, *, estimate=0.8, review=False, cpu_s=1.0, triage=0.4):
     regions = ("ET", "TC", "WT")
     return {"version": study.RECORD_VERSION, "case": case, "count": count,
             "dice": dict.fromkeys(regions, dice), "hd95": dict.fromkeys(regions, 2.0),
@@ -97,7 +100,8 @@ def test_a_killed_study_resumes_where_it_stopped(tmp_path):
     assert {r["case"] for r in only} == {"A"} and len(only) == 2
     # records of other values, or of another version of the model, are measured again
     calls.clear()
-    study.run_study(model, tmp_path / "cases", out, (2,), {"method": "tta-2d"}, runner=runner,
+    study.run_study(model, tmp_path / "cases", out, (2,), values={"method": "tta-2d"},
+                    runner=runner,
                     only=["A"])
     assert calls == [("A", 2)]
     meta = json.loads((model / "model.json").read_text(encoding="utf-8"))
@@ -132,10 +136,11 @@ def test_the_block_round_trips_through_model_json_and_the_card(tmp_path):
     assert "| 4 | 0.840 / 0.840 / 0.840 |" in card
     assert "| 0.400 (0) | 1.0 |" in card  # triage score (reviews), CPU-seconds
     assert "`--projections auto` on cpu: 4 (the smallest count within 0.005" in card
-    block.update(auto=8, auto_shortfall=0.012)
+    block.update(auto="preview", nearest=8, auto_shortfall=0.012)
     study.store_curve(model, block)
     card = (model / "MODEL_CARD.md").read_text(encoding="utf-8")
-    assert "auto` on cpu: 8 (no count is within 0.005" in card and "by 0.012" in card
+    assert "auto` on cpu: preview (no count is within 0.005" in card
+    assert "the nearest, 8, falls 0.012 short" in card
     assert (model / study.FIGURE).read_bytes() == b"png"
 
 
@@ -146,7 +151,8 @@ def test_the_study_runs_the_real_pipeline(tmp_path):
     case = write_phantom_case(tmp_path / "cases", seed=2, shape=(32, 64, 56))
     model = _model_folder(tmp_path, [case.name])
     block = study.write_projection_study(model, tmp_path / "cases", tmp_path / "out",
-                                         {"threads": 1, "device": "cpu"}, counts=(2, 4))
+                                         values={"threads": 1, "device": "cpu"},
+                                         counts=(2, 4))
     assert block["counts"] == [2, 4] and block["device"] == "cpu"
     for row in block["curve"].values():
         assert 0.0 <= row["dice"]["WT"] <= 1.0 and row["cpu_s"] > 0

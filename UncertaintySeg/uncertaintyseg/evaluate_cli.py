@@ -152,7 +152,7 @@ def _projection_study(args, reporter) -> bool:
                          "--projection-study takes a model folder made by "
                          "`uncertaintyseg train`")
     block = write_projection_study(args.projection_study, args.cases, args.out,
-                                   {"device": args.device, "threads": args.threads},
+                                   values={"device": args.device, "threads": args.threads},
                                    progress=reporter)
     print("\n".join(curve_lines(block)), file=sys.stderr if _json(reporter) else sys.stdout)
     print(f"projection curve written to {args.projection_study / 'model.json'} and "

@@ -1,11 +1,14 @@
-"""`--projections auto` from a model's measured projection curve (DECISIONS #22).
+"""`--projections auto` from a model's measured projection curve (DECISIONS #25).
 
 `evaluate --projection-study` stores, per device type, the validation means per
 projection count in model.json under STUDY_KEY: {"cpu": {"curve": {"2": {"dice":
 {region: mean}, "auroc": {...}, ...}, ...}, ...}, "cuda": ...}. `auto` takes the smallest
 count whose Dice and error AUROC are within TOLERANCE of the best count's on every
-region (`pick`; where no count is, the one that falls least below the best). A model without a curve for the run's device keeps the fixed rule
-(devices.auto_projections), and the report says why.
+region (`pick`). Where no count is within it (the best Dice and the best AUROC at counts
+apart), and where the model has no curve for the run's device, `auto` keeps the fixed
+rule (devices.auto_projections): the count the model's fits (the triage threshold, the
+case-quality estimate, the error map) were made at, as their calibration holds there;
+the report says why.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ def smallest_within(curve: dict, tolerance: float = TOLERANCE) -> int | None:
 
 def choose(model, device_type: str, fallback: str | int) -> tuple[int | str, dict]:
     """(count or preset, the report's record) of `--projections auto` for this model on
-    this device type; `fallback` (the fixed rule) when no curve was measured there."""
+    this device type: the curve's count when one is within TOLERANCE of the best on every
+    region, else `fallback` (the fixed rule, the count the model's fits were made at)."""
     block = model_curves(model).get(device_type)
     count, gap = pick(block.get("curve", {})) if block else (None, float("inf"))
     if count is None:
@@ -80,10 +84,15 @@ def choose(model, device_type: str, fallback: str | int) -> tuple[int | str, dic
         return fallback, {"chosen": fallback, "from_curve": False, "why": why}
     where = (f"in the curve measured on {device_type} ({block.get('measured', '?')}, "
              f"counts {block.get('counts')})")
+    record = {"from_curve": True, "shortfall": round(gap, 4),
+              "measured": block.get("measured"), "counts": block.get("counts")}
+    if gap > TOLERANCE + 1e-9:
+        # Trust over speed (DECISIONS #25): a count short of the best on some region is
+        # also a count the triage, quality and error-map fits were not made at.
+        why = (f"no count is within {TOLERANCE} of the best Dice and error AUROC on every "
+               f"region {where} (the nearest, {count}, falls {gap:.3f} short); the fixed "
+               f"rule's {fallback}, the count the model's fits were made at")
+        return fallback, {**record, "chosen": fallback, "why": why}
     why = (f"the smallest count whose Dice and error AUROC are within {TOLERANCE} of the "
-           f"best on every region {where}" if gap <= TOLERANCE + 1e-9 else
-           f"no count is within {TOLERANCE} of the best Dice and error AUROC on every "
-           f"region {where}; this one falls least below the best ({gap:.3f})")
-    return count, {"chosen": count, "from_curve": True, "why": why,
-                   "shortfall": round(gap, 4), "measured": block.get("measured"),
-                   "counts": block.get("counts")}
+           f"best on every region {where}")
+    return count, {**record, "chosen": count, "why": why}

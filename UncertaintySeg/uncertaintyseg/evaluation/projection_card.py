@@ -3,6 +3,8 @@ measured) and its figure (`curve_figure`, projection_curve.png in the model fold
 
 from __future__ import annotations
 
+from uncertaintyseg_shared.options import PROJECTION_PRESETS
+
 from .. import REGIONS
 from .plots import REGION_COLOURS, _figure, _png
 
@@ -22,7 +24,8 @@ def curve_lines(block: dict) -> list[str]:
     curve = block["curve"]
     cases = sorted({c for row in curve.values() for c in row["cases"]})
     lines = [f"Measured {block['measured']} on {block['device']} ({block['cpu']}, "
-             f"{block['threads']} thread(s), {block['backend']} backend), "
+             f"{block['threads']} thread(s), {block['backend']} backend, "
+             f"{block.get('uncertainty_map', 'the default')} uncertainty map), "
              f"{len(cases)} validation case(s) ({', '.join(cases)}), `{block['command']}`. "
              "Means over the cases; AUROC: the voxel uncertainty map against the error "
              "voxels in the brain, overall and beyond 2 mm of the predicted border; "
@@ -44,8 +47,9 @@ def curve_lines(block: dict) -> list[str]:
     gap, tolerance = block.get("auto_shortfall"), block["tolerance"]
     rule = (f"the smallest count within {tolerance} of the best Dice and AUROC on every "
             "region" if gap is None or gap <= tolerance + 1e-9 else
-            f"no count is within {tolerance} of the best Dice and AUROC on every region; "
-            f"this one falls least below the best, by {gap:.3f} on its worst measure")
+            f"no count is within {tolerance} of the best Dice and AUROC on every region (the "
+            f"nearest, {block.get('nearest')}, falls {gap:.3f} short on its worst measure), "
+            "so the fixed rule's count, the one the model's fits were made at")
     return lines + ["", f"`--projections auto` on {block['device']}: {block.get('auto')} "
                         f"({rule})."]
 
@@ -87,6 +91,7 @@ def curve_figure(block: dict) -> bytes:
         axes.set_xticks(x, [str(v) for v in x])
         axes.set_xlabel("projections per slice")
         axes.grid(alpha=0.3)
-        if auto is not None:
-            axes.axvline(auto, color="#888888", linestyle=":", label="auto")
+        if auto is not None:  # a preset name (the fixed rule) at its count of origins
+            axes.axvline(PROJECTION_PRESETS.get(auto, auto), color="#888888", linestyle=":",
+                         label="auto")
     return _png(plt, figure)

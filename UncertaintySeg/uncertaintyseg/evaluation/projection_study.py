@@ -113,7 +113,7 @@ def run_one(case_dir: Path, count: int, model, out: Path, values: dict) -> dict:
             **summarise(scores, cpu_s)}
 
 
-def run_study(model_dir, cases_dir, out, counts=COUNTS, values=None, progress=None,
+def run_study(model_dir, cases_dir, out, counts=COUNTS, *, values=None, progress=None,
               runner=run_one, only=None) -> list[dict]:
     """Every (count, case) record, measured now or read back; `values`: predict's option
     values (threads, backend...); `only`: these validation cases alone (a study cut
@@ -181,39 +181,44 @@ def curve_block(records: list[dict], device: str, threads: int, backend: str) ->
 def store_curve(model_dir, block: dict, figure: bytes | None = None) -> None:
     """Write the block into MODEL_DIR/model.json under STUDY_KEY and its device (the
     other devices' curves kept), the figure beside it, and re-render the card."""
-    from ..training.bundle import write_card
+    from .model_card import store_block
 
     path = Path(model_dir) / "model.json"
-    model = json.loads(path.read_text(encoding="utf-8"))
-    model[STUDY_KEY] = {**(model.get(STUDY_KEY) or {}), block["device"]: block}
+    curves = json.loads(path.read_text(encoding="utf-8")).get(STUDY_KEY) or {}
     if figure is not None:
         store.write_bytes_atomic(Path(model_dir) / FIGURE, figure)
-    store.write_text_atomic(path, json.dumps(store.finite(model), indent=2) + "\n")
-    write_card(model_dir)
+    # model_card writes model.json atomically and re-renders the card (training.bundle).
+    store_block(model_dir, STUDY_KEY, {**curves, block["device"]: block})
 
 
-def write_projection_study(model_dir, cases_dir, out, values=None, progress=None,
+def write_projection_study(model_dir, cases_dir, out, *, values=None, progress=None,
                            counts=COUNTS, only=None) -> dict:
     """Run (or resume) the study (`only`: run_study's), store the curve in MODEL_DIR
     (model.json, figure, card) and OUT/projection_study/curve.md; returns the block."""
     from types import SimpleNamespace
 
     from ..cores import resolve_threads
-    from ..devices import resolve_device
+    from ..devices import auto_projections, resolve_device
     from ..inference_backend import choose_backend
+    from ..options import OPTIONS
     from ..projection_curve import pick
     from .projection_card import curve_figure, curve_lines
 
     values = dict(values or {})
-    records = run_study(model_dir, cases_dir, out, counts, values, progress, only=only)
+    records = run_study(model_dir, cases_dir, out, counts, values=values, progress=progress,
+                        only=only)
     device = resolve_device(values.get("device") or "auto")
     # The backend the runs used: predict chose it the same way (inference_backend).
     folder = SimpleNamespace(folder=Path(model_dir), name=Path(model_dir).name)
     backend = choose_backend(values.get("backend") or "auto", device, folder)[0]
     block = curve_block(records, device.type, resolve_threads(values.get("threads")),
                         backend)
-    block["auto"], gap = pick(block["curve"])
-    block["auto_shortfall"] = round(gap, 4)
+    # The map whose AUROC the curve holds: a later default map needs a study of its own.
+    block["uncertainty_map"] = values.get("uncertainty_map") or OPTIONS["uncertainty_map"].default
+    nearest, gap = pick(block["curve"])
+    # auto takes a curve's count only within the tolerance (projection_curve.choose).
+    block["auto"] = nearest if gap <= TOLERANCE + 1e-9 else auto_projections(device)
+    block["nearest"], block["auto_shortfall"] = nearest, round(gap, 4)
     figure = curve_figure(block)
     store_curve(model_dir, block, figure)
     study = Path(out) / STUDY_FOLDER
