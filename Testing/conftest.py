@@ -72,7 +72,7 @@ def cluster():
     import dask
     import distributed  # noqa: F401
 
-    from uncertaintyseg import cohort_cli
+    from uncertaintyseg.commands import cohort_cli
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 2}):
         with cohort_cli.local_cluster(2, gpus=0) as local:

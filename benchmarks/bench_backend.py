@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.inference_backend import torch_module, use_backend
+from uncertaintyseg.networks.inference_backend import torch_module, use_backend
 
 
 class Recorder(torch.nn.Module):
@@ -45,10 +45,10 @@ class Recorder(torch.nn.Module):
 
 def real_batches(case_dir: Path, n_batches: int, batch: int = 16):
     """brats-mini and `n_batches` full batches of the case's projected views."""
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.models import load_model
-    from uncertaintyseg.uncertainty import predict_volume
-    from uncertaintyseg.working_grid import from_nnunet
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.networks.models import load_model
+    from uncertaintyseg.stages.uncertainty import predict_volume
+    from uncertaintyseg.networks.working_grid import from_nnunet
 
     model = load_model("brats-mini")
     case = load_case(case_dir=case_dir)
@@ -111,8 +111,8 @@ def scores(case_dir: Path, out: Path) -> dict:
     """Dice and error AUROC (normalised entropy, brain voxels) per region."""
     from uncertaintyseg.evaluation.pairing import load_reference, read_maps
     from uncertaintyseg.evaluation.uncertainty_quality import auroc
-    from uncertaintyseg.label_maps import labels_to_regions, load_labels
-    from uncertaintyseg.metrics import dice
+    from uncertaintyseg.files.label_maps import labels_to_regions, load_labels
+    from uncertaintyseg.evaluation.metrics import dice
 
     reference = load_reference(case_dir)
     labels, convention = load_labels(out / "segmentation.nii.gz", reference=reference.grid)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
-from uncertaintyseg.projection import back_project, default_radius, origin_grid, project
-from uncertaintyseg.uncertainty import StreamingStats
+from uncertaintyseg.stages.projection import back_project, default_radius, origin_grid, project
+from uncertaintyseg.stages.uncertainty import StreamingStats
 from timing import best_time
 
 SHAPE = (240, 240)

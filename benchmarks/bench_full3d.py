@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from uncertaintyseg.full3d import TILE_STEP, mirrored_logits
-from uncertaintyseg.models import build_network
+from uncertaintyseg.networks.full3d import TILE_STEP, mirrored_logits
+from uncertaintyseg.networks.models import build_network
 from uncertaintyseg.training.prepare import CONFIG_FULL_3D, cube_3d_configuration
 from timing import best_time
 

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from uncertaintyseg.kernels import box_scores, kernel_voxels, search_kernels
+from uncertaintyseg.stages.kernels import box_scores, kernel_voxels, search_kernels
 from timing import best_time
 
 SHAPE = (155, 240, 240)

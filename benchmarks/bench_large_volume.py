@@ -36,7 +36,7 @@ def write_case(work: Path, shape, spacing) -> Path:
     existing = sorted(root.glob("Phantom_*"))
     if existing:
         return existing[0]
-    code = ("import sys; from uncertaintyseg.phantom import write_phantom_case; "
+    code = ("import sys; from uncertaintyseg.files.phantom import write_phantom_case; "
             f"print(write_phantom_case({str(root)!r}, seed=0, shape={tuple(shape)!r}, "
             f"spacing={tuple(spacing)!r}))")
     start = time.perf_counter()

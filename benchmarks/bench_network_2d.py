@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=[192, 160])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from uncertaintyseg.models import load_model
+    from uncertaintyseg.networks.models import load_model
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

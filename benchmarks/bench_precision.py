@@ -26,9 +26,9 @@ import numpy as np
 
 def compare(fp32_dir: Path, bf16_dir: Path, reference_path: Path) -> dict:
     from uncertaintyseg import REGIONS
-    from uncertaintyseg.contract import read_outputs
-    from uncertaintyseg.label_maps import load_labels
-    from uncertaintyseg.metrics import case_metrics
+    from uncertaintyseg.files.contract import read_outputs
+    from uncertaintyseg.files.label_maps import load_labels
+    from uncertaintyseg.evaluation.metrics import case_metrics
 
     a, b = read_outputs(fp32_dir), read_outputs(bf16_dir)
     reference, _ = load_labels(reference_path, reference=a["reference"])
@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path, required=True,
                         help="folder of the case folders with their *_seg.nii.gz")
     args = parser.parse_args(argv)
-    from uncertaintyseg.cohort_table import is_complete
-    from uncertaintyseg.convert import label_file
+    from uncertaintyseg.cohorts.cohort_table import is_complete
+    from uncertaintyseg.files.convert import label_file
 
     rows = []
     for folder in sorted(p for p in args.fp32.iterdir() if is_complete(p)):

@@ -44,9 +44,9 @@ def run_predict_child(case_dir: Path, model: str, threads: int, out: Path) -> di
 
 def _slab(case, size: int):
     """The case cut to `size` slices around the tumour (reference if present)."""
-    from uncertaintyseg.convert import label_file
-    from uncertaintyseg.io import InputError
-    from uncertaintyseg.label_maps import load_labels
+    from uncertaintyseg.files.convert import label_file
+    from uncertaintyseg.files.io import InputError
+    from uncertaintyseg.files.label_maps import load_labels
 
     try:
         labels, _ = load_labels(label_file(Path(case.paths["flair"]).parent))
@@ -61,10 +61,10 @@ def _slab(case, size: int):
 def entropy_by_count(case_dir: Path, model_name: str, counts, slab: int) -> dict:
     """Normalised entropy per projection count on a slab; Pearson r vs the largest."""
     from uncertaintyseg import REGIONS
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.models import load_model
-    from uncertaintyseg.uncertainty import predict_volume
-    from uncertaintyseg.working_grid import from_nnunet
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.networks.models import load_model
+    from uncertaintyseg.stages.uncertainty import predict_volume
+    from uncertaintyseg.networks.working_grid import from_nnunet
 
     model = load_model(model_name)
     case, slices = _slab(load_case(case_dir=case_dir), slab)

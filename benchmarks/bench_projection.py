@@ -15,8 +15,8 @@ import argparse
 import numpy as np
 import torch
 
-from uncertaintyseg.projection import (back_project, default_radius, origin_grid, project,
-                                       sampling_grid)
+from uncertaintyseg.stages.projection import (back_project, default_radius, origin_grid, project,
+                                              sampling_grid)
 from timing import best_time
 
 SHAPE = (240, 240)

@@ -64,7 +64,7 @@ def run_variant(name: str, case_dir: Path, out: Path, old: Path | None, model: s
 
 def differences(new_dir: Path, old_dir: Path) -> dict:
     """How far the new outputs are from an old run's."""
-    from uncertaintyseg.contract import read_outputs
+    from uncertaintyseg.files.contract import read_outputs
 
     a, b = read_outputs(new_dir), read_outputs(old_dir)
     return {"probabilities_max_abs": round(float(np.abs(a["probabilities"]

@@ -113,7 +113,7 @@ def prepared_chain(data: Path, cases: int, work: Path, tiny: bool, device: str,
                    iterations: int):
     """The chain's convert/plan/preprocess on the first `cases` cases of `data`."""
     from uncertaintyseg.training.chain import Chain, ChainSettings
-    from uncertaintyseg.training.cli import PRESETS
+    from uncertaintyseg.commands.train_cli import PRESETS
 
     source = work / "cases"
     source.mkdir(parents=True, exist_ok=True)
@@ -143,8 +143,8 @@ def centred_cubes(chain, part: str) -> dict:
     """One cube per region and case of split[part], centred on the region (the cube
     sizes of the chain's kernels at the plans' spacing)."""
     from uncertaintyseg import REGIONS
-    from uncertaintyseg.kernels import Box
-    from uncertaintyseg.models import stride_divisor
+    from uncertaintyseg.stages.kernels import Box
+    from uncertaintyseg.networks.models import stride_divisor
     from uncertaintyseg.training.prepare import CONFIG_3D
     from uncertaintyseg.training.trainer3d import (cubes_of_case, load_preprocessed,
                                                     merge_cubes, region_targets)
@@ -207,7 +207,7 @@ def measure(chain, networks, work: Path) -> dict:
 
 def paper_days(results: dict) -> float | None:
     """Days of `--preset paper`'s training iterations at the measured rates."""
-    from uncertaintyseg.training.cli import PRESETS
+    from uncertaintyseg.commands.train_cli import PRESETS
 
     paper = PRESETS["paper"]
     if any(RATE_OF[key] not in results for key in RATE_OF):
@@ -238,7 +238,7 @@ def device_name(device: str) -> str:
 
 def write_readme(path: Path, text: str) -> None:
     """Replace the table between MARKERS in `path` (appended the first time), atomically."""
-    from uncertaintyseg.output_safety import write_text_atomic
+    from uncertaintyseg.files.output_safety import write_text_atomic
 
     old = path.read_text(encoding="utf-8")
     block = f"{MARKERS[0]}\n{text}{MARKERS[1]}"

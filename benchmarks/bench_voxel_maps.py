@@ -29,7 +29,7 @@ from uncertaintyseg import REGIONS
 from uncertaintyseg.evaluation import uncertainty_quality as uq
 from uncertaintyseg.evaluation.model_card import store_voxel_maps
 from uncertaintyseg.evaluation.pairing import Method, load_output, load_reference, read_maps
-from uncertaintyseg.uncertainty import UNCERTAINTY_MAPS, mean_entropy
+from uncertaintyseg.stages.uncertainty import UNCERTAINTY_MAPS, mean_entropy
 
 # Temperature scaling is left out: sigmoid(logit(p) / T) is monotone in p for any
 # T > 0, so H of the scaled probability ranks the voxels exactly as H(p) does and a

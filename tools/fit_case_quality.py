@@ -5,7 +5,7 @@ and store it in a model folder's model.json `quality` section.
                                      [--candidates SIGNAL ...] [--notes TEXT]
 
 RUNS_DIR holds one predict output folder per run, named CASE__KIND (KIND `clean`, or a
-kind of `python -m uncertaintyseg.broken`, run with --force); CASE's reference labels are
+kind of `python -m uncertaintyseg.inputs.broken`, run with --force); CASE's reference labels are
 read from --data/CASE/CASE_seg.nii.gz (a broken variant keeps its case's grid). Signals
 are computed from each folder's maps (so runs made before the block existed count) and
 cached in RUNS_DIR/quality_signals.json. The fit: every linear model of WT Dice on one or
@@ -13,7 +13,7 @@ two of the --candidates (default CANDIDATES) whose weights are all <= 0 (each is
 smallest leave-one-case-out error kept; its interval the largest leave-one-case-out
 residual; the limits are quality_model.DEFAULT_LIMITS; `review_below` just above the
 highest LOCO estimate of a failed run (WT Dice < 0.7) no limit flags, at most 0.8. Each
-run's feature distance (uncertaintyseg.feature_distance) is computed from its inputs with
+run's feature distance (uncertaintyseg.networks.feature_distance) is computed from its inputs with
 --model's fit. Prints the per-run table and the issue's measures, also for the whole fit
 (signal choice, weights, review_below) redone without each run and without each case;
 --write stores them in model.json `quality` and re-renders MODEL_CARD.md.
@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "UncertaintySeg"))
 
 from uncertaintyseg import REGIONS  # noqa: E402
-from uncertaintyseg.case_quality import compute_signals  # noqa: E402
-from uncertaintyseg.quality_model import (  # noqa: E402
+from uncertaintyseg.run.case_quality import compute_signals  # noqa: E402
+from uncertaintyseg.run.quality_model import (  # noqa: E402
     DEFAULT_LIMITS, DEFAULT_REVIEW_BELOW, QUALITY_KEY, assess_quality)
 
 CANDIDATES = ("disagreement_2d3d", "brain_uncertainty", "uncertain_ratio",
@@ -57,8 +57,8 @@ def volume_ranges(data: Path) -> dict:
     """{region: [min, max] ml} over the reference labels of every case in `data`."""
     import SimpleITK as sitk
 
-    from uncertaintyseg.case_quality import volumes_ml
-    from uncertaintyseg.label_maps import labels_to_regions
+    from uncertaintyseg.run.case_quality import volumes_ml
+    from uncertaintyseg.files.label_maps import labels_to_regions
 
     volumes = []
     for seg in sorted(data.glob("*/*_seg.nii.gz")):
@@ -71,9 +71,9 @@ def volume_ranges(data: Path) -> dict:
 def run_record(folder: Path, data: Path, ranges: dict, distance) -> dict:
     """{case, kind, dice, signals, findings} of one predict output folder; `distance`
     maps a loaded case to its feature distance (None without a fit)."""
-    from uncertaintyseg.contract import read_outputs
-    from uncertaintyseg.label_maps import labels_to_regions
-    from uncertaintyseg.metrics import dice
+    from uncertaintyseg.files.contract import read_outputs
+    from uncertaintyseg.files.label_maps import labels_to_regions
+    from uncertaintyseg.evaluation.metrics import dice
 
     case_id, kind = folder.name.split("__")
     out = read_outputs(folder)
@@ -94,15 +94,15 @@ def run_record(folder: Path, data: Path, ranges: dict, distance) -> dict:
 
 def _run_case(report: dict):
     """The input case of a run, from its report's paths."""
-    from uncertaintyseg.io import load_case
+    from uncertaintyseg.files.io import load_case
 
     return load_case(paths={k: Path(v) for k, v in report["input"]["paths"].items()})
 
 
 def distance_function(model_dir: Path):
     """case -> its feature distance with `model_dir`'s fit (None without one)."""
-    from uncertaintyseg import feature_distance as fd
-    from uncertaintyseg.models import load_model
+    from uncertaintyseg.networks import feature_distance as fd
+    from uncertaintyseg.networks.models import load_model
 
     model = load_model(str(model_dir))
     fit = fd.load_fit(model.folder, model.feature_distance)
@@ -211,7 +211,7 @@ def refit_without(rows: list[dict], key: str, candidates=CANDIDATES) -> dict:
     """The measures when the whole fit (signals, weights, review_below) is redone
     without each group of runs sharing `key` ("run" or "case") and judges that group:
     the honest version (the fit set chose review_below to flag its own failures)."""
-    from uncertaintyseg.quality_model import estimate_dice
+    from uncertaintyseg.run.quality_model import estimate_dice
 
     estimates, flags = np.zeros(len(rows)), np.zeros(len(rows), dtype=bool)
     for group in {r[key] for r in rows}:

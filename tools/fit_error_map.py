@@ -1,4 +1,4 @@
-"""Fit the `--uncertainty-map error-probability` map (uncertaintyseg.error_map) on a
+"""Fit the `--uncertainty-map error-probability` map (uncertaintyseg.stages.error_map) on a
 model's validation results and store it in the model's model.json `error_map` block.
 
     python tools/fit_error_map.py RESULTS [--data DIR] [--model DIR] [--write]
@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "UncertaintySeg"))
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from uncertaintyseg import REGIONS  # noqa: E402
-from uncertaintyseg import error_map as em  # noqa: E402
+from uncertaintyseg.stages import error_map as em  # noqa: E402
 from uncertaintyseg.evaluation import uncertainty_quality as uq  # noqa: E402
 from uncertaintyseg.evaluation.model_card import store_block  # noqa: E402
 from uncertaintyseg.evaluation.pairing import (  # noqa: E402

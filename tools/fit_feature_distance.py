@@ -1,4 +1,4 @@
-"""Fit the feature-space distance of a model (uncertaintyseg.feature_distance) on its
+"""Fit the feature-space distance of a model (uncertaintyseg.networks.feature_distance) on its
 training cases and store it beside its model.json.
 
     python tools/fit_feature_distance.py [--data DIR] [--model DIR] [--threads N]
@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "UncertaintySeg"))
 
-from uncertaintyseg import feature_distance as fd  # noqa: E402
+from uncertaintyseg.networks import feature_distance as fd  # noqa: E402
 
 DATA = Path("/work/shared/data/brats2018")
 MODEL = ROOT / "UncertaintySeg" / "Resources" / "Models" / "brats-mini"
@@ -29,7 +29,7 @@ MODEL = ROOT / "UncertaintySeg" / "Resources" / "Models" / "brats-mini"
 
 def training_features(model, data: Path, cases: list[str]) -> tuple[dict, float]:
     """({case: (SLICES, C) bottleneck vectors}, CPU seconds per case)."""
-    from uncertaintyseg.io import load_case
+    from uncertaintyseg.files.io import load_case
 
     missing = [c for c in cases if not (data / c).is_dir()]
     if missing:
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    from uncertaintyseg.models import MODEL_FILE, load_model
+    from uncertaintyseg.networks.models import MODEL_FILE, load_model
     from uncertaintyseg_shared.atomic import write_json_atomic
 
     torch.set_num_threads(args.threads)

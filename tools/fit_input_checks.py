@@ -4,7 +4,7 @@ on the shared BraTS 2018 cases (docs/INPUT-CHECKS.md reports what this prints).
     python tools/fit_input_checks.py fit [--data DIR] [--cache DIR]
         features of every volume, clean and augmented (noise, bias field, gamma, thick
         slices), leave-cases-out accuracy (5 groups of cases), then the fit on all
-        cases written to UncertaintySeg/uncertaintyseg/modality_model.json
+        cases written to UncertaintySeg/uncertaintyseg/inputs/modality_model.json
     python tools/fit_input_checks.py measure [--data DIR] [--cache DIR]
         each anatomy statistic on every real case and on its broken variants
 
@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "UncertaintySeg"))
 
 from uncertaintyseg import MODALITIES  # noqa: E402
-from uncertaintyseg import anatomy_checks as anatomy  # noqa: E402
-from uncertaintyseg.broken import make_variant  # noqa: E402
-from uncertaintyseg.input_features import (FEATURE_NAMES, analysis_grid,  # noqa: E402
-                                           volume_features)
-from uncertaintyseg.modality import (MIN_LOG_ODDS, MODEL_PATH,  # noqa: E402
-                                     best_assignment)
+from uncertaintyseg.inputs import anatomy_checks as anatomy  # noqa: E402
+from uncertaintyseg.inputs.broken import make_variant  # noqa: E402
+from uncertaintyseg.inputs.input_features import (FEATURE_NAMES, analysis_grid,  # noqa: E402
+                                                  volume_features)
+from uncertaintyseg.inputs.modality import (MIN_LOG_ODDS, MODEL_PATH,  # noqa: E402
+                                            best_assignment)
 
 AUGMENTATIONS = ("noise", "bias_field", "gamma", "thick_slices", "bias_field", "gamma")
 FOLDS = 5

@@ -31,7 +31,7 @@ def _nodes(scene, cls):
 
 
 def test_scene_command_writes_a_complete_bundle(case2018, tmp_path):
-    from uncertaintyseg.scene_cli import main
+    from uncertaintyseg.commands.scene_cli import main
 
     out = tmp_path / "case.mrb"
     shots = tmp_path / "shots"
@@ -76,7 +76,7 @@ def test_scene_command_writes_a_complete_bundle(case2018, tmp_path):
 
 def test_scene_command_without_slicer_core_says_how_to_install(case2018, tmp_path):
     code = ("import sys; sys.modules['slicer'] = None; "
-            "from uncertaintyseg.scene_cli import main; "
+            "from uncertaintyseg.commands.scene_cli import main; "
             f"sys.exit(main(['--results', {str(case2018.output_dir)!r}, '--out', "
             f"{str(tmp_path / 'x.mrb')!r}]))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -87,7 +87,7 @@ def test_scene_command_without_slicer_core_says_how_to_install(case2018, tmp_pat
 
 
 def test_scene_command_refuses_an_incomplete_folder(tmp_path, capsys):
-    from uncertaintyseg.scene_cli import main
+    from uncertaintyseg.commands.scene_cli import main
 
     (tmp_path / "empty").mkdir()
     assert main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "x.mrb")]) == 2

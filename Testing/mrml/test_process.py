@@ -133,7 +133,7 @@ def test_predict_command_passes_only_what_differs_from_the_defaults(tmp_path):
         assert part in text
     # 0.4 and 8 are the options' defaults: left to the pipeline (and the model).
     assert "--max-overlap" not in text and "--max-boxes" not in text
-    cli = pytest.importorskip("uncertaintyseg.cli", reason="the pipeline's CLI is not importable")
+    cli = pytest.importorskip("uncertaintyseg.commands.cli", reason="the pipeline's CLI is not importable")
     args = cli.build_parser().parse_args(command[3:])
     assert args.projections == "preview" and args.kernel_mm == [32.0, 32.0, 64.0]
     assert args.progress == "json" and args.min_score_fraction == 0.2
@@ -171,5 +171,5 @@ def test_run_options_from_the_parameter_node():
     options = RunOptions.from_parameters(parameters)
     command = predict_command("py", "c", "o", options.values, force=options.force)
     assert command[-1] == "--force"
-    cli = pytest.importorskip("uncertaintyseg.cli", reason="the pipeline's CLI is not importable")
+    cli = pytest.importorskip("uncertaintyseg.commands.cli", reason="the pipeline's CLI is not importable")
     assert cli.build_parser().parse_args(command[3:]).force is True

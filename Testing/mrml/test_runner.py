@@ -16,7 +16,7 @@ from mrml_helpers import SLICER_CORE
 
 slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
 pytest.importorskip("torch", reason="the end-to-end run needs torch for the pipeline")
-pytest.importorskip("uncertaintyseg.pipeline", reason="the pipeline is not importable")
+pytest.importorskip("uncertaintyseg.run.pipeline", reason="the pipeline is not importable")
 
 from UncertaintySegLib.inputs import VolumeSelection  # noqa: E402
 from UncertaintySegLib.runner import CaseRunner, RunOptions  # noqa: E402

@@ -190,7 +190,7 @@ def test_a_minimal_folder_with_quantised_maps_loads(logics, case2018, tmp_path):
     """`predict --outputs minimal` folders: the maps stored as uint16 with NIfTI
     scl_slope / scl_inter (no P2D, no P3D); the heatmap is the map within one step."""
     from uncertaintyseg.contract_names import MAP_FILES, MAP_INTER, MAP_SLOPE
-    from uncertaintyseg.image_writer import write_maps_verified
+    from uncertaintyseg.files.image_writer import write_maps_verified
 
     folder = tmp_path / "minimal"
     shutil.copytree(case2018.output_dir, folder)

@@ -22,7 +22,7 @@ def moved_case(tmp_path):
 
 
 def test_an_existing_scene_is_kept_without_overwrite(case2018, tmp_path, capsys):
-    from uncertaintyseg.scene_cli import main
+    from uncertaintyseg.commands.scene_cli import main
 
     edited = tmp_path / "case.mrb"
     edited.write_bytes(b"a scene the user edited in Slicer")
@@ -32,7 +32,7 @@ def test_an_existing_scene_is_kept_without_overwrite(case2018, tmp_path, capsys)
 
 
 def test_moved_inputs_are_refused_and_named(moved_case, tmp_path, capsys):
-    from uncertaintyseg.scene_cli import main
+    from uncertaintyseg.commands.scene_cli import main
 
     case, _ = moved_case
     out = tmp_path / "case.mrb"
@@ -62,7 +62,7 @@ def _volumes(scene):
 def test_missing_inputs_allowed_with_a_warning_and_found_with_inputs(moved_case, tmp_path,
                                                                     capsys):
     pytest.importorskip("slicer", reason=SLICER_CORE)
-    from uncertaintyseg.scene_cli import main
+    from uncertaintyseg.commands.scene_cli import main
 
     case, moved = moved_case
     bare = tmp_path / "bare.mrb"
@@ -87,7 +87,7 @@ def test_bundle_holds_all_three_uncertainties_in_the_snapshot_colours(case2018, 
     from vtkmodules.util.numpy_support import vtk_to_numpy
 
     from uncertaintyseg import palette
-    from uncertaintyseg.scene_cli import main
+    from uncertaintyseg.commands.scene_cli import main
 
     out = tmp_path / "case.mrb"
     assert main(["--results", str(case2018.output_dir), "--out", str(out)]) == 0

@@ -28,8 +28,8 @@ CASES = ((1, "brats2018"), (2, "brats2018"), (3, "brats2023"))  # (seed, naming)
 def cohort_source(tmp_path_factory) -> Path:
     """OUT/<case>/ for three phantom cases, as the pipeline writes them."""
     pytest.importorskip("torch", reason="writing the output folders runs the pipeline (torch)")
-    from uncertaintyseg import cli
-    from uncertaintyseg.phantom import write_phantom_case
+    from uncertaintyseg.commands import cli
+    from uncertaintyseg.files.phantom import write_phantom_case
 
     root = tmp_path_factory.mktemp("worklist")
     out = root / "out"
@@ -103,7 +103,7 @@ def test_flagged_cases_come_first_then_the_lowest_estimated_dice():
 
 def test_cohort_table_missing_and_broken_cases_are_reported_not_fatal(cohort):
     names = sorted(p.name for p in cohort.iterdir())
-    from uncertaintyseg.cohort_table import COHORT_COLUMNS, DONE, FAILED
+    from uncertaintyseg.cohorts.cohort_table import COHORT_COLUMNS, DONE, FAILED
 
     # The header and statuses of the table `predict --cases` writes.
     table = [",".join(COHORT_COLUMNS)]

@@ -14,7 +14,7 @@ CHILD = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "tuned":
-    from uncertaintyseg.allocator import tune_allocator
+    from uncertaintyseg.runtime.allocator import tune_allocator
     assert tune_allocator()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(20):
@@ -39,7 +39,9 @@ def test_tuned_allocator_keeps_freed_buffers():
 
 
 def test_cli_and_cohort_workers_tune_the_allocator(monkeypatch, tmp_path):
-    from uncertaintyseg import allocator, cli, cohort
+    from uncertaintyseg.runtime import allocator
+    from uncertaintyseg.commands import cli
+    from uncertaintyseg.cohorts import cohort
 
     calls = []
     monkeypatch.setattr(allocator, "tune_allocator", lambda: calls.append(1) or True)

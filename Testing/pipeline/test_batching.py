@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from uncertaintyseg import projection
-from uncertaintyseg.phantom import make_phantom
-from uncertaintyseg.devices import AUTO_BATCH_SIZE, auto_batch_size, resolve_run
-from uncertaintyseg.pipeline import Settings
-from uncertaintyseg.preprocess import brain_mask, normalize
-from uncertaintyseg.uncertainty import predict_slice, predict_volume
-from uncertaintyseg.views import FlipViews, ProjectionViews
+from uncertaintyseg.stages import projection
+from uncertaintyseg.files.phantom import make_phantom
+from uncertaintyseg.networks.devices import AUTO_BATCH_SIZE, auto_batch_size, resolve_run
+from uncertaintyseg.run.pipeline import Settings
+from uncertaintyseg.stages.preprocess import brain_mask, normalize
+from uncertaintyseg.stages.uncertainty import predict_slice, predict_volume
+from uncertaintyseg.stages.views import FlipViews, ProjectionViews
 
 torch.set_num_threads(1)
 

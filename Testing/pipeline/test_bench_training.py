@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.phantom import write_phantom_case
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "bench_training.py"

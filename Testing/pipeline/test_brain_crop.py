@@ -8,10 +8,10 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from uncertaintyseg.io import load_case, write_image_atomic
-from uncertaintyseg.models import analytic_model
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.pipeline import Settings, run_case
+from uncertaintyseg.files.io import load_case, write_image_atomic
+from uncertaintyseg.networks.models import analytic_model
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.run.pipeline import Settings, run_case
 
 from test_batching import _Counting
 

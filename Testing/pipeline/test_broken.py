@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from uncertaintyseg import MODALITIES
-from uncertaintyseg.broken import KINDS, main, make_variant, write_variant
-from uncertaintyseg.io import load_case
-from uncertaintyseg.phantom import make_phantom, write_phantom_case
+from uncertaintyseg.inputs.broken import KINDS, main, make_variant, write_variant
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.files.phantom import make_phantom, write_phantom_case
 
 SHAPE, SPACING = (40, 64, 56), (2.0, 2.0, 2.0)
 

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from uncertaintyseg import case_quality as cq
-from uncertaintyseg.quality_model import DEFAULT_LIMITS, assess_quality, estimate_dice
+from uncertaintyseg.run import case_quality as cq
+from uncertaintyseg.run.quality_model import DEFAULT_LIMITS, assess_quality, estimate_dice
 from uncertaintyseg_shared.quality import FLAG_REVIEW, FLAG_ROUTINE, quality_line
 
 SHAPE = (10, 20, 20)
@@ -161,7 +161,7 @@ def test_reasons_come_furthest_past_first_and_the_line_shows_the_first():
 
 
 def test_cohort_table_carries_the_block_and_ranks_worst_first(tmp_path):
-    from uncertaintyseg.cohort_table import ranked, read_table, row_from_report, to_csv
+    from uncertaintyseg.cohorts.cohort_table import ranked, read_table, row_from_report, to_csv
 
     def report(flag, estimate, score):
         return {"triage": {"score": score, "flag": "routine"},

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from uncertaintyseg import cli, contract
+from uncertaintyseg.commands import cli
+from uncertaintyseg.files import contract
 from uncertaintyseg.evaluation.pairing import Output, load_reference
 from uncertaintyseg.evaluation.table import voxel_scores
-from uncertaintyseg.label_maps import labels_to_regions
-from uncertaintyseg.metrics import case_metrics
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.label_maps import labels_to_regions
+from uncertaintyseg.evaluation.metrics import case_metrics
+from uncertaintyseg.files.phantom import write_phantom_case
 
 SMALL = ["--model", "analytic", "--projections", "3", "--kernel-mm", "12", "12", "24",
          "--max-boxes", "2", "--batch-size", "3", "--no-snapshot"]

@@ -16,14 +16,14 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from uncertaintyseg import cohort_cli
-from uncertaintyseg.cli import build_parser, main
-from uncertaintyseg.cohort import (list_cases, parts_from_environment, process_case,
-                                   run_cohort, shard)
-from uncertaintyseg.cohort_table import (COHORT_COLUMNS, INPUT_ERROR, PENDING, SKIPPED,
-                                         TABLE_CSV, TABLE_MARKDOWN, is_complete, read_table)
-from uncertaintyseg.contract import read_outputs
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.commands import cohort_cli
+from uncertaintyseg.commands.cli import build_parser, main
+from uncertaintyseg.cohorts.cohort import (list_cases, parts_from_environment, process_case,
+                                           run_cohort, shard)
+from uncertaintyseg.cohorts.cohort_table import (COHORT_COLUMNS, INPUT_ERROR, PENDING, SKIPPED,
+                                                 TABLE_CSV, TABLE_MARKDOWN, is_complete, read_table)
+from uncertaintyseg.files.contract import read_outputs
+from uncertaintyseg.files.phantom import write_phantom_case
 
 SHAPE = (16, 40, 36)
 VALUES = {"model": "analytic", "device": "cpu", "projections": 2, "max_boxes": 2,
@@ -41,7 +41,7 @@ def _hang_while_writing(case_dir, out_dir, *arguments):
         handle.write(f"{Path(case_dir).name} {os.getpid()}\n")
     marker = Path(out_dir).parent / ".hang-pid"
     if Path(case_dir).name == HANG_CASE and not marker.exists():
-        from uncertaintyseg import contract
+        from uncertaintyseg.files import contract
 
         original = contract._write_maps
 
@@ -222,7 +222,7 @@ def test_local_plan_and_gpu_workers():
 
 
 def test_train_runs_its_passes_where_the_options_say(tmp_path):
-    from uncertaintyseg.training.cli import pass_engine
+    from uncertaintyseg.commands.train_cli import pass_engine
 
     source = tmp_path / "cases"
     for name in ("Case_1", "Case_2", "Case_3"):

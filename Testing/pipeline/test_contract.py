@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from uncertaintyseg import contract
-from uncertaintyseg.contract import CaseResult, boxes_to_json, read_outputs, write_outputs
+from uncertaintyseg.files import contract
+from uncertaintyseg.files.contract import CaseResult, boxes_to_json, read_outputs, write_outputs
 from uncertaintyseg.contract_names import MAP_SLOPE
-from uncertaintyseg.io import InputError
-from uncertaintyseg.kernels import Box
+from uncertaintyseg.files.io import InputError
+from uncertaintyseg.stages.kernels import Box
 
 
 def _reference(shape_zyx=(12, 16, 14)):
@@ -149,7 +149,7 @@ def test_results_are_readable_by_others_and_stale_partials_go(tmp_path):
     import os
     import stat
 
-    from uncertaintyseg.output_safety import this_host
+    from uncertaintyseg.files.output_safety import this_host
 
     stale = tmp_path / f".out.partial-999999999-{this_host()}-abc"   # no such process
     stale.mkdir()

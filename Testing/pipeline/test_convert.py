@@ -7,10 +7,10 @@ import pytest
 import SimpleITK as sitk
 
 from uncertaintyseg import MODALITIES
-from uncertaintyseg.convert import convert_dataset, make_split
-from uncertaintyseg.io import InputError, find_case_files
-from uncertaintyseg.label_maps import labels_to_regions, load_labels
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.convert import convert_dataset, make_split
+from uncertaintyseg.files.io import InputError, find_case_files
+from uncertaintyseg.files.label_maps import labels_to_regions, load_labels
+from uncertaintyseg.files.phantom import write_phantom_case
 
 SHAPE = (40, 48, 48)
 
@@ -104,7 +104,7 @@ def test_bad_sources_name_the_problem(tmp_path, source):
 
 
 def test_convert_command_line(source, tmp_path):
-    from uncertaintyseg.cli import main
+    from uncertaintyseg.commands.cli import main
 
     code = main(["convert", str(source), "--out", str(tmp_path), "--dataset-id", "989",
                  "--name", "Cli", "--val-cases", "Phantom_0001"])

@@ -1,4 +1,4 @@
-"""--uncertainty-map error-probability (uncertaintyseg.error_map, tools/fit_error_map.py)."""
+"""--uncertainty-map error-probability (uncertaintyseg.stages.error_map, tools/fit_error_map.py)."""
 
 import importlib.util
 import json
@@ -11,12 +11,12 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg import error_map as em
+from uncertaintyseg.stages import error_map as em
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.evaluation.model_card import store_block
 from uncertaintyseg.evaluation.uncertainty_quality import auroc
-from uncertaintyseg.label_maps import labels_to_regions
-from uncertaintyseg.models import MODELS_DIR, load_model
+from uncertaintyseg.files.label_maps import labels_to_regions
+from uncertaintyseg.networks.models import MODELS_DIR, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "brats2018"

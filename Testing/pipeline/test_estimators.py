@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from uncertaintyseg import options
-from uncertaintyseg import projection as P
-from uncertaintyseg.estimators import ESTIMATORS
-from uncertaintyseg.io import load_case
-from uncertaintyseg.models import load_model
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.pipeline import Settings, run_case
-from uncertaintyseg.uncertainty import predict_slice
-from uncertaintyseg.views import FLIPS, FlipViews, IdentityViews, ProjectionViews
+from uncertaintyseg.stages import projection as P
+from uncertaintyseg.networks.estimators import ESTIMATORS
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.networks.models import load_model
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.run.pipeline import Settings, run_case
+from uncertaintyseg.stages.uncertainty import predict_slice
+from uncertaintyseg.stages.views import FLIPS, FlipViews, IdentityViews, ProjectionViews
 
 from test_uncertainty import _reference_stats, _smooth_slice, _TinyNet
 

@@ -8,16 +8,16 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from uncertaintyseg import scene_cli
-from uncertaintyseg.contract import CaseResult, write_outputs
-from uncertaintyseg.convert import label_file
+from uncertaintyseg.commands import scene_cli
+from uncertaintyseg.files.contract import CaseResult, write_outputs
+from uncertaintyseg.files.convert import label_file
 from uncertaintyseg.evaluation import case_figures as figures_module
 from uncertaintyseg.evaluation.case_figures import case_figures
 from uncertaintyseg.evaluation.pairing import parse_results
 from uncertaintyseg.evaluation.runner import evaluate_cases
-from uncertaintyseg.io import load_case
-from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.files.label_maps import labels_to_regions, load_labels, regions_to_labels
+from uncertaintyseg.files.phantom import write_phantom_case
 
 SHAPE = (24, 48, 40)
 

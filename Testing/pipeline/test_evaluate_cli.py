@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from scipy import ndimage, stats
 
-from uncertaintyseg.cli import main
-from uncertaintyseg.contract import CaseResult, write_outputs
-from uncertaintyseg.convert import label_file
-from uncertaintyseg.io import load_case
-from uncertaintyseg.kernels import Box
-from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
-from uncertaintyseg.metrics import dice
+from uncertaintyseg.commands.cli import main
+from uncertaintyseg.files.contract import CaseResult, write_outputs
+from uncertaintyseg.files.convert import label_file
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.stages.kernels import Box
+from uncertaintyseg.files.label_maps import labels_to_regions, load_labels, regions_to_labels
+from uncertaintyseg.evaluation.metrics import dice
 
 pytestmark = pytest.mark.slow  # evaluate end to end on four phantom cases, the browser
 SHAPE = (24, 48, 40)
@@ -50,7 +50,7 @@ def write_run(case_dir, results_root, erode: int, score: float):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from uncertaintyseg.phantom import write_phantom_case
+    from uncertaintyseg.files.phantom import write_phantom_case
 
     root = tmp_path_factory.mktemp("study")
     cases, results = root / "cases", root / "results"
@@ -299,7 +299,7 @@ def test_qubrats_export_writes_uint8_maps_0_to_100(study, tmp_path):
 
 
 def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, tmp_path):
-    from uncertaintyseg.models import MODELS_DIR
+    from uncertaintyseg.networks.models import MODELS_DIR
 
     cases, results, truth = study
     model = tmp_path / "model"
@@ -331,7 +331,7 @@ def test_model_card_gets_each_methods_numbers_and_the_fused_differences(study, t
 
 def test_the_voxel_map_study_gets_its_own_card_section(tmp_path):
     from uncertaintyseg.evaluation.model_card import store_voxel_maps
-    from uncertaintyseg.models import MODELS_DIR
+    from uncertaintyseg.networks.models import MODELS_DIR
 
     shutil.copyfile(MODELS_DIR / "brats-mini" / "model.json", tmp_path / "model.json")
     regions = lambda *v: dict(zip(("ET", "TC", "WT"), v))  # noqa: E731

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from uncertaintyseg.evaluation import correction
-from uncertaintyseg.metrics import dice
+from uncertaintyseg.evaluation.metrics import dice
 
 
 def _direct(ref, pred, boxes):

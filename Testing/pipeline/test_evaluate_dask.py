@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from uncertaintyseg import cohort_cli
-from uncertaintyseg.cli import main
-from uncertaintyseg.contract import CaseResult, write_outputs
-from uncertaintyseg.convert import label_file
+from uncertaintyseg.commands import cohort_cli
+from uncertaintyseg.commands.cli import main
+from uncertaintyseg.files.contract import CaseResult, write_outputs
+from uncertaintyseg.files.convert import label_file
 from uncertaintyseg.evaluation import job
 from uncertaintyseg.evaluation.pairing import parse_results
 from uncertaintyseg.evaluation.runner import evaluate_cases, score_case
-from uncertaintyseg.io import load_case
-from uncertaintyseg.kernels import Box
-from uncertaintyseg.label_maps import labels_to_regions, load_labels, regions_to_labels
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.stages.kernels import Box
+from uncertaintyseg.files.label_maps import labels_to_regions, load_labels, regions_to_labels
+from uncertaintyseg.files.phantom import write_phantom_case
 
 pytest.importorskip("distributed", reason="evaluate on Dask needs the cohort extra")
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from uncertaintyseg.cli import build_parser, main
-from uncertaintyseg.explain import CAPTIONS, _input_slice_to_grid, run_stages
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.working_grid import from_crop
+from uncertaintyseg.commands.cli import build_parser, main
+from uncertaintyseg.evaluation.explain import CAPTIONS, _input_slice_to_grid, run_stages
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.networks.working_grid import from_crop
 
 
 def test_input_slices_map_to_the_cropped_working_grid():

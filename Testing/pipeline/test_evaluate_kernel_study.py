@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from uncertaintyseg.cli import main
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.commands.cli import main
+from uncertaintyseg.files.phantom import write_phantom_case
 
 
 def _rows(path):

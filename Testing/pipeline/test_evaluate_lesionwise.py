@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from uncertaintyseg.evaluation.lesionwise import brats2023, brats2024
-from uncertaintyseg.metrics import DEFAULT_EMPTY_HD95
+from uncertaintyseg.evaluation.metrics import DEFAULT_EMPTY_HD95
 
 SPACING = (1.0, 1.0, 1.0)
 

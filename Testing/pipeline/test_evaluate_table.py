@@ -7,8 +7,8 @@ import SimpleITK as sitk
 from scipy import stats
 
 from uncertaintyseg.evaluation.table import table1, table1_markdown
-from uncertaintyseg.io import InputError
-from uncertaintyseg.label_maps import labels_to_regions, load_labels
+from uncertaintyseg.files.io import InputError
+from uncertaintyseg.files.label_maps import labels_to_regions, load_labels
 
 
 def _scores(dice_by_method):

@@ -8,9 +8,9 @@ from scipy import stats
 
 from uncertaintyseg.evaluation import triage
 from uncertaintyseg.evaluation.pairing import Output, Reference
-from uncertaintyseg.io import InputError
-from uncertaintyseg.label_maps import regions_to_labels
-from uncertaintyseg.pipeline import triage as pipeline_triage
+from uncertaintyseg.files.io import InputError
+from uncertaintyseg.files.label_maps import regions_to_labels
+from uncertaintyseg.run.pipeline import triage as pipeline_triage
 
 
 def _case(seed):

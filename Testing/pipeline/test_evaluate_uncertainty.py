@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from uncertaintyseg.evaluation import uncertainty_quality as uq
-from uncertaintyseg.label_maps import labels_to_regions
+from uncertaintyseg.files.label_maps import labels_to_regions
 
 
 def _direct_qubrats(ref, pred, u100):

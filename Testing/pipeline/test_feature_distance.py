@@ -10,11 +10,11 @@ import pytest
 import torch
 from scipy.spatial.distance import mahalanobis
 
-from uncertaintyseg import feature_distance as fd
-from uncertaintyseg.broken import make_variant
+from uncertaintyseg.networks import feature_distance as fd
+from uncertaintyseg.inputs.broken import make_variant
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.io import load_case
-from uncertaintyseg.models import analytic_model, load_model
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.networks.models import analytic_model, load_model
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "brats2018"
 CLEAN = "Brats18_TCIA02_135_1"  # a brats-mini validation case (not trained on)

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from uncertaintyseg.fusion import (fit_fusion, fit_region_weights, fuse, mean_dice,
-                                   normalized_weights)
+from uncertaintyseg.stages.fusion import (fit_fusion, fit_region_weights, fuse, mean_dice,
+                                          normalized_weights)
 
 
 def dice(a, b):

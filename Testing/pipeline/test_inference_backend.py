@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from uncertaintyseg import inference_backend as ib
-from uncertaintyseg import signal_stack
+from uncertaintyseg.networks import inference_backend as ib
+from uncertaintyseg.runtime import signal_stack
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.models import CHECKPOINT_FILE, MODELS_DIR, load_model, save_state
+from uncertaintyseg.networks.models import CHECKPOINT_FILE, MODELS_DIR, load_model, save_state
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "brats2018"
 LOGIT_TOLERANCE, PROBABILITY_TOLERANCE, MEAN_PROBABILITY_TOLERANCE = 1e-2, 2e-3, 1e-5
@@ -66,9 +66,9 @@ def _assert_agree(reference: torch.Tensor, other: torch.Tensor) -> None:
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no BraTS data at {SHARED}")
 def test_openvino_matches_torch_on_real_projected_views_and_cubes(cache):
     pytest.importorskip("openvino")
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.uncertainty import predict_volume
-    from uncertaintyseg.working_grid import from_nnunet
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.stages.uncertainty import predict_volume
+    from uncertaintyseg.networks.working_grid import from_nnunet
 
     model = load_model("brats-mini")
     case_id = json.loads((model.folder / "model.json").read_text())["split"]["val"][0]
@@ -150,7 +150,7 @@ _SIGTERM_AFTER_OPENVINO = """
 import gc, os, signal, sys, time
 import torch
 from uncertaintyseg import inference_backend as ib, signals
-from uncertaintyseg.models import load_model
+from uncertaintyseg.networks.models import load_model
 network = ib.use_backend(load_model("phantom"), "openvino", threads=1).network_3d
 network(torch.zeros(1, 4, 16, 16, 16))
 del network
@@ -182,9 +182,9 @@ def test_compiling_keeps_the_threads_signal_stack(cache):
 
 def test_backend_recorded_in_the_report(tmp_path, cache):
     pytest.importorskip("openvino")
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.phantom import write_phantom_case
-    from uncertaintyseg.pipeline import Settings, run_case
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.files.phantom import write_phantom_case
+    from uncertaintyseg.run.pipeline import Settings, run_case
 
     # A small phantom: the report is the subject (the default one ran 2.5x longer).
     case = load_case(case_dir=write_phantom_case(tmp_path, seed=7, shape=(20, 48, 40)))

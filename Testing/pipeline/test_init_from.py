@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.models import build_network
+from uncertaintyseg.networks.models import build_network
 from uncertaintyseg.training import init_from
 
 PHANTOM = Path(__file__).resolve().parents[2] / "UncertaintySeg/Resources/Models/phantom"
@@ -67,7 +67,7 @@ def test_a_resumed_run_keeps_its_own_weights(tmp_path):
 
 
 def test_train_takes_the_validation_cases_of_the_model_it_goes_on_from(tmp_path):
-    from uncertaintyseg.training.cli import chain_settings, register
+    from uncertaintyseg.commands.train_cli import chain_settings, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from uncertaintyseg.cli import main
+from uncertaintyseg.commands.cli import main
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.input_checks import check_case, findings
-from uncertaintyseg.io import load_case, write_image_atomic
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.inputs.input_checks import check_case, findings
+from uncertaintyseg.files.io import load_case, write_image_atomic
+from uncertaintyseg.files.phantom import write_phantom_case
 
 # A wide field of view at a coarse grid: 160 mm a side, 4096 ml, the brain ~330 ml.
 SHAPE, SPACING = (20, 40, 40), (8.0, 4.0, 4.0)

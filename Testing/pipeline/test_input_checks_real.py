@@ -1,17 +1,17 @@
 """The content checks on real BraTS 2018 cases: prepared cases pass, and each broken
-variant (uncertaintyseg.broken) is named by its check, with the file and the fix."""
+variant (uncertaintyseg.inputs.broken) is named by its check, with the file and the fix."""
 
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from uncertaintyseg import predict as predict_module
-from uncertaintyseg.broken import make_variant, write_variant
-from uncertaintyseg.cli import main
+from uncertaintyseg.run import predict as predict_module
+from uncertaintyseg.inputs.broken import make_variant, write_variant
+from uncertaintyseg.commands.cli import main
 from uncertaintyseg.errors import FORCE_HINT, InputError
-from uncertaintyseg.input_checks import assess, check_case
-from uncertaintyseg.io import load_case
+from uncertaintyseg.inputs.input_checks import assess, check_case
+from uncertaintyseg.files.io import load_case
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "brats2018"
 # Loading a case costs ~2 s, its checks ~1 s: a subset of the 29 here (spread over the

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from uncertaintyseg import MODALITIES, cli, io
-from uncertaintyseg.phantom import make_phantom, write_phantom_case
+from uncertaintyseg import MODALITIES
+from uncertaintyseg.commands import cli
+from uncertaintyseg.files import io
+from uncertaintyseg.files.phantom import make_phantom, write_phantom_case
 
 from test_output_safety import unprivileged
 
@@ -161,7 +163,7 @@ def test_an_mri_given_to_metrics_as_reference_gets_a_short_message(tmp_path, cap
 
 
 def test_convert_refuses_a_second_dataset_with_the_same_id(tmp_path):
-    from uncertaintyseg.convert import convert_dataset
+    from uncertaintyseg.files.convert import convert_dataset
 
     source = tmp_path / "brats"
     for seed in range(2):

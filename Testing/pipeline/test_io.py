@@ -1,4 +1,4 @@
-"""Tests of uncertaintyseg.io: case discovery, validation, labels, geometry, writing."""
+"""Tests of uncertaintyseg.files.io: case discovery, validation, labels, geometry, writing."""
 from pathlib import Path
 
 import nibabel as nib
@@ -7,7 +7,7 @@ import pytest
 import SimpleITK as sitk
 
 from uncertaintyseg import MODALITIES
-from uncertaintyseg import io, label_maps
+from uncertaintyseg.files import io, label_maps
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "brats2018"
 SHAPE = (6, 7, 8)  # (Z, Y, X)
@@ -350,7 +350,7 @@ def test_real_brats2018_case():
 
 
 def test_explicit_paths_refuse_one_file_for_two_modalities(tmp_path):
-    from uncertaintyseg.phantom import write_phantom_case
+    from uncertaintyseg.files.phantom import write_phantom_case
 
     case = write_phantom_case(tmp_path, seed=0, shape=(8, 24, 20))
     files = io.find_case_files(case)
@@ -360,7 +360,7 @@ def test_explicit_paths_refuse_one_file_for_two_modalities(tmp_path):
 
 
 def test_explicit_paths_refuse_swapped_names(tmp_path):
-    from uncertaintyseg.phantom import write_phantom_case
+    from uncertaintyseg.files.phantom import write_phantom_case
 
     case = write_phantom_case(tmp_path, seed=0, shape=(8, 24, 20))
     files = io.find_case_files(case)

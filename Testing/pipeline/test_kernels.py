@@ -6,8 +6,8 @@ import itertools
 import numpy as np
 import pytest
 
-from uncertaintyseg.kernels import (Box, box_scores, brute_force_search, kernel_voxels,
-                                    overlap_fraction, search_kernels)
+from uncertaintyseg.stages.kernels import (Box, box_scores, brute_force_search, kernel_voxels,
+                                           overlap_fraction, search_kernels)
 
 
 def blob_map(shape, seed, n_blobs=3):

@@ -1,4 +1,4 @@
-"""Tests of uncertaintyseg.metrics: HD95 against medpy (the oracle), Dice and the voxel
+"""Tests of uncertaintyseg.evaluation.metrics: HD95 against medpy (the oracle), Dice and the voxel
 rates against hand-computed numbers, the empty rules, Wilcoxon + Bonferroni."""
 
 import csv
@@ -11,7 +11,7 @@ import pytest
 from medpy.metric.binary import hd95 as medpy_hd95
 from scipy import ndimage
 
-from uncertaintyseg import metrics
+from uncertaintyseg.evaluation import metrics
 
 BRATS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "brats2018"
 

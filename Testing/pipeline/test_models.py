@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from uncertaintyseg.convert import CHANNEL_NAMES, REGION_LABELS
-from uncertaintyseg.io import InputError
-from uncertaintyseg.models import (MODEL_FILE, MODELS_DIR, AnalyticNetwork2D,
-                                   available_models, build_network, load_model, region_order,
-                                   save_checkpoint)
+from uncertaintyseg.files.convert import CHANNEL_NAMES, REGION_LABELS
+from uncertaintyseg.files.io import InputError
+from uncertaintyseg.networks.models import (MODEL_FILE, MODELS_DIR, AnalyticNetwork2D,
+                                            available_models, build_network, load_model, region_order,
+                                            save_checkpoint)
 from uncertaintyseg.training.prepare import (CONFIG_2D, CONFIG_3D, cube_3d_configuration,
                                              small_2d_configuration)
 
@@ -222,11 +222,11 @@ def test_bundled_model_is_small_documented_and_loads(name):
 
 @pytest.mark.slow
 def test_phantom_model_segments_a_new_phantom(tmp_path):
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.label_maps import load_labels
-    from uncertaintyseg.metrics import case_metrics
-    from uncertaintyseg.phantom import write_phantom_case
-    from uncertaintyseg.pipeline import Settings, run_case
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.files.label_maps import load_labels
+    from uncertaintyseg.evaluation.metrics import case_metrics
+    from uncertaintyseg.files.phantom import write_phantom_case
+    from uncertaintyseg.run.pipeline import Settings, run_case
 
     _bundled("phantom")
     folder = write_phantom_case(tmp_path, seed=101)  # not among the training seeds
@@ -242,10 +242,10 @@ def test_phantom_model_segments_a_new_phantom(tmp_path):
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no BraTS data at {SHARED} (the shared "
                     f"folder beside the checkout is absent)")
 def test_brats_mini_predicts_a_real_validation_case():
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.label_maps import load_labels
-    from uncertaintyseg.metrics import case_metrics
-    from uncertaintyseg.pipeline import Settings, run_case
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.files.label_maps import load_labels
+    from uncertaintyseg.evaluation.metrics import case_metrics
+    from uncertaintyseg.run.pipeline import Settings, run_case
 
     folder = _bundled("brats-mini")
     meta = json.loads((folder / MODEL_FILE).read_text(encoding="utf-8"))

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from uncertaintyseg import cli
-from uncertaintyseg.label_maps import ET_LABEL
+from uncertaintyseg.commands import cli
+from uncertaintyseg.files.label_maps import ET_LABEL
 from uncertaintyseg.options import OPTIONS
 
 

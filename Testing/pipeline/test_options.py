@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from uncertaintyseg import cli, options
+from uncertaintyseg.commands import cli
+from uncertaintyseg import options
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.options import OPTIONS, check, to_argv
-from uncertaintyseg.pipeline import Settings
-from uncertaintyseg.predict import settings_from
+from uncertaintyseg.run.pipeline import Settings
+from uncertaintyseg.run.predict import settings_from
 
 PACKAGE = Path(options.__file__).parent
 
@@ -101,7 +102,7 @@ def test_to_argv_refuses_an_out_of_range_value():
 
 
 def test_bad_value_stops_before_the_model_or_the_case_is_loaded(tmp_path, monkeypatch, capsys):
-    import uncertaintyseg.models as models
+    import uncertaintyseg.networks.models as models
 
     def fail(*args, **kwargs):
         raise AssertionError("the model was loaded before the options were checked")

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from uncertaintyseg.contract import boxes_to_json
-from uncertaintyseg.io import load_case, write_image_atomic
-from uncertaintyseg.kernels import Box
-from uncertaintyseg.orientation import CANONICAL, reorientation
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.predict import run
+from uncertaintyseg.files.contract import boxes_to_json
+from uncertaintyseg.files.io import load_case, write_image_atomic
+from uncertaintyseg.stages.kernels import Box
+from uncertaintyseg.stages.orientation import CANONICAL, reorientation
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.run.predict import run
 
 SHAPE = (24, 56, 48)
 VALUES = {"model": "analytic", "device": "cpu", "projections": 4, "max_boxes": 3,

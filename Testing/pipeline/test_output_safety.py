@@ -18,15 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from uncertaintyseg import cli, contract, io, output_safety
-from uncertaintyseg.contract import write_outputs
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.commands import cli
+from uncertaintyseg.files import contract, io, output_safety
+from uncertaintyseg.files.contract import write_outputs
+from uncertaintyseg.files.phantom import write_phantom_case
 
 from test_contract import _result
 
 SMALL = ["--model", "analytic", "--projections", "3", "--kernel-mm", "12", "12", "24",
          "--max-boxes", "2", "--batch-size", "3", "--no-snapshot"]
-PACKAGE_ROOT = Path(cli.__file__).resolve().parents[1]
+PACKAGE_ROOT = Path(cli.__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def _no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the output was checked")
 
-    monkeypatch.setattr("uncertaintyseg.models.load_model", refuse)
+    monkeypatch.setattr("uncertaintyseg.networks.models.load_model", refuse)
 
 
 def _predict(case_dir, out, *extra):
@@ -278,7 +279,7 @@ def test_full_disk_names_the_folder_and_the_space(tmp_path):
 def test_a_second_run_into_a_locked_folder_refuses(case_dir, tmp_path, capsys):
     out = tmp_path / "out"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom uncertaintyseg.output_safety import "
+        [sys.executable, "-c", "import sys, time\nfrom uncertaintyseg.files.output_safety import "
          "output_lock\nwith output_lock(sys.argv[1]):\n    print('locked', flush=True)\n"
          "    time.sleep(60)\n", str(out)],
         stdout=subprocess.PIPE, text=True, env=_env())
@@ -342,7 +343,7 @@ def test_sigterm_exits_130_and_keeps_the_earlier_result(case_dir, tmp_path):
 # ---- beyond the issue: the other commands' outputs -----------------------------------
 
 def test_scene_and_metrics_destinations_checked_before_the_work(case_dir, tmp_path, capsys):
-    from uncertaintyseg.scene_cli import main as scene
+    from uncertaintyseg.commands.scene_cli import main as scene
 
     (tmp_path / "file.txt").write_text("x")
     assert scene(["--results", str(tmp_path), "--out", str(tmp_path / "file.txt" / "a.mrb")]) == 2

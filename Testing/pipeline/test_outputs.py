@@ -10,16 +10,17 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from uncertaintyseg import cli, contract
-from uncertaintyseg.cohort_table import is_complete
-from uncertaintyseg.contract import read_outputs, write_outputs
+from uncertaintyseg.commands import cli
+from uncertaintyseg.files import contract
+from uncertaintyseg.cohorts.cohort_table import is_complete
+from uncertaintyseg.files.contract import read_outputs, write_outputs
 from uncertaintyseg.contract_names import (MAP_FILES, MAP_INTER, MAP_SLOPE, OUTPUT_SETS,
                                            REPORT_FILE, SNAPSHOT_FILE, output_files)
 from uncertaintyseg.evaluation.pairing import KIND_2D, parse_results, read_maps
-from uncertaintyseg.image_writer import write_maps_verified
-from uncertaintyseg.io import InputError, to_image
+from uncertaintyseg.files.image_writer import write_maps_verified
+from uncertaintyseg.files.io import InputError, to_image
 from uncertaintyseg.options import OPTIONS, to_argv
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.phantom import write_phantom_case
 
 from test_contract import _reference, _result
 
@@ -166,7 +167,7 @@ def test_overwrite_with_a_smaller_set_removes_the_maps_it_does_not_write(tmp_pat
 
 
 def test_outputs_is_one_option_everywhere():
-    from uncertaintyseg.pipeline import Settings
+    from uncertaintyseg.run.pipeline import Settings
 
     assert OPTIONS["outputs"].choices == tuple(OUTPUT_SETS)
     assert to_argv({"outputs": "minimal"}) == ["--outputs", "minimal"]
@@ -180,7 +181,7 @@ def test_outputs_is_one_option_everywhere():
 
 
 def test_a_map_cut_short_by_a_full_disk_is_an_error_and_leaves_nothing(tmp_path, monkeypatch):
-    from uncertaintyseg import image_writer
+    from uncertaintyseg.files import image_writer
     from uncertaintyseg.errors import OutputError
 
     real = image_writer.nib.save

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from uncertaintyseg.models import MODEL_FILE, MODELS_DIR
+from uncertaintyseg.networks.models import MODEL_FILE, MODELS_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "UncertaintySeg"
@@ -60,7 +60,7 @@ def test_wheel_carries_the_bundled_models(tmp_path):
     # Installed (unpacked) away from the checkout, the package finds its own copy.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    probe = ("import uncertaintyseg.models as m; "
+    probe = ("import uncertaintyseg.networks.models as m; "
              "print(m.MODELS_DIR); print(','.join(m.available_models()))")
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                          text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)})

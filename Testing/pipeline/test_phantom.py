@@ -1,11 +1,12 @@
-"""Tests of uncertaintyseg.phantom: reproducibility, anatomy, contrasts, geometry, files."""
+"""Tests of uncertaintyseg.files.phantom: reproducibility, anatomy, contrasts, geometry, files."""
 import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from uncertaintyseg import MODALITIES, io, label_maps
-from uncertaintyseg.phantom import Phantom, make_phantom, write_phantom_case
+from uncertaintyseg import MODALITIES
+from uncertaintyseg.files import io, label_maps
+from uncertaintyseg.files.phantom import Phantom, make_phantom, write_phantom_case
 
 # The default 80 x 128 x 112 mm field of view sampled at 2 mm: same anatomy, fast.
 SMALL = dict(shape=(40, 64, 56), spacing=(2.0, 2.0, 2.0))

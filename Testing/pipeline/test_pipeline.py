@@ -7,13 +7,13 @@ import torch
 from scipy import ndimage
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.io import Case, InputError, load_case
-from uncertaintyseg.label_maps import labels_to_regions, load_labels
-from uncertaintyseg.models import Model, load_model
-from uncertaintyseg.phantom import make_phantom, write_phantom_case
-from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize
-from uncertaintyseg.pipeline import Settings, component_fraction, run_case, segment, triage
-from uncertaintyseg.uncertainty import mean_entropy
+from uncertaintyseg.files.io import Case, InputError, load_case
+from uncertaintyseg.files.label_maps import labels_to_regions, load_labels
+from uncertaintyseg.networks.models import Model, load_model
+from uncertaintyseg.files.phantom import make_phantom, write_phantom_case
+from uncertaintyseg.stages.preprocess import bounding_box, brain_mask, normalize
+from uncertaintyseg.run.pipeline import Settings, component_fraction, run_case, segment, triage
+from uncertaintyseg.stages.uncertainty import mean_entropy
 
 SHAPE = (24, 56, 48)
 
@@ -245,7 +245,7 @@ def test_component_fraction_is_the_models_unless_asked():
 def test_nnunet_model_sees_its_training_spacing(tmp_path):
     # The phantom model was trained at 1 mm; a 2 mm in-plane input is resampled by nnU-Net's
     # preprocessing and exported back, so the outputs land on the input grid.
-    from uncertaintyseg.metrics import case_metrics
+    from uncertaintyseg.evaluation.metrics import case_metrics
 
     folder = write_phantom_case(tmp_path, seed=21, shape=(40, 64, 56), spacing=(2.0, 2.0, 2.0))
     case = load_case(case_dir=folder)
@@ -265,9 +265,9 @@ def test_nnunet_model_sees_its_training_spacing(tmp_path):
 def test_nnunet_grid_cut_to_the_brain_first_is_nnunets_own(tmp_path):
     # from_nnunet hands nnU-Net the non-zero box (memory: a 0.5 mm head is mostly air);
     # nnU-Net on the whole volume must give the same working image, offset and export.
-    from uncertaintyseg.models import nnunet_export, nnunet_preprocess
-    from uncertaintyseg.phantom import make_phantom
-    from uncertaintyseg.working_grid import from_nnunet
+    from uncertaintyseg.networks.models import nnunet_export, nnunet_preprocess
+    from uncertaintyseg.files.phantom import make_phantom
+    from uncertaintyseg.networks.working_grid import from_nnunet
 
     image = np.zeros((4, 30, 72, 64), np.float32)
     image[:, 3:27, 5:69, 6:62] = make_phantom((24, 64, 56), (2.0, 2.0, 2.0), seed=4).image

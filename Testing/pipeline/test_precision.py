@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from uncertaintyseg.devices import cpu_has_native_bf16, resolve_precision
+from uncertaintyseg.networks.devices import cpu_has_native_bf16, resolve_precision
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 EPYC = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n"
@@ -34,7 +34,7 @@ def test_asked_precision_is_kept():
 def test_mps_is_a_device_choice_and_refused_clearly_without_an_apple_gpu(monkeypatch):
     from uncertaintyseg.errors import InputError
     from uncertaintyseg.options import OPTIONS
-    from uncertaintyseg.devices import resolve_device
+    from uncertaintyseg.networks.devices import resolve_device
 
     assert "mps" in OPTIONS["device"].choices
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

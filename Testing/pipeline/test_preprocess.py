@@ -1,10 +1,10 @@
-"""Tests of uncertaintyseg.preprocess: brain mask, bounding box, z-score, padding."""
+"""Tests of uncertaintyseg.stages.preprocess: brain mask, bounding box, z-score, padding."""
 import numpy as np
 import pytest
 import torch
 
-from uncertaintyseg.phantom import make_phantom
-from uncertaintyseg.preprocess import bounding_box, brain_mask, normalize, pad_to_multiple
+from uncertaintyseg.files.phantom import make_phantom
+from uncertaintyseg.stages.preprocess import bounding_box, brain_mask, normalize, pad_to_multiple
 
 torch.set_num_threads(1)
 

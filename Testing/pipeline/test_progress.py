@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from uncertaintyseg.progress import ProgressReporter
+from uncertaintyseg.runtime.progress import ProgressReporter
 
 
 def test_json_lines_and_final_line():

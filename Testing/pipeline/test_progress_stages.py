@@ -9,7 +9,7 @@ import pytest
 
 from test_cli import SMALL
 from UncertaintySegLib.process import overall_fraction, parse_progress_line
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.files.phantom import write_phantom_case
 from uncertaintyseg_shared.stages import FINISHED, PREDICT_STAGES, STAGE_LABELS
 
 ORDER = [stage.name for stage in PREDICT_STAGES]

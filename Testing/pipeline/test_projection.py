@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from uncertaintyseg import projection as P
+from uncertaintyseg.stages import projection as P
 
 torch.set_num_threads(1)
 

@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from uncertaintyseg.devices import resolve_run, with_model_curve
-from uncertaintyseg.projection_curve import STUDY_KEY, TOLERANCE, choose, pick, smallest_within
+from uncertaintyseg.networks.devices import resolve_run, with_model_curve
+from uncertaintyseg.stages.projection_curve import STUDY_KEY, TOLERANCE, choose, pick, smallest_within
 
 
 def _row(dice, auroc, et_dice=None):
@@ -93,7 +93,7 @@ def test_a_model_without_a_folder_keeps_the_fixed_rule():
 
 @pytest.mark.parametrize("asked, expected", [("auto", 32), (8, 8), ("preview", "preview")])
 def test_predict_resolves_auto_once_the_model_is_known(tmp_path, asked, expected):
-    from uncertaintyseg.predict import settings_from
+    from uncertaintyseg.run.predict import settings_from
 
     model = _model(tmp_path, {"cpu": {"curve": CURVE}})
     settings = settings_from({"projections": asked, "device": "cpu"})

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from uncertaintyseg.evaluation import projection_study as study
-from uncertaintyseg.models import MODELS_DIR
-from uncertaintyseg.projection_curve import STUDY_KEY, choose
+from uncertaintyseg.networks.models import MODELS_DIR
+from uncertaintyseg.stages.projection_curve import STUDY_KEY, choose
 
 
 def _model_folder(tmp_path, val, source="phantom"):
@@ -146,7 +146,7 @@ def test_the_block_round_trips_through_model_json_and_the_card(tmp_path):
 
 @pytest.mark.slow
 def test_the_study_runs_the_real_pipeline(tmp_path):
-    from uncertaintyseg.phantom import write_phantom_case
+    from uncertaintyseg.files.phantom import write_phantom_case
 
     case = write_phantom_case(tmp_path / "cases", seed=2, shape=(32, 64, 56))
     model = _model_folder(tmp_path, [case.name])
@@ -160,7 +160,7 @@ def test_the_study_runs_the_real_pipeline(tmp_path):
     assert (model / study.FIGURE).read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "out" / study.STUDY_FOLDER / "runs" / "p2" / case.name).exists()
     # `auto` now takes the curve's count, and report.json says so
-    from uncertaintyseg.predict import run
+    from uncertaintyseg.run.predict import run
 
     result, _ = run(case, {"projections": "auto", "threads": 1, "device": "cpu",
                            "model": str(model)})
@@ -171,7 +171,7 @@ def test_the_study_runs_the_real_pipeline(tmp_path):
 
 
 def test_evaluate_needs_results_or_a_study(tmp_path, capsys):
-    from uncertaintyseg.cli import main
+    from uncertaintyseg.commands.cli import main
 
     (tmp_path / "cases").mkdir()
     code = main(["evaluate", "--cases", str(tmp_path / "cases"), "--out", str(tmp_path / "o"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from uncertaintyseg import cli
+from uncertaintyseg.commands import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from uncertaintyseg import REGIONS
-from uncertaintyseg.kernels import Box
-from uncertaintyseg.refine import cut_cubes, refine
+from uncertaintyseg.stages.kernels import Box
+from uncertaintyseg.stages.refine import cut_cubes, refine
 
 torch.set_num_threads(1)
 

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from uncertaintyseg.devices import Resolved, resolve_run
+from uncertaintyseg.networks.devices import Resolved, resolve_run
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.io import load_case
-from uncertaintyseg.models import analytic_model
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.pipeline import Settings, run_case
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.networks.models import analytic_model
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.run.pipeline import Settings, run_case
 
 CPU = torch.device("cpu")
 
@@ -39,7 +39,7 @@ def test_a_missing_device_is_refused_with_the_fix():
 def test_report_records_the_values_resolved_once(tmp_path, monkeypatch):
     # run_case uses and records the Resolved it is given: the report cannot have
     # re-resolved any of them (these are not what resolve_run would return here).
-    import uncertaintyseg.pipeline as pipeline
+    import uncertaintyseg.run.pipeline as pipeline
 
     def refuse(settings):
         raise AssertionError("resolved twice")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from uncertaintyseg import cli, signals
+from uncertaintyseg.commands import cli
+from uncertaintyseg.runtime import signals
 
 
 def test_signals_held_back_over_the_final_renames_then_delivered():
@@ -44,7 +45,7 @@ print("pool ended")
 def test_forked_workers_still_end_on_sigterm():
     # Regression: workers inheriting the Ctrl-C-style handler hung in the pool's lock,
     # so `train` (nnU-Net preprocessing under cli.main) never returned.
-    package = Path(signals.__file__).resolve().parents[1]
+    package = Path(signals.__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", _POOL_AFTER_INSTALL, str(package)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -76,7 +77,7 @@ def test_forked_children_start_with_the_default_sigterm():
     # A handler is only run when the interpreter regains control; a worker blocked in a
     # lock when the pool's SIGTERM came hung (brats-mini v4's preprocessing). The kernel's
     # default action in every forked child cannot be missed.
-    package = Path(signals.__file__).resolve().parents[1]
+    package = Path(signals.__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", _CHILD_DISPOSITION, str(package)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

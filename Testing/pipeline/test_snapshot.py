@@ -1,4 +1,4 @@
-"""Tests of uncertaintyseg.snapshot: a valid PNG of the documented size, the chosen slice,
+"""Tests of uncertaintyseg.files.snapshot: a valid PNG of the documented size, the chosen slice,
 and pixel statistics that prove the heatmap, outlines and boxes land where they should."""
 
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.image import imread
 
-from uncertaintyseg import snapshot
+from uncertaintyseg.files import snapshot
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEIGHT = round(snapshot.FIGSIZE_IN[1] * snapshot.DPI)
@@ -277,7 +277,7 @@ def test_far_from_the_tumour_only_strong_uncertainty_shows_and_faintly(tmp_path)
 
 
 def test_snapshot_names_the_model_and_says_not_for_clinical_use():
-    from uncertaintyseg.contract import provenance_note
+    from uncertaintyseg.files.contract import provenance_note
 
     note = provenance_note({"model": {"name": "analytic", "trained": False}})
     assert "analytic" in note and "UNTRAINED" in note and "not for clinical use" in note

@@ -5,12 +5,15 @@ import os
 import pytest
 import torch
 
-from uncertaintyseg import cli, cohort, cores, options
-from uncertaintyseg.devices import resolve_run
+from uncertaintyseg.commands import cli
+from uncertaintyseg.cohorts import cohort
+from uncertaintyseg.runtime import cores
+from uncertaintyseg import options
+from uncertaintyseg.networks.devices import resolve_run
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.pipeline import Settings
-from uncertaintyseg.predict import run
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.run.pipeline import Settings
+from uncertaintyseg.run.predict import run
 
 
 def _machine(monkeypatch, allowed, total, load):

@@ -10,13 +10,13 @@ import torch
 
 from uncertaintyseg import options
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.devices import resolve_run
-from uncertaintyseg.estimators import ESTIMATORS, MC_DROPOUT_SEED, dropout_active, estimate
-from uncertaintyseg.full3d import mirror_combinations, predict_full_3d
-from uncertaintyseg.io import load_case
-from uncertaintyseg.models import ExtraNetwork, analytic_model
-from uncertaintyseg.phantom import write_phantom_case
-from uncertaintyseg.pipeline import Settings, run_case
+from uncertaintyseg.networks.devices import resolve_run
+from uncertaintyseg.networks.estimators import ESTIMATORS, MC_DROPOUT_SEED, dropout_active, estimate
+from uncertaintyseg.networks.full3d import mirror_combinations, predict_full_3d
+from uncertaintyseg.files.io import load_case
+from uncertaintyseg.networks.models import ExtraNetwork, analytic_model
+from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.run.pipeline import Settings, run_case
 from uncertaintyseg.training.trainer_head import head_loss
 
 from test_uncertainty import _reference_stats, _smooth_slice

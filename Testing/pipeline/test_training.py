@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from uncertaintyseg.errors import InputError
-from uncertaintyseg.kernels import search_kernels
-from uncertaintyseg.models import build_network, load_model, stride_divisor
-from uncertaintyseg.phantom import write_phantom_case
+from uncertaintyseg.stages.kernels import search_kernels
+from uncertaintyseg.networks.models import build_network, load_model, stride_divisor
+from uncertaintyseg.files.phantom import write_phantom_case
 from uncertaintyseg.training.chain import Chain, ChainSettings
-from uncertaintyseg.training.cli import PRESETS
+from uncertaintyseg.commands.train_cli import PRESETS
 from uncertaintyseg.training.loop import Loop, LoopSettings
 from uncertaintyseg.training.prepare import CONFIG_2D
 from uncertaintyseg.training.trainer2d import Settings2D, project_batch, train_2d
@@ -205,8 +205,8 @@ def test_chain_trains_and_bundles_the_estimators_networks(chain, trained):
 
 @pytest.mark.slow
 def test_predict_runs_each_estimator_from_the_model_folder(chain, trained, tmp_path):
-    from uncertaintyseg.contract import read_outputs
-    from uncertaintyseg.predict import predict
+    from uncertaintyseg.files.contract import read_outputs
+    from uncertaintyseg.run.predict import predict
 
     case_dir = chain.source / chain.split["val"][0]
     for method in ("mc-dropout", "uncertainty-head", "full-3d"):
@@ -222,7 +222,7 @@ def test_predict_runs_each_estimator_from_the_model_folder(chain, trained, tmp_p
 def test_train_estimators_option_chooses_the_networks(tmp_path):
     import argparse
 
-    from uncertaintyseg.training.cli import chain_settings, register
+    from uncertaintyseg.commands.train_cli import chain_settings, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
@@ -242,7 +242,7 @@ def test_train_precision_option_sets_every_network(tmp_path):
     import argparse
 
     from uncertaintyseg.training.chain import NETWORK_SETTINGS
-    from uncertaintyseg.training.cli import chain_settings, register
+    from uncertaintyseg.commands.train_cli import chain_settings, register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))
@@ -257,8 +257,8 @@ def test_train_precision_option_sets_every_network(tmp_path):
 
 @pytest.mark.slow
 def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
-    from uncertaintyseg.io import load_case
-    from uncertaintyseg.models import nnunet_export, nnunet_preprocess
+    from uncertaintyseg.files.io import load_case
+    from uncertaintyseg.networks.models import nnunet_export, nnunet_preprocess
 
     model = load_model(str(trained[1]))
     case_id = chain.split["val"][0]
@@ -304,7 +304,7 @@ def test_passes_on_a_local_cluster_equal_the_passes_in_this_process(chain, train
     same files and arrays as in this process; the workers (not this process) ran them."""
     from distributed import Client
 
-    from uncertaintyseg.cohort_cli import local_cluster
+    from uncertaintyseg.commands.cohort_cli import local_cluster
     from uncertaintyseg.training import passes
 
     folder = chain.train_dir / "uncertainty"
@@ -340,7 +340,7 @@ def test_passes_on_a_local_cluster_equal_the_passes_in_this_process(chain, train
 @pytest.mark.slow
 def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
     # Runs last in this module: it changes the chain's 2D checkpoint.
-    from uncertaintyseg.models import save_checkpoint
+    from uncertaintyseg.networks.models import save_checkpoint
 
     npz = chain.train_dir / "uncertainty" / f"{chain.split['train'][0]}.npz"
     before = npz.read_bytes()
@@ -362,10 +362,10 @@ def test_resumed_chain_redoes_what_depends_on_a_changed_network(chain, trained):
 
 @pytest.mark.slow
 def test_validation_keeps_each_cases_outputs_for_evaluate(chain, trained, tmp_path):
-    from uncertaintyseg.contract import read_outputs
-    from uncertaintyseg.convert import label_file
-    from uncertaintyseg.label_maps import load_labels
-    from uncertaintyseg.metrics import case_metrics
+    from uncertaintyseg.files.contract import read_outputs
+    from uncertaintyseg.files.convert import label_file
+    from uncertaintyseg.files.label_maps import load_labels
+    from uncertaintyseg.evaluation.metrics import case_metrics
     from uncertaintyseg.training.validate import validate_model
 
     record, out = trained
@@ -373,7 +373,7 @@ def test_validation_keeps_each_cases_outputs_for_evaluate(chain, trained, tmp_pa
     result = validate_model(out, chain.source, [case_id], projections=2,
                             outputs_dir=tmp_path / "validation")
     written = read_outputs(tmp_path / "validation" / case_id)
-    from uncertaintyseg.io import load_case
+    from uncertaintyseg.files.io import load_case
 
     reference, _ = load_labels(label_file(chain.source / case_id))
     spacing = load_case(case_dir=chain.source / case_id).spacing

@@ -10,7 +10,7 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
-from uncertaintyseg.cli import main
+from uncertaintyseg.commands.cli import main
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.training import devices
 from uncertaintyseg.training.loop import Loop, LoopSettings, make_loss, set_prior_bias

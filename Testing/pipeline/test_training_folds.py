@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from uncertaintyseg.cli import main
+from uncertaintyseg.commands.cli import main
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.training import folds
 from uncertaintyseg.training.chain import Chain, ChainSettings
@@ -89,7 +89,7 @@ def test_the_fold_is_in_the_plan_and_the_batch_script(tmp_path, capsys):
 
 
 def test_the_chains_convert_step_stores_the_folds_and_each_fold_reads_its_own(tmp_path):
-    from uncertaintyseg.phantom import write_phantom_case
+    from uncertaintyseg.files.phantom import write_phantom_case
 
     for seed in range(6):
         write_phantom_case(tmp_path / "cases", seed=seed, shape=(24, 32, 32))

@@ -6,7 +6,7 @@ import shutil
 from collections import namedtuple
 
 
-from uncertaintyseg.cli import main
+from uncertaintyseg.commands.cli import main
 from uncertaintyseg.training import budget
 
 Usage = namedtuple("Usage", "total used free")

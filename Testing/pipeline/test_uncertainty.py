@@ -7,10 +7,10 @@ import pytest
 import scipy.stats
 import torch
 
-from uncertaintyseg import projection as P
+from uncertaintyseg.stages import projection as P
 from uncertaintyseg.options import OPTIONS
-from uncertaintyseg.uncertainty import (UNCERTAINTY_MAPS, Projected2D, StreamingStats,
-                                        mean_entropy, predict_slice, predict_volume)
+from uncertaintyseg.stages.uncertainty import (UNCERTAINTY_MAPS, Projected2D, StreamingStats,
+                                               mean_entropy, predict_slice, predict_volume)
 
 torch.set_num_threads(1)
 

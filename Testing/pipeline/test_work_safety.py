@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from uncertaintyseg import output_safety
-from uncertaintyseg.cli import EXIT_INPUT_ERROR, main
+from uncertaintyseg.files import output_safety
+from uncertaintyseg.commands.cli import EXIT_INPUT_ERROR, main
 from uncertaintyseg.errors import OutputError
-from uncertaintyseg.output_safety import (STALE_PARTIAL_AGE_S, atomic_path, is_stale_partial,
-                                          partial_owner, partial_prefix, remove_stale_partials,
-                                          this_host, work_lock, write_json_atomic)
+from uncertaintyseg.files.output_safety import (STALE_PARTIAL_AGE_S, atomic_path, is_stale_partial,
+                                                partial_owner, partial_prefix, remove_stale_partials,
+                                                this_host, work_lock, write_json_atomic)
 from uncertaintyseg.training.stamps import STAMPS_FILE, Stamps
 
 
@@ -124,7 +124,7 @@ def test_stamps_survive_a_failed_write(tmp_path, monkeypatch):
 # ---- 3. one train per work folder ---------------------------------------------------------
 
 def _env():
-    return {**os.environ, "PYTHONPATH": str(Path(output_safety.__file__).parents[1])}
+    return {**os.environ, "PYTHONPATH": str(Path(output_safety.__file__).parents[2])}
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def held_work(tmp_path):
     """A work folder whose lock another process holds (until the test ends)."""
     work = tmp_path / "work"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom uncertaintyseg.output_safety import "
+        [sys.executable, "-c", "import sys, time\nfrom uncertaintyseg.files.output_safety import "
          "work_lock\nwith work_lock(sys.argv[1]):\n    print('locked', flush=True)\n"
          "    time.sleep(60)\n", str(work)],
         stdout=subprocess.PIPE, text=True, env=_env())

@@ -3,7 +3,7 @@
 The folder the reviewer opens is either
 - a folder of output folders, one per case: `OUT/<case>/` as `predict --out OUT/<case>`
   or a cohort run writes them, optionally with the cohort table `OUT/cohort.csv`
-  (columns: uncertaintyseg.cohort_table.COHORT_COLUMNS; only case and status are read); or
+  (columns: uncertaintyseg.cohorts.cohort_table.COHORT_COLUMNS; only case and status are read); or
 - one output folder itself (a one-case worklist).
 
 `scan(folder)` gives one `CaseRow` per case, ranked worst first by the report's
@@ -33,7 +33,7 @@ from uncertaintyseg_shared.errors import OutputError
 from uncertaintyseg_shared.quality import ESTIMATED_DICE, FLAG, QUALITY_KEY, REASONS, worst_first
 
 REVIEW_FILE = "review.json"
-COHORT_TABLE = TABLE_CSV  # written by `predict --cases` (uncertaintyseg.cohort_table)
+COHORT_TABLE = TABLE_CSV  # written by `predict --cases` (uncertaintyseg.cohorts.cohort_table)
 WORKLIST_FILE = "worklist.csv"
 REVIEW_FORMAT = 1
 REGIONS = ("ET", "TC", "WT")

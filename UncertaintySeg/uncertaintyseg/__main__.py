@@ -2,7 +2,7 @@
 
 import sys
 
-from .cli import main
+from .commands.cli import main
 
 # nnU-Net and torch data loading spawn worker processes that re-import __main__:
 # the guard keeps them from starting a second run.

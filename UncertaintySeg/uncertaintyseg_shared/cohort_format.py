@@ -1,6 +1,6 @@
 """The format of the cohort table (`predict --cases`), which the Slicer worklist reads.
 
-`uncertaintyseg.cohort_table` writes it; the names of its files, its columns and the
+`uncertaintyseg.cohorts.cohort_table` writes it; the names of its files, its columns and the
 status words are here so that the worklist reads what the writer writes.
 """
 

@@ -1,6 +1,6 @@
 """File names and output sets of the output contract (docs/OUTPUT-CONTRACT.md).
 
-Kept apart from `uncertaintyseg.contract`, which imports SimpleITK and nibabel: the Slicer module reads
+Kept apart from `uncertaintyseg.files.contract`, which imports SimpleITK and nibabel: the Slicer module reads
 result folders with these names before those packages are installed in Slicer's Python,
 and `options` builds `--outputs` from OUTPUT_SETS. This module imports nothing.
 """

@@ -1,7 +1,7 @@
 """The project's user-facing exception, importable without SimpleITK, nibabel or torch.
 
 Kept in its own module so that `options`, the Slicer Lib and `Settings` validation can
-raise it before any heavy package is installed or imported (`uncertaintyseg.io` re-exports it).
+raise it before any heavy package is installed or imported (`uncertaintyseg.files.io` re-exports it).
 """
 
 

@@ -1,6 +1,6 @@
 """The case-level quality estimate's shared names (report.json `quality`, issue 17).
 
-The pipeline writes the block (uncertaintyseg.case_quality, quality_model); the Slicer
+The pipeline writes the block (uncertaintyseg.run.case_quality, quality_model); the Slicer
 module, the cohort table and the snapshot read it with these names. Standard library only.
 """
 

@@ -2,7 +2,7 @@
 
 Used by the MRML-tier tests (Testing/mrml) and by the in-Slicer self-test when torch is
 absent. Built with numpy, SimpleITK and json only (all shipped with Slicer), not with
-`uncertaintyseg.contract`: the Slicer side is checked against the written contract, not
+`uncertaintyseg.files.contract`: the Slicer side is checked against the written contract, not
 against the code that also writes it. Box centres come from SimpleITK's own
 index-to-physical transform, an oracle independent of Slicer's IJK-to-RAS matrices.
 

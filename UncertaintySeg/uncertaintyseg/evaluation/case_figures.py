@@ -18,11 +18,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .. import MODALITIES, REGIONS
-from ..io import to_image
-from ..label_maps import regions_to_labels
+from ..files.io import to_image
+from ..files.label_maps import regions_to_labels
 # The snapshot's panel set-up (brain crop, radiological orientation, grey window) is
 # reused so the report and predict's snapshot show a slice the same way.
-from ..snapshot import HEAT_CMAP, REGION_COLOURS, setup_panel, view_box, view_flips
+from ..files.snapshot import HEAT_CMAP, REGION_COLOURS, setup_panel, view_box, view_flips
 from .pairing import KIND_2D, KIND_FUSED, load_output, load_reference, result_path, safe_name
 
 WT = REGIONS.index("WT")
@@ -130,7 +130,7 @@ def surface_renders(reference, sources: dict[str, np.ndarray]) -> dict[str, np.n
     Lib reads them with Slicer's own reader, as it reads an output folder."""
     # The Slicer side is imported only here, as `uncertaintyseg scene` does: the pipeline
     # itself never imports slicer or vtk.
-    from ..scene_cli import require_slicer_core
+    from ..commands.scene_cli import require_slicer_core
 
     require_slicer_core()
     from UncertaintySegLib.surfaces import render_label_surfaces

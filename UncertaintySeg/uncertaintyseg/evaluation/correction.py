@@ -75,7 +75,7 @@ def _baseline(ref, pred, candidates, sizes, rng) -> list[float]:
 
 def region_correction(ref, pred, brain, boxes, rng) -> dict:
     """{"boxes", "dice_before", "top", "random_tumour", "random_brain"} (lists over k)."""
-    from ..metrics import dice
+    from .metrics import dice
 
     boxes = boxes[:MAX_BOXES]
     sizes = [size for _, size in boxes]
@@ -101,7 +101,7 @@ def source_boxes(source, region: str, size: tuple, count: int,
     uncertainty: its refinement_boxes.json boxes when they all have that size, else the
     kernel search on its uncertainty map (`settings`: the evaluated run's max_overlap and
     min_score_fraction); None when `source` has neither."""
-    from ..kernels import search_kernels
+    from ..stages.kernels import search_kernels
 
     listed = boxes_zyx(source.boxes or [], region)
     if listed and all(tuple(s) == tuple(size) for _, s in listed):
@@ -120,7 +120,7 @@ def ranked_correction(reference, target, source) -> dict | None:
     the boxes `source`'s uncertainty ranks (same sizes and count as `target`'s own top
     boxes, see `source_boxes`); None when `target` has no boxes or `source` nothing to
     rank by."""
-    from ..metrics import dice
+    from .metrics import dice
 
     if not target.boxes:
         return None

@@ -41,7 +41,7 @@ def _triage_section(evaluation, out: Path, calibrate_model) -> dict:
 
 def _explain_section(case_dir, model_name: str, out: Path) -> dict:
     """explain's figures of one case, written to OUT/explain and embedded in the report."""
-    from ..explain import CAPTIONS, explain_case
+    from .explain import CAPTIONS, explain_case
 
     paths = explain_case(case_dir, out / "explain", model_name=model_name)
     figures = {p.name: p.read_bytes() for p in paths if p.suffix == ".png"}

@@ -39,12 +39,12 @@ def _side_label(sides) -> str:
 
 def study_case(case_dir, output, reference, model, settings) -> list[dict]:
     """Rows {overlap, side_mm, cubes, refined_voxels, refine_s, ET/TC/WT dice} of one case."""
-    from ..fusion import fuse
-    from ..io import load_case
-    from ..kernels import search_regions
-    from ..metrics import dice
-    from ..pipeline import _prepare, segment
-    from ..refine import refine
+    from ..stages.fusion import fuse
+    from ..files.io import load_case
+    from ..stages.kernels import search_regions
+    from .metrics import dice
+    from ..run.pipeline import _prepare, segment
+    from ..stages.refine import refine
 
     case = load_case(case_dir=case_dir)
     grid = _prepare(case, model, settings)  # the grid the run's networks worked on
@@ -75,8 +75,8 @@ def kernel_study(cases_dir, method, evaluation) -> list[dict]:
     """Rows of every case the method has a readable result for."""
     from pathlib import Path
 
-    from ..models import load_model
-    from ..pipeline import Settings
+    from ..networks.models import load_model
+    from ..run.pipeline import Settings
     from ..contract_names import IMAGE_FILES
     from .pairing import load_output, load_reference, read_maps, result_path
 

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from .. import REGIONS
-from ..metrics import DEFAULT_EMPTY_HD95, dice, hd95
+from .metrics import DEFAULT_EMPTY_HD95, dice, hd95
 
 DILATION_ITERATIONS = 3
 MIN_LESION_VOXELS = 50  # lesions of at most this many reference voxels are dropped

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import REGIONS
 from ..errors import InputError
-from ..image_writer import write_text_atomic
+from ..files.image_writer import write_text_atomic
 from .store import finite
 
 ESTIMATORS_KEY = "estimators_validation"

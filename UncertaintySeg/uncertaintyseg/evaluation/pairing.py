@@ -21,11 +21,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..contract_names import BOXES_FILE, IMAGE_FILES, REPORT_FILE, SEGMENTATION_FILE
-from ..convert import label_file
-from ..io import InputError, load_case
-from ..label_maps import labels_to_regions, load_labels
-from ..postprocess import nest, remove_small_components
-from ..preprocess import brain_mask
+from ..files.convert import label_file
+from ..files.io import InputError, load_case
+from ..files.label_maps import labels_to_regions, load_labels
+from ..stages.postprocess import nest, remove_small_components
+from ..stages.preprocess import brain_mask
 
 FUSED, ONLY_2D = "fused", "2D-only"
 KIND_FUSED, KIND_2D, KIND_LABELS = "fused", "2d", "labels"

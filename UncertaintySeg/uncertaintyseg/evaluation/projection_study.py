@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import REGIONS
 from ..errors import InputError
-from ..projection_curve import STUDY_KEY, TOLERANCE
+from ..stages.projection_curve import STUDY_KEY, TOLERANCE
 from . import store
 from uncertaintyseg_shared.quality import ESTIMATED_DICE, FLAG, FLAG_REVIEW
 
@@ -96,7 +96,7 @@ def run_one(case_dir: Path, count: int, model, out: Path, values: dict) -> dict:
     """Predict one case with `count` projections, score it and return the record (the
     caller stores it). CPU-seconds: this process's (every thread's) time over the
     prediction."""
-    from ..predict import predict
+    from ..run.predict import predict
     from .pairing import Method, load_output, load_reference
     from .runner import UNCERTAINTY, VOXEL, score_pair
 
@@ -118,7 +118,7 @@ def run_study(model_dir, cases_dir, out, counts=COUNTS, *, values=None, progress
     """Every (count, case) record, measured now or read back; `values`: predict's option
     values (threads, backend...); `only`: these validation cases alone (a study cut
     short). `runner` measures one pair (tests replace it)."""
-    from ..predict import load_run_model
+    from ..run.predict import load_run_model
 
     cases = [c for c in validation_cases(model_dir, cases_dir)
              if only is None or c.name in only]
@@ -168,7 +168,7 @@ def mean_curve(records: list[dict]) -> dict:
 
 def curve_block(records: list[dict], device: str, threads: int, backend: str) -> dict:
     """model.json's STUDY_KEY block: the curve and where it was measured."""
-    from ..devices import cpu_name
+    from ..networks.devices import cpu_name
 
     return {"counts": sorted({r["count"] for r in records}), "device": device,
             "cpu": cpu_name(), "threads": threads,
@@ -197,11 +197,11 @@ def write_projection_study(model_dir, cases_dir, out, *, values=None, progress=N
     (model.json, figure, card) and OUT/projection_study/curve.md; returns the block."""
     from types import SimpleNamespace
 
-    from ..cores import resolve_threads
-    from ..devices import auto_projections, resolve_device
-    from ..inference_backend import choose_backend
+    from ..runtime.cores import resolve_threads
+    from ..networks.devices import auto_projections, resolve_device
+    from ..networks.inference_backend import choose_backend
     from ..options import OPTIONS
-    from ..projection_curve import pick
+    from ..stages.projection_curve import pick
     from .projection_card import curve_figure, curve_lines
 
     values = dict(values or {})

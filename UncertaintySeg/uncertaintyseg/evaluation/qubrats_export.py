@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import REGIONS
-from ..image_writer import write_image_atomic
-from ..io import to_image
-from ..label_maps import regions_to_labels
+from ..files.image_writer import write_image_atomic
+from ..files.io import to_image
+from ..files.label_maps import regions_to_labels
 
 SUFFIXES = {"ET": "enhance", "TC": "core", "WT": "whole"}
 

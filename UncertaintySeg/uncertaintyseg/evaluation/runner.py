@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import InputError
+from ..files.io import InputError
 from . import store
 from .pairing import (Method, find_cases, load_output, load_reference, result_path,
                       source_signature, unpaired_line)
@@ -131,7 +131,7 @@ def evaluate_cases(cases_dir, methods: list[Method], out_dir, parts: set[str],
     QU-BraTS export uses it; with a client it runs on the workers, so it must pickle).
     `task` scores one case (default `score_case`; tests wrap it). Returns an Evaluation.
     """
-    from ..cohort import run_tasks
+    from ..cohorts.cohort import run_tasks
 
     evaluation = Evaluation(methods, {m.name: {} for m in methods})
     case_dirs = find_cases(cases_dir)

@@ -12,8 +12,8 @@ import json
 import math
 from pathlib import Path
 
-from ..output_safety import atomic_path
-from ..output_safety import write_text_atomic  # noqa: F401  (this module's name for it)
+from ..files.output_safety import atomic_path
+from ..files.output_safety import write_text_atomic  # noqa: F401  (this module's name for it)
 from .pairing import safe_name
 
 CACHE_VERSION = 4  # 2: case_scores added; 3: auroc_border; 4: beyond the border (far)

@@ -17,7 +17,7 @@ from . import plots, store
 from .pairing import safe_name
 from .table import per_case_rows, rows_to_csv, table1, table1_markdown
 from .uncertainty_quality import FAR_MM, ece
-from ..snapshot import written_map  # the snapshot's colour bar names it too
+from ..files.snapshot import written_map  # the snapshot's colour bar names it too
 
 # A box of one or two values draws a line that looks like a distribution: not drawn.
 MIN_BOX_CASES = 3

@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import REGIONS
-from ..metrics import METRIC_NAMES, region_metrics, wilcoxon_bonferroni
+from .metrics import METRIC_NAMES, region_metrics, wilcoxon_bonferroni
 
 ALPHA = 0.05
 # With n pairs the smallest two-sided exact Wilcoxon p is 2 / 2**n: 0.0625 for n = 5, so

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ..io import InputError
+from ..files.io import InputError
 from .store import finite, write_text_atomic
 
 TRIAGE_DILATION_VOXELS = 3  # as pipeline.triage

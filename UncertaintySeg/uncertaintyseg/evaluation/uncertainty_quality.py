@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from .. import REGIONS
-from ..error_map import border_distance  # the error map's, below this floor
+from ..stages.error_map import border_distance  # the error map's, below this floor
 
 QUBRATS_THRESHOLDS = np.linspace(100.0, 0.0, 41)  # 100, 97.5, ..., 0 (float64, 100 kept)
 ECE_BINS = 15

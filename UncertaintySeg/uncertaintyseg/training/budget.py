@@ -49,14 +49,14 @@ def read_cases(source: Path | None, phantoms: int = 0) -> Cases:
     """Cases of `source` from the NIfTI headers (nothing is decompressed), or `phantoms`
     generated phantoms of phantom.DEFAULT_SHAPE."""
     if source is None:
-        from ..phantom import DEFAULT_SHAPE
+        from ..files.phantom import DEFAULT_SHAPE
 
         count = max(1, phantoms)
         return Cases([int(np.prod(DEFAULT_SHAPE))] * count,
                      count * int(np.prod(DEFAULT_SHAPE)), tuple(DEFAULT_SHAPE[1:]))
     import nibabel
 
-    from ..convert import find_cases
+    from ..files.convert import find_cases
 
     voxels, size, inplane = [], 0, None
     for _, files, label in find_cases(source):

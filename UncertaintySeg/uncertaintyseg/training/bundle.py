@@ -11,20 +11,20 @@ import numpy as np
 import torch
 
 from .. import REGIONS, __version__
-from ..error_map import ERROR_MAP_KEY
+from ..stages.error_map import ERROR_MAP_KEY
 from ..evaluation.model_card import (QUALITY_KEYS, VOXEL_MAPS_KEY, error_map_section,
                                      quality_section, voxel_maps_section)
 from ..evaluation.projection_card import card_section as projection_section
 from ..evaluation.uncertainty_quality import FAR_MM
-from ..feature_distance import FIT_KEY
-from ..fusion import normalized_weights
-from ..image_writer import write_text_atomic
-from ..models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
+from ..networks.feature_distance import FIT_KEY
+from ..stages.fusion import normalized_weights
+from ..files.image_writer import write_text_atomic
+from ..networks.models import CHECKPOINT_FILE, EXTRA_NETWORKS, FORMAT_VERSION, MODEL_FILE, save_state
 from ..options import TRAINED_NETWORKS
-from ..output_safety import write_json_atomic
-from ..postprocess import DEFAULT_COMPONENT_FRACTION
-from ..projection_curve import STUDY_KEY as PROJECTION_STUDY_KEY
-from ..quality_model import QUALITY_KEY
+from ..files.output_safety import write_json_atomic
+from ..stages.postprocess import DEFAULT_COMPONENT_FRACTION
+from ..stages.projection_curve import STUDY_KEY as PROJECTION_STUDY_KEY
+from ..run.quality_model import QUALITY_KEY
 from . import folds
 from .prepare import CONFIG_2D, CONFIG_3D, CONFIG_DROPOUT, CONFIG_FULL_3D, CONFIG_HEAD
 

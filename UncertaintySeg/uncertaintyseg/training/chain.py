@@ -22,15 +22,15 @@ import numpy as np
 import torch
 
 from .. import REGIONS
-from ..cohort import DEFAULT_RETRIES
+from ..cohorts.cohort import DEFAULT_RETRIES
 from ..errors import InputError
-from ..convert import SPLITS_FILE, convert_dataset, dataset_folder_name
+from ..files.convert import SPLITS_FILE, convert_dataset, dataset_folder_name
 from ..options import TRAINED_NETWORKS
-from ..output_safety import write_json_atomic
-from ..fusion import fit_fusion, fuse
-from ..kernels import Box
-from ..models import RegionNetwork, load_network, stride_divisor
-from ..postprocess import choose_component_fraction
+from ..files.output_safety import write_json_atomic
+from ..stages.fusion import fit_fusion, fuse
+from ..stages.kernels import Box
+from ..networks.models import RegionNetwork, load_network, stride_divisor
+from ..stages.postprocess import choose_component_fraction
 from . import devices, distributed, folds, init_from, passes, prepare
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d

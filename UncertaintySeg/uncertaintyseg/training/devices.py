@@ -23,7 +23,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def resolve_training_device(name: str) -> str:
     """`train --device`: predict's resolution (devices.resolve_device), with mps."""
-    from ..devices import resolve_device
+    from ..networks.devices import resolve_device
 
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
         raise InputError(f"--device {name}: use one of {', '.join(DEVICE_CHOICES)}")
@@ -82,7 +82,7 @@ def augmentation_workers(device: str, gpus: int = 1) -> int:
     per GPU for its training process."""
     if torch.device(device).type == "cpu":
         return 2
-    from ..cores import free_cores
+    from ..runtime.cores import free_cores
 
     return max(1, free_cores() // max(1, gpus) - 1)
 

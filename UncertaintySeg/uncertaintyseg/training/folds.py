@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..output_safety import write_json_atomic
+from ..files.output_safety import write_json_atomic
 
 FOLDS = 5
 ALL = "all"

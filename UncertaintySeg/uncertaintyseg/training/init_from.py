@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..models import CHECKPOINT_FILE, MODEL_FILE
+from ..networks.models import CHECKPOINT_FILE, MODEL_FILE
 
 
 def read_model(model_dir: Path) -> dict:

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from .. import REGIONS
-from ..models import save_checkpoint
-from ..output_safety import write_json_atomic
+from ..networks.models import save_checkpoint
+from ..files.output_safety import write_json_atomic
 from . import devices, distributed
 from .devices import PRECISIONS
 

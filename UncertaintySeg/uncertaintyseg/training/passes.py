@@ -20,11 +20,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..cohort import DEFAULT_RETRIES, submit_each, worker_threads
-from ..kernels import Box
-from ..models import load_network, stride_divisor
-from ..output_safety import atomic_path
-from ..refine import refine
+from ..cohorts.cohort import DEFAULT_RETRIES, submit_each, worker_threads
+from ..stages.kernels import Box
+from ..networks.models import load_network, stride_divisor
+from ..files.output_safety import atomic_path
+from ..stages.refine import refine
 from . import prepare
 from .loop import PRECISIONS
 from .stamps import checkpoint_digest

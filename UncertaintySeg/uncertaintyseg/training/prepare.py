@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..options import TRAINED_NETWORKS
-from ..output_safety import write_json_atomic
+from ..files.output_safety import write_json_atomic
 
 PLANS_NAME = "nnUNetPlans"
 CONFIG_2D = "2d_small"

@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..output_safety import write_json_atomic
+from ..files.output_safety import write_json_atomic
 
 DEPENDS_ON = {"uncertainty": ("2d",), "cubes": ("2d",), "fusion": ("2d", "3d"),
               "postprocess": ("2d", "3d")}

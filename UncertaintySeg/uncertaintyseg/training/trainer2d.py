@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models import build_network, region_order
-from ..projection import default_radius, sampling_grid
+from ..networks.models import build_network, region_order
+from ..stages.projection import default_radius, sampling_grid
 from . import distributed
 from .devices import background
 from .init_from import start_from

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..kernels import Box, search_regions
-from ..models import build_network, region_order
-from ..output_safety import atomic_path
-from ..refine import cut_cubes, pad_to_divisor
-from ..uncertainty import predict_volume
+from ..stages.kernels import Box, search_regions
+from ..networks.models import build_network, region_order
+from ..files.output_safety import atomic_path
+from ..stages.refine import cut_cubes, pad_to_divisor
+from ..stages.uncertainty import predict_volume
 from .init_from import start_from
 from .loop import PRECISIONS, Loop, LoopSettings
 from .prepare import CONFIG_3D
@@ -68,7 +68,7 @@ def case_uncertainty(network2d: torch.nn.Module, image: np.ndarray, brain: np.nd
 
 def views_per_call(device: torch.device) -> int:
     """Views per 2D network call: 16 on the CPU (as always), predict's GPU batch else."""
-    from ..devices import AUTO_BATCH_SIZE
+    from ..networks.devices import AUTO_BATCH_SIZE
 
     return 16 if device.type == "cpu" else AUTO_BATCH_SIZE[True]
 

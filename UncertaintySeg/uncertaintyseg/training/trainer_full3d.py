@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..models import build_network, region_order
+from ..networks.models import build_network, region_order
 from . import distributed
 from .devices import background
 from .init_from import start_from

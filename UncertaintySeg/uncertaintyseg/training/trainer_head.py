@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .. import REGIONS
-from ..models import save_checkpoint
+from ..networks.models import save_checkpoint
 from .loop import Loop
 from .trainer2d import Settings2D
 

@@ -27,14 +27,14 @@ def validate_model(model_dir: Path, source: Path, case_ids: list[str],
     With `outputs_dir`, each case's output contract is kept in outputs_dir/<case>, for
     `evaluate` (the uncertainty measures and the card's estimator table) without a
     second run of the pipeline. `device`: the training's (train --device)."""
-    from ..contract import write_outputs
-    from ..convert import label_file
-    from ..io import load_case
-    from ..label_maps import load_labels, regions_to_labels
-    from ..metrics import case_metrics
-    from ..models import load_model
-    from ..pipeline import segment
-    from ..predict import run
+    from ..files.contract import write_outputs
+    from ..files.convert import label_file
+    from ..files.io import load_case
+    from ..files.label_maps import load_labels, regions_to_labels
+    from ..evaluation.metrics import case_metrics
+    from ..networks.models import load_model
+    from ..run.pipeline import segment
+    from ..run.predict import run
 
     import torch
 

@@ -1,0 +1,1 @@
+"""Many cases: the cohort table and the Dask engine."""

@@ -1,0 +1,2 @@
+"""The process a run lives in: CPU threads, signals, allocator, progress (ground
+floor)."""

@@ -1,0 +1,2 @@
+"""The method's stages: orientation, preprocessing, views and projection, uncertainty,
+kernels, refinement, fusion, post-processing."""

@@ -1,0 +1,98 @@
+"""`--projections auto` from a model's measured projection curve (DECISIONS #25).
+
+`evaluate --projection-study` stores, per device type, the validation means per
+projection count in model.json under STUDY_KEY: {"cpu": {"curve": {"2": {"dice":
+{region: mean}, "auroc": {...}, ...}, ...}, ...}, "cuda": ...}. `auto` takes the smallest
+count whose Dice and error AUROC are within TOLERANCE of the best count's on every
+region (`pick`). Where no count is within it (the best Dice and the best AUROC at counts
+apart), and where the model has no curve for the run's device, `auto` keeps the fixed
+rule (devices.auto_projections): the count the model's fits (the triage threshold, the
+case-quality estimate, the error map) were made at, as their calibration holds there;
+the report says why.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .. import REGIONS
+
+STUDY_KEY = "projection_study"  # model.json's block (evaluation.projection_study)
+TOLERANCE = 0.005  # Dice and AUROC below the best that still count as the best
+CHOSEN_BY = ("dice", "auroc")  # the measures `auto` compares on every region
+
+
+def model_curves(model) -> dict:
+    """{device type: study block} from the model folder's model.json ({} without one)."""
+    folder = getattr(model, "folder", None)
+    if folder is None or not (folder / "model.json").is_file():
+        return {}
+    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    return dict(meta.get(STUDY_KEY) or {})
+
+
+def _best(curve: dict, measure: str, region: str) -> float | None:
+    values = [row[measure].get(region) for row in curve.values()]
+    values = [v for v in values if v is not None]
+    return max(values) if values else None
+
+
+def shortfall(row: dict, best: dict) -> float:
+    """The largest amount by which a CHOSEN_BY measure of `row` falls below the best
+    count's, over the regions; infinite where a value is missing (it cannot be shown
+    to be near the best)."""
+    worst = 0.0
+    for (measure, region), top in best.items():
+        value = row.get(measure, {}).get(region)
+        if top is not None:
+            worst = max(worst, float("inf") if value is None else top - value)
+    return worst
+
+
+def pick(curve: dict, tolerance: float = TOLERANCE) -> tuple[int | None, float]:
+    """(count, its shortfall) of `curve` ({count (str or int): row}): the smallest count
+    whose CHOSEN_BY measures are all within `tolerance` of the best on every region.
+    The best Dice and the best AUROC may lie at counts that are not within each other's
+    tolerance (a case whose WT Dice drops as its AUROC rises); then no count is within,
+    and the count that falls least below the best on its worst measure is taken (ties:
+    the smaller). (None, inf) for no curve."""
+    if not curve:
+        return None, float("inf")
+    best = {(m, r): _best(curve, m, r) for m in CHOSEN_BY for r in REGIONS}
+    counts = sorted(curve, key=int)
+    gaps = {c: shortfall(curve[c], best) for c in counts}
+    # 1e-9 of slack: in floats 0.900 - 0.895 is 0.0050000000000000044, above 0.005.
+    within = [c for c in counts if gaps[c] <= tolerance + 1e-9]
+    count = within[0] if within else min(counts, key=lambda c: (gaps[c], int(c)))
+    return int(count), gaps[count]
+
+
+def smallest_within(curve: dict, tolerance: float = TOLERANCE) -> int | None:
+    """The count `auto` takes from `curve` (`pick`); None for no curve."""
+    return pick(curve, tolerance)[0]
+
+
+def choose(model, device_type: str, fallback: str | int) -> tuple[int | str, dict]:
+    """(count or preset, the report's record) of `--projections auto` for this model on
+    this device type: the curve's count when one is within TOLERANCE of the best on every
+    region, else `fallback` (the fixed rule, the count the model's fits were made at)."""
+    block = model_curves(model).get(device_type)
+    count, gap = pick(block.get("curve", {})) if block else (None, float("inf"))
+    if count is None:
+        why = (f"model '{getattr(model, 'name', '?')}' has no projection curve measured on "
+               f"{device_type} (evaluate --projection-study); the fixed rule's {fallback}")
+        return fallback, {"chosen": fallback, "from_curve": False, "why": why}
+    where = (f"in the curve measured on {device_type} ({block.get('measured', '?')}, "
+             f"counts {block.get('counts')})")
+    record = {"from_curve": True, "shortfall": round(gap, 4),
+              "measured": block.get("measured"), "counts": block.get("counts")}
+    if gap > TOLERANCE + 1e-9:
+        # Trust over speed (DECISIONS #25): a count short of the best on some region is
+        # also a count the triage, quality and error-map fits were not made at.
+        why = (f"no count is within {TOLERANCE} of the best Dice and error AUROC on every "
+               f"region {where} (the nearest, {count}, falls {gap:.3f} short); the fixed "
+               f"rule's {fallback}, the count the model's fits were made at")
+        return fallback, {**record, "chosen": fallback, "why": why}
+    why = (f"the smallest count whose Dice and error AUROC are within {TOLERANCE} of the "
+           f"best on every region {where}")
+    return count, {**record, "chosen": count, "why": why}
