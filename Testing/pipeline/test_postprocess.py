@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from uncertaintyseg.stages.postprocess import (choose_component_fraction, nest,
-                                               remove_small_components)
+from uncertaintyseg.stages.postprocess import nest, remove_small_components
+from uncertaintyseg.training.component_fraction import choose_component_fraction
 
 SHAPE = (30, 30, 30)
 

@@ -80,7 +80,7 @@ class Model:
     plans: dict | None = None
     dataset: dict | None = None
     configuration_2d: str | None = None
-    # Post-processing chosen by the training chain (postprocess.choose_component_fraction).
+    # Post-processing chosen by the training chain (training.component_fraction).
     min_component_fraction: float = DEFAULT_COMPONENT_FRACTION
     # Case-level triage threshold chosen on validation cases (model.json "triage").
     triage_threshold: float = DEFAULT_TRIAGE_THRESHOLD

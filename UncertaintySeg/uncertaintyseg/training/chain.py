@@ -30,8 +30,8 @@ from ..files.output_safety import write_json_atomic
 from ..stages.fusion import fit_fusion, fuse
 from ..stages.kernels import Box
 from ..networks.models import RegionNetwork, load_network, stride_divisor
-from ..stages.postprocess import choose_component_fraction
 from . import devices, distributed, folds, init_from, passes, prepare
+from .component_fraction import choose_component_fraction
 from .stamps import Stamps, checkpoint_digest
 from .trainer2d import Settings2D, train_2d
 from .trainer_full3d import SettingsFull3D, train_full_3d
