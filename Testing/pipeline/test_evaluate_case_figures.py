@@ -8,7 +8,6 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from uncertaintyseg.commands import scene_cli
 from uncertaintyseg.files.contract import CaseResult, write_outputs
 from uncertaintyseg.files.convert import label_file
 from uncertaintyseg.evaluation import case_figures as figures_module
@@ -18,6 +17,7 @@ from uncertaintyseg.evaluation.runner import evaluate_cases
 from uncertaintyseg.files.io import load_case
 from uncertaintyseg.files.label_maps import labels_to_regions, load_labels, regions_to_labels
 from uncertaintyseg.files.phantom import write_phantom_case
+from uncertaintyseg.runtime import slicer_core
 
 SHAPE = (24, 48, 40)
 
@@ -72,9 +72,9 @@ def test_figure_has_the_3d_renders_below_the_slices(evaluation):
 def test_without_slicer_core_the_figure_is_made_and_the_report_says_so(evaluation,
                                                                        monkeypatch):
     def missing():
-        raise ImportError(scene_cli.INSTALL_HINT)
+        raise ImportError(slicer_core.INSTALL_HINT)
 
-    monkeypatch.setattr(scene_cli, "require_slicer_core", missing)
+    monkeypatch.setattr(slicer_core, "require_slicer_core", missing)
     cases_dir, result = evaluation
     section = case_figures(cases_dir, result)
     (png,) = section["figures"].values()

@@ -13,9 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
+# INSTALL_HINT is re-exported: it was scene_cli's own name before it moved down a floor.
+from ..runtime.slicer_core import INSTALL_HINT, require_slicer_core  # noqa: F401
+
 EXIT_MISSING_SCENE_EXTRA = 3
-INSTALL_HINT = ("the scene command needs Slicer's MRML libraries from the slicer-core wheel: "
-                "pip install .[scene]  (or: pip install slicer-core)")
 
 
 def add_scene_parser(subparsers) -> argparse.ArgumentParser:
@@ -50,17 +51,6 @@ def add_scene_parser(subparsers) -> argparse.ArgumentParser:
 
 
 register = add_scene_parser  # the name cli.py looks for in optional subcommand modules
-
-
-def require_slicer_core() -> None:
-    try:
-        import slicer
-    except ImportError as error:
-        raise ImportError(INSTALL_HINT) from error
-    # PyPI also has an unrelated package called "slicer" (a dependency of shap).
-    if not hasattr(slicer, "vtkMRMLScene"):
-        raise ImportError(f"{INSTALL_HINT}; the 'slicer' package found ({slicer.__file__}) is "
-                          "not slicer-core")
 
 
 def write_scene_bundle(results_dir, out, inputs_dir=None, screenshots_dir=None,

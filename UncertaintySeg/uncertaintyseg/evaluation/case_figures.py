@@ -130,7 +130,7 @@ def surface_renders(reference, sources: dict[str, np.ndarray]) -> dict[str, np.n
     Lib reads them with Slicer's own reader, as it reads an output folder."""
     # The Slicer side is imported only here, as `uncertaintyseg scene` does: the pipeline
     # itself never imports slicer or vtk.
-    from ..commands.scene_cli import require_slicer_core
+    from ..runtime.slicer_core import require_slicer_core
 
     require_slicer_core()
     from UncertaintySegLib.surfaces import render_label_surfaces
