@@ -31,6 +31,7 @@ def test_an_old_path_is_the_new_module_and_warns(old):
         module = importlib.import_module(old)
     assert module is new
     assert sys.modules[old] is new
+    assert new.__name__ == new.__spec__.name == MOVED[old]  # the old path is only a name
 
 
 def test_from_an_old_path_import_a_name():

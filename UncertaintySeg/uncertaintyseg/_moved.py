@@ -22,11 +22,15 @@ class _Alias(importlib.abc.Loader):
         self.new = new
 
     def create_module(self, spec):
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module) -> None:
-        # The new module is already executed; its __name__ and __spec__ stay the new ones.
-        pass
+        # The new module is already executed. The import system has just set its __spec__
+        # to the old path's (it does so even for a module create_module returned): put the
+        # new one back, or reload() and pickling by spec would look for the old path.
+        module.__spec__ = self.spec
 
 
 class MovedFinder(importlib.abc.MetaPathFinder):
