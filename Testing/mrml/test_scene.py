@@ -12,7 +12,8 @@ from mrml_helpers import SLICER_CORE, orphan_helper_nodes
 
 slicer = pytest.importorskip("slicer", reason=SLICER_CORE)
 
-from UncertaintySegLib.scene import ResultLoader, read_contract, run_folders  # noqa: E402
+from UncertaintySegLib.scene import (ResultLoader, legend_title, read_contract,  # noqa: E402
+                                    run_folders)
 from UncertaintySegLib.volumes import ResultFolderError, read_scalar_volume, volume_array  # noqa: E402
 
 
@@ -105,7 +106,8 @@ def test_heatmap_volume_and_display_settings(logics, case2018):
     legends = [run.uncertainty.GetNthDisplayNode(i)
                for i in range(run.uncertainty.GetNumberOfDisplayNodes())
                if run.uncertainty.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode")]
-    assert len(legends) == 1 and legends[0].GetTitleText() == "Uncertainty (0-1)"
+    # titled with the map the run wrote (report.json), not "entropy" for an error map
+    assert len(legends) == 1 and legends[0].GetTitleText() == legend_title(run.report)
     assert legends[0].GetPrimaryDisplayNode() is display
 
     loader.set_uncertainty_region(run, "ET")
@@ -213,3 +215,16 @@ def _segmentation_image(folder):
     import SimpleITK as sitk
 
     return sitk.ReadImage(str(folder / "segmentation.nii.gz"))
+
+
+def test_the_legend_names_the_map_the_run_wrote():
+    """Issue 17: the default map is an error probability; a legend saying "entropy"
+    over it would mislead the reader."""
+    error_map = {"settings": {"uncertainty_map": "error-probability"},
+                 "uncertainty_map": {"map": "error-probability"}}
+    assert legend_title(error_map) == "Probability the label is wrong (0-1)"
+    fell_back = {"settings": {"uncertainty_map": "error-probability"},
+                 "uncertainty_map": {"map": "mean-entropy", "note": "no fit"}}
+    assert legend_title(fell_back) == "Entropy of P2D, bits (0-1)"
+    assert legend_title({"method": "full-3d"}) == "Uncertainty (0-1)"  # its own map
+    assert legend_title({}) == "Normalised entropy (0-1)"  # folders from before the option

@@ -21,7 +21,8 @@ from uncertaintyseg_shared.contract_names import IMAGE_FILES
 
 from .context import SceneLogics, create_headless_logics
 from .inputs import LABELS, MODALITIES, guess_modality
-from .scene import (ATTR, HeatmapSettings, LoadedRun, ResultLoader, place_in_folder,
+from .scene import (ATTR, HeatmapSettings, LoadedRun, ResultLoader, legend_title,
+                    place_in_folder,
                     read_contract, show_in_slice_views)
 from .volumes import ResultFolderError, array_to_volume, read_channel, read_scalar_volume
 
@@ -115,7 +116,7 @@ def add_region_heatmaps(loader: ResultLoader, run: LoadedRun) -> list:
         array = read_channel(Path(run.output_dir) / IMAGE_FILES["uncertainty"],
                              REGIONS.index(region), run.uncertainty)
         volume = array_to_volume(loader.scene, array, run.uncertainty, f"{base} {region}")
-        loader.style_heatmap(volume)
+        loader.style_heatmap(volume, legend_title(run.report))
         volume.SetAttribute(ATTR + "Region", region)
         place_in_folder(loader.scene, volume, run.folder_item)
         added.append(volume)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from uncertaintyseg_shared.brats import REGIONS
-from uncertaintyseg_shared.palette import HEATMAP_OPACITY, HEATMAP_THRESHOLD
+from uncertaintyseg_shared.palette import (HEATMAP_OPACITY, HEATMAP_THRESHOLD, MAP_LABELS,
+                                           written_map)
 from uncertaintyseg_shared.contract_names import (BOXES_FILE, IMAGE_FILES, REPORT_FILE,
                                            SEGMENTATION_FILE)
 
@@ -28,6 +29,16 @@ from .segments import (REGION_COLOURS, SEGMENTS, convention_from_labels, label_v
 from .volumes import (ResultFolderError, array_to_volume, heatmap_colour_table, read_channel,
                       read_scalar_volume, segment_colour_table, volume_array)
 from .context import remove_with_helpers
+
+# The heatmap legend's title when the report does not name its map (older folders).
+LEGEND_TITLE = "Uncertainty (0-1)"
+
+
+def legend_title(report: dict) -> str:
+    """The legend title naming the voxel map the run wrote (report.json), so that the
+    default error probability does not read as an entropy (issue 17)."""
+    label = MAP_LABELS.get(written_map(report))
+    return f"{label[0].upper()}{label[1:]} (0-1)" if label else LEGEND_TITLE
 
 UNCERTAINTY_FILE = IMAGE_FILES["uncertainty"]
 REQUIRED_FILES = (SEGMENTATION_FILE, UNCERTAINTY_FILE, BOXES_FILE, REPORT_FILE)
@@ -122,7 +133,7 @@ class ResultLoader:
                                          labelmap), labelmap, f"{name} uncertainty {region}")
         finally:
             remove_with_helpers(self.scene, labelmap)
-        self.style_heatmap(uncertainty)
+        self.style_heatmap(uncertainty, legend_title(report))
         uncertainty.SetAttribute(ATTR + "Region", region)
         rois = [self._roi(box, name) for box in boxes]
         return LoadedRun(out_dir, folder, segmentation, uncertainty, region, rois, boxes,
@@ -181,8 +192,9 @@ class ResultLoader:
         display.SetOpacity2DFill(0.15)
         display.SetOpacity2DOutline(1.0)
 
-    def style_heatmap(self, volume) -> None:
-        """Apply the heatmap display (colour table, fixed window, threshold) to a volume."""
+    def style_heatmap(self, volume, title: str = LEGEND_TITLE) -> None:
+        """Apply the heatmap display (colour table, fixed window, threshold) to a volume;
+        `title`: its colour legend's (`legend_title(report)`: the map the run wrote)."""
         volume.CreateDefaultDisplayNodes()
         display = volume.GetDisplayNode()
         display.SetAndObserveColorNodeID(heatmap_colour_table(self.scene).GetID())
@@ -192,10 +204,10 @@ class ResultLoader:
         display.SetThreshold(self.heatmap.threshold, max(self.heatmap.window_max, 1.0))
         display.ApplyThresholdOn()
         volume.SetAttribute(ATTR + "Heatmap", "1")
-        self._add_legend(volume)
+        self._add_legend(volume, title)
 
     @staticmethod
-    def _add_legend(volume) -> None:
+    def _add_legend(volume, title: str) -> None:
         """A colour legend beside the heatmap in the views, so that its colours read as
         values (vtkSlicerColorLogic::AddDefaultColorLegendDisplayNode, static, v5.10.0
         vtkSlicerColorLogic.h:54; review section 6). It is one of the volume's display
@@ -204,7 +216,7 @@ class ResultLoader:
 
         legend = slicer.vtkSlicerColorLogic.AddDefaultColorLegendDisplayNode(volume)
         if legend is not None:
-            legend.SetTitleText("Uncertainty (0-1)")
+            legend.SetTitleText(title)
 
     def set_uncertainty_region(self, run: LoadedRun, region: str) -> None:
         """Show another region's uncertainty in the same heatmap volume."""

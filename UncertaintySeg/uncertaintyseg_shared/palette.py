@@ -24,3 +24,22 @@ def heatmap_rgba(t: float) -> tuple[float, float, float, float]:
             w = (t - t0) / (t1 - t0)
             return (*[a + w * (b - a) for a, b in zip(c0, c1)], 0.55 + 0.45 * t)
     return (*HEATMAP_STOPS[-1][1], 1.0)
+
+
+# The colour bar's name of each --uncertainty-map (the error probability is not an
+# entropy; a run that fell back says so in report.json "uncertainty_map").
+MAP_LABELS = {"error-probability": "probability the label is wrong",
+              "mean-entropy": "entropy of P2D, bits", "binned": "normalised entropy",
+              "max": "max(binned, P2D) entropy"}
+
+# The methods whose uncertainty is their own, whatever --uncertainty-map says.
+OWN_MAP_METHODS = ("uncertainty-head", "full-3d")
+
+
+def written_map(report: dict) -> str:
+    """The voxel map a run wrote (`predict --uncertainty-map`; the fallback when the
+    model had no error-probability fit; binned for runs from before the option)."""
+    if report.get("method") in OWN_MAP_METHODS:
+        return report["method"]
+    chosen = (report.get("uncertainty_map") or {}).get("map")
+    return chosen or (report.get("settings") or {}).get("uncertainty_map") or "binned"

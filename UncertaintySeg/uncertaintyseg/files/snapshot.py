@@ -32,6 +32,8 @@ from matplotlib.patches import Rectangle
 
 from scipy import ndimage
 
+from uncertaintyseg_shared.palette import MAP_LABELS, OWN_MAP_METHODS, written_map  # noqa: F401
+
 from .. import REGIONS, palette
 from .label_maps import labels_to_regions
 from .output_safety import atomic_path
@@ -230,23 +232,7 @@ def _near_tumour(labels_slice: np.ndarray, spacing_yx) -> np.ndarray:
     return distance <= FAINT_BEYOND_MM
 
 
-# The colour bar's name of each --uncertainty-map (the error probability is not an
-# entropy; a run that fell back says so in report.json "uncertainty_map").
-MAP_LABELS = {"error-probability": "probability the label is wrong",
-              "mean-entropy": "entropy of P2D, bits", "binned": "normalised entropy",
-              "max": "max(binned, P2D) entropy"}
-
-# The methods whose uncertainty is their own, whatever --uncertainty-map says.
-OWN_MAP_METHODS = ("uncertainty-head", "full-3d")
-
-
-def written_map(report: dict) -> str:
-    """The voxel map a run wrote (`predict --uncertainty-map`; the fallback when the
-    model had no error-probability fit; binned for runs from before the option)."""
-    if report.get("method") in OWN_MAP_METHODS:
-        return report["method"]
-    chosen = (report.get("uncertainty_map") or {}).get("map")
-    return chosen or (report.get("settings") or {}).get("uncertainty_map") or "binned"
+# The maps' names (MAP_LABELS, written_map) are shared with the Slicer module's legend.
 
 
 def _draw_heatmap(fig, ax, cax, heat: np.ndarray, near: np.ndarray, aspect: float,
