@@ -25,6 +25,9 @@ def _openvino_cache(tmp_path_factory):
     # The OpenVINO exports of a run go to the user's cache folder; the tests' go to
     # their own (inherited by the CLI subprocesses), so a test never reads a stale one.
     os.environ["UNCERTAINTYSEG_OPENVINO_CACHE"] = str(tmp_path_factory.mktemp("openvino"))
+    # The same for expected-time's calibration of this computer (run.expected_time).
+    os.environ["UNCERTAINTYSEG_CALIBRATION_CACHE"] = str(
+        tmp_path_factory.mktemp("calibration") / "calibration.json")
     yield
 
 

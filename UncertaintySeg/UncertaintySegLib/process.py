@@ -89,6 +89,13 @@ def predict_command(python: str, case_dir, out_dir, values=None, force: bool = F
             *(["--force"] if force else [])]
 
 
+def expected_time_command(python: str, values=None) -> list[str]:
+    """The argument list of `python -m uncertaintyseg expected-time --json` with a run's
+    option values (as predict_command passes them): one JSON line, the estimate."""
+    return [python, "-m", "uncertaintyseg", "expected-time", "--json",
+            *to_argv(dict(values or {}))]
+
+
 class PipelineProcess:
     """Runs a command in the background and collects its progress and log.
 

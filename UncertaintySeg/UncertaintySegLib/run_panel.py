@@ -20,8 +20,9 @@ import qt
 import slicer
 from slicer.i18n import tr as _
 
+from .estimate import TimeEstimate
 from .install_guard import InstallGuard
-from .runner import different_cases
+from .runner import RunOptions, different_cases
 
 
 class RunPanel:
@@ -40,6 +41,11 @@ class RunPanel:
         self.timer.setInterval(200)
         self.timer.timeout.connect(self.onTimer)
         ui.applyButton.clicked.connect(self.onApply)
+        self.estimate = TimeEstimate(logic.runner)
+        self.estimateTimer = qt.QTimer()
+        self.estimateTimer.setInterval(300)
+        self.estimateTimer.timeout.connect(self.onEstimateTimer)
+        ui.estimateButton.clicked.connect(self.onEstimate)
         ui.loadDemoButton.clicked.connect(self.onLoadDemo)
         ui.logButton.clicked.connect(self.onShowLog)
 
@@ -96,9 +102,26 @@ class RunPanel:
             self.timer.start()
         self.update_gui()
 
+    def onEstimate(self):
+        """The expected time of Apply with the panel's settings, in the background."""
+        if not self.dependenciesReady():
+            return
+        with slicer.util.tryWithErrorDisplay(_("The time could not be estimated.")):
+            self.estimate.start(RunOptions.from_parameters(self.parameters()))
+            self.ui.expectedTimeLabel.text = _("Estimating...")
+            self.estimateTimer.start()
+
+    def onEstimateTimer(self):
+        sentence = self.estimate.poll()
+        if sentence is not None:
+            self.estimateTimer.stop()
+            self.ui.expectedTimeLabel.text = sentence
+
     def cancel(self, status=""):
-        """Stop polling and kill a running pipeline (nothing is loaded)."""
+        """Stop polling and kill a running pipeline (nothing is loaded) and estimate."""
         self.timer.stop()
+        self.estimateTimer.stop()
+        self.estimate.cancel()
         if self.logic.runner.running():
             self.logic.runner.cancel()
         self.ui.statusLabel.text = status

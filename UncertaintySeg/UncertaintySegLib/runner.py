@@ -143,7 +143,7 @@ class CaseRunner:
     def output_dir(self) -> Path:
         return self.run_dir / "output"
 
-    def environment(self) -> dict:
+    def environment(self, options: RunOptions | None = None) -> dict:
         """The child's environment: the module folder first on PYTHONPATH (so that
         `-m uncertaintyseg` finds the bundled pipeline) and few data-loader workers.
 
@@ -151,7 +151,8 @@ class CaseRunner:
         does; an interpreter the user chose gets the startup environment, because
         Slicer's PYTHONHOME and PYTHONPATH would make it load Slicer's standard library.
         """
-        env = dict(self.startup_environment() if self.options.python else os.environ)
+        python = (options or self.options).python  # another run's options: an estimate's
+        env = dict(self.startup_environment() if python else os.environ)
         paths = [str(self.package_dir)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env.setdefault("nnUNet_n_proc_DA", "2")

@@ -102,7 +102,8 @@ def _optional_subcommands(subparsers) -> None:
     # scene/convert/train live in their own modules; each registers itself if present.
     from importlib import import_module
 
-    for module_name in ("scene_cli", "train_cli", "evaluate_cli", "explain_cli"):
+    for module_name in ("scene_cli", "train_cli", "evaluate_cli", "explain_cli",
+                        "expected_time_cli"):
         try:
             module = import_module(f"{__package__}.{module_name}")
         except ModuleNotFoundError as error:

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import REGIONS
 from ..errors import InputError
+from ..run.expected_time import CALIBRATION_KEY
 from ..stages.projection_curve import STUDY_KEY, TOLERANCE
 from . import store
 from uncertaintyseg_shared.quality import ESTIMATED_DICE, FLAG, FLAG_REVIEW
@@ -191,6 +192,18 @@ def store_curve(model_dir, block: dict, figure: bytes | None = None) -> None:
     store_block(model_dir, STUDY_KEY, {**curves, block["device"]: block})
 
 
+def study_calibration(model_dir, values: dict, device, backend: str, threads: int) -> dict:
+    """This computer's seconds per 2D view at the study's backend and threads: what
+    `expected-time` scales the curve by on another computer (run.expected_time)."""
+    from ..networks.devices import resolve_precision
+    from ..run.expected_time import calibration_record
+    from ..run.predict import load_run_model
+
+    model = load_run_model(str(model_dir), str(device))
+    autocast = resolve_precision(values.get("precision") or "auto", device)
+    return calibration_record(model, backend, threads, autocast)
+
+
 def write_projection_study(model_dir, cases_dir, out, *, values=None, progress=None,
                            counts=COUNTS, only=None) -> dict:
     """Run (or resume) the study (`only`: run_study's), store the curve in MODEL_DIR
@@ -211,8 +224,9 @@ def write_projection_study(model_dir, cases_dir, out, *, values=None, progress=N
     # The backend the runs used: predict chose it the same way (inference_backend).
     folder = SimpleNamespace(folder=Path(model_dir), name=Path(model_dir).name)
     backend = choose_backend(values.get("backend") or "auto", device, folder)[0]
-    block = curve_block(records, device.type, resolve_threads(values.get("threads")),
-                        backend)
+    threads = resolve_threads(values.get("threads"))
+    block = curve_block(records, device.type, threads, backend)
+    block[CALIBRATION_KEY] = study_calibration(model_dir, values, device, backend, threads)
     # The map whose AUROC the curve holds: a later default map needs a study of its own.
     block["uncertainty_map"] = values.get("uncertainty_map") or OPTIONS["uncertainty_map"].default
     nearest, gap = pick(block["curve"])
