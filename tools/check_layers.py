@@ -7,6 +7,8 @@ The floors are read from DIR/docs/ARCHITECTURE.md: the numbered list under "## F
 under "## Modules (ground floor first)", one floor per row. import-linter's `layers`
 contract is then run over DIR's `uncertaintyseg` (lazy imports inside functions count).
 Prints the upward imports and the package's modules on no floor; exit 1 if there are any.
+The imports the checkout's pyproject.toml accepts (`ignore_imports` of its layers
+contract, each with its reason there) are not counted.
 The repository's own contract is in pyproject.toml (Testing/pipeline/test_layering.py runs
 it); this tool is for any checkout, e.g. an old commit extracted with `git archive`.
 """
@@ -54,7 +56,21 @@ def _module_names(source: Path) -> set[str]:
         p.parent.name for p in (source / PACKAGE).glob("*/__init__.py")}
 
 
-def _config(floors: list[list[str]], present: set[str]) -> str:
+def known_ignores(root: Path) -> list[str]:
+    """The floors contract's `ignore_imports` of root/pyproject.toml (the upward imports
+    the repository accepts, each with its reason there); [] for a checkout without."""
+    import tomllib
+
+    try:
+        config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    contracts = config.get("tool", {}).get("importlinter", {}).get("contracts", [])
+    return [line for c in contracts if c.get("type") == "layers"
+            for line in c.get("ignore_imports", [])]
+
+
+def _config(floors: list[list[str]], present: set[str], ignores=()) -> str:
     def full(name: str) -> str:
         return name if name == SHARED else f"{PACKAGE}.{name}"
 
@@ -66,7 +82,8 @@ def _config(floors: list[list[str]], present: set[str]) -> str:
     roots = [PACKAGE] + ([SHARED] if any(SHARED in floor for floor in floors) else [])
     return ("[importlinter]\nroot_packages =\n" + "".join(f"    {r}\n" for r in roots)
             + "\n[importlinter:contract:floors]\nname = floors of docs/ARCHITECTURE.md\n"
-            "type = layers\nlayers =\n" + "".join(f"    {layer}\n" for layer in layers))
+            "type = layers\nlayers =\n" + "".join(f"    {layer}\n" for layer in layers)
+            + ("ignore_imports =\n" + "".join(f"    {i}\n" for i in ignores) if ignores else ""))
 
 
 def check(root: Path) -> tuple[int, str, list[str]]:
@@ -84,7 +101,7 @@ def check(root: Path) -> tuple[int, str, list[str]]:
     unplaced = sorted(present - placed - {"__init__", "__main__", "_moved", "_moved_table"})
     with tempfile.TemporaryDirectory() as work:
         config = Path(work) / "floors.ini"
-        config.write_text(_config(floors, present), encoding="utf-8")
+        config.write_text(_config(floors, present, known_ignores(root)), encoding="utf-8")
         code, report = run_contracts(config, source)
     return code, report, unplaced
 
