@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "UncertaintySeg"))
 
 from uncertaintyseg import REGIONS  # noqa: E402
+from uncertaintyseg.stages.projection_curve import FITTED_AT, folders_count  # noqa: E402
 from uncertaintyseg.run.case_quality import compute_signals  # noqa: E402
 from uncertaintyseg.run.quality_model import (  # noqa: E402
     DEFAULT_LIMITS, DEFAULT_REVIEW_BELOW, QUALITY_KEY, assess_quality)
@@ -289,6 +290,8 @@ def main(argv=None) -> int:
     params["fit"]["candidates"] = list(args.candidates)
     params.update(runs=table, measured=datetime.date.today().isoformat(),
                   command=f"tools/fit_case_quality.py {args.runs} --write")
+    params[FITTED_AT] = folders_count(p for p in args.runs.iterdir()
+                                      if (p / "report.json").is_file())
     if args.notes is not None:
         params["notes"] = args.notes
     print(json.dumps(params, indent=1))

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "UncertaintySeg"))
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from uncertaintyseg import REGIONS  # noqa: E402
+from uncertaintyseg.stages.projection_curve import FITTED_AT, folders_count  # noqa: E402
 from uncertaintyseg.stages import error_map as em  # noqa: E402
 from uncertaintyseg.evaluation import uncertainty_quality as uq  # noqa: E402
 from uncertaintyseg.evaluation.model_card import store_block  # noqa: E402
@@ -145,7 +146,8 @@ def main(argv=None) -> None:
                      "the folder `predict --cases ... --outputs all` wrote")
     arrays = {c: case_arrays(args.data, args.results, c) for c in case_ids}
     block = {"measured": datetime.date.today().isoformat(), **fit(arrays),
-             "command": "tools/fit_error_map.py"}
+             "command": "tools/fit_error_map.py",
+             FITTED_AT: folders_count(args.results / c for c in case_ids)}
     em.check_fit(block, "the new fit")
     print(json.dumps(block, indent=1))
     if args.write:

@@ -38,10 +38,11 @@ def test_candidate_score_recomputes_the_pipelines_triage_score():
         ((u_wt > 0.5) & reference.brain).sum() / output.regions[2].sum())
 
 
-def _records(scores, dice):
+def _records(scores, dice, projections=16):
     return {f"c{i}": {"voxel": {"WT": {"dice": d}},
                       "report": {"triage": {"score": s, "threshold": 0.25,
-                                            "flag": "review" if s >= 0.25 else "routine"}},
+                                            "flag": "review" if s >= 0.25 else "routine"},
+                                 "settings": {"projections_per_slice_asked": projections}},
                       "case_scores": {"a": s, "b": -s}}
             for i, (s, d) in enumerate(zip(scores, dice))}
 
@@ -71,6 +72,7 @@ def test_calibrate_flags_the_worst_quarter_and_writes_model_json(tmp_path):
     assert sum(s >= stored["threshold"] for s in scores) == 2  # a quarter of 8
     model = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
     assert model["triage"]["threshold"] == stored["threshold"] and model["version"] == "3"
+    assert model["triage"]["projections"] == 16  # the count the threshold holds at
     assert not list(tmp_path.glob(".*tmp"))  # written through a temporary file
     with pytest.raises(InputError, match="model.json"):
         triage.calibrate(tmp_path / "missing", rows)

@@ -101,3 +101,15 @@ def test_predict_resolves_auto_once_the_model_is_known(tmp_path, asked, expected
     assert resolved.projections == expected
     assert resolved.projections_per_slice == (16 if expected == "preview" else expected)
     assert (record is None) == (asked != "auto")
+
+
+def test_fits_note_names_the_fits_made_at_another_count():
+    from uncertaintyseg.stages.projection_curve import fits_note, fitted_count
+
+    meta = {"error_map": {"projections": 4}, "quality": {"projections": 4},
+            "triage": {"threshold": 0.5}}  # an older triage block: no count recorded
+    assert fits_note(meta, 4) is None
+    note = fits_note(meta, 16)
+    assert "16 projections" in note and "error map at 4" in note and "quality at 4" in note
+    assert "triage at" not in note
+    assert fitted_count([4, 4, 4]) == 4 and fitted_count([4, 16]) is None

@@ -223,6 +223,9 @@ def _print_summary(report: dict, out_dir, stream) -> None:
           f"  triage: {triage['flag']} (score {triage['score']:.3f}) - {triage['hint']}\n"
           f"  {quality_line(report.get(QUALITY_KEY)) or 'quality: not estimated'}\n"
           f"  time: {report['timings_s']['total']:.1f} s", file=stream)
+    note = report["settings"].get("fits_note")
+    if note:
+        print(f"  note: {note}", file=stream)
 
 
 def _cmd_metrics(args, reporter) -> int:

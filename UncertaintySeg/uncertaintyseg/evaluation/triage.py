@@ -16,6 +16,7 @@ import numpy as np
 from scipy import stats
 
 from ..files.io import InputError
+from ..stages.projection_curve import FITTED_AT, fitted_count, run_count
 from .store import finite, write_text_atomic
 
 TRIAGE_DILATION_VOXELS = 3  # as pipeline.triage
@@ -33,7 +34,8 @@ def case_table(records: dict[str, dict]) -> list[dict]:
             continue
         rows.append({"case": case_id, "score": float(triage["score"]),
                      "flag": triage.get("flag"), "threshold": triage.get("threshold"),
-                     "wt_dice": float(record["voxel"]["WT"]["dice"])})
+                     "wt_dice": float(record["voxel"]["WT"]["dice"]),
+                     "projections": run_count(record.get("report") or {})})
     return rows
 
 
@@ -151,6 +153,8 @@ def calibrate(model_dir, rows: list[dict]) -> dict:
                 "cases (uncertaintyseg evaluate --calibrate-triage)",
         "cases": [r["case"] for r in rows],
         "spearman_rho_wt_dice": summary["spearman_rho"],
+        # the count the scores were made at: the threshold holds there (fits_note)
+        FITTED_AT: fitted_count(r.get("projections") for r in rows),
     }
     write_text_atomic(path, json.dumps(finite(model), indent=2) + "\n")
     return model[MODEL_KEY]

@@ -351,7 +351,8 @@ def build_report(case, model, settings, resolved, projected, result, *, timer, r
                      "min_component_fraction": (component_fraction(settings, model)
                                                 if settings.postprocess else None),
                      **_resolved_settings(resolved),
-                     "radius_px": round(float(radius), 3)},
+                     "radius_px": round(float(radius), 3),
+                     "fits_note": _fits_note(model, resolved)},
         "working_grid": {"spacing_zyx": list(grid.spacing), "shape_zyx": list(grid.mask.shape),
                          "resampled": grid.resampled},
         "device": {"name": str(resolved.device), "torch": torch.__version__,
@@ -376,3 +377,9 @@ def _resolved_settings(resolved: Resolved) -> dict:
     return {"projections": resolved.projections, "threads": resolved.threads,
             "batch_size_2d": resolved.batch_size_2d,
             "projections_per_slice_asked": resolved.projections_per_slice}
+
+
+def _fits_note(model, resolved: Resolved) -> str | None:
+    from ..stages.projection_curve import fits_note, model_meta
+
+    return fits_note(model_meta(model), resolved.projections_per_slice)

@@ -20,15 +20,24 @@ from .. import REGIONS
 STUDY_KEY = "projection_study"  # model.json's block (evaluation.projection_study)
 TOLERANCE = 0.005  # Dice and AUROC below the best that still count as the best
 CHOSEN_BY = ("dice", "auroc")  # the measures `auto` compares on every region
+# The model.json blocks fitted on runs at one projection count, and the key in each
+# that records it (the fit tools write it from the runs' report.json): their numbers
+# hold at that count, and a run at another says so (`fits_note`).
+FITTED_BLOCKS = ("error_map", "quality", "triage")
+FITTED_AT = "projections"
+
+
+def model_meta(model) -> dict:
+    """The model folder's model.json ({} without one: the analytic model)."""
+    folder = getattr(model, "folder", None)
+    if folder is None or not (folder / "model.json").is_file():
+        return {}
+    return json.loads((folder / "model.json").read_text(encoding="utf-8"))
 
 
 def model_curves(model) -> dict:
     """{device type: study block} from the model folder's model.json ({} without one)."""
-    folder = getattr(model, "folder", None)
-    if folder is None or not (folder / "model.json").is_file():
-        return {}
-    meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    return dict(meta.get(STUDY_KEY) or {})
+    return dict(model_meta(model).get(STUDY_KEY) or {})
 
 
 def _best(curve: dict, measure: str, region: str) -> float | None:
@@ -96,3 +105,38 @@ def choose(model, device_type: str, fallback: str | int) -> tuple[int | str, dic
     why = (f"the smallest count whose Dice and error AUROC are within {TOLERANCE} of the "
            f"best on every region {where}")
     return count, {**record, "chosen": count, "why": why}
+
+
+def run_count(report: dict) -> int | None:
+    """The projections per slice a run asked for, from its report.json (None: every
+    grid origin, or a report without the record)."""
+    return (report.get("settings") or {}).get("projections_per_slice_asked")
+
+
+def fitted_count(counts) -> int | None:
+    """The one count (`run_count`s) of the runs a fit was made on; None when they differ
+    or do not say."""
+    counts = set(counts)
+    return counts.pop() if len(counts) == 1 else None
+
+
+def folders_count(folders) -> int | None:
+    """`fitted_count` of predict output folders (their report.json), for the fit tools."""
+    from pathlib import Path
+
+    return fitted_count(run_count(json.loads((Path(f) / "report.json").read_text(
+        encoding="utf-8"))) for f in folders)
+
+
+def fits_note(meta: dict, count: int | None) -> str | None:
+    """A sentence when the model's fits (model.json `meta`) were made at another
+    projection count than the run's `count`, else None."""
+    others = {name: (meta.get(name) or {}).get(FITTED_AT) for name in FITTED_BLOCKS}
+    others = {name: at for name, at in others.items() if at is not None and at != count}
+    if not others:
+        return None
+    listed = ", ".join(f"{name.replace('_', ' ')} at {at}" for name, at in others.items())
+    return (f"this run used {count or 'every grid origin as'} projections per slice; the "
+            f"model's fits were made on runs at another count ({listed}): their numbers "
+            f"(the error probabilities, the estimated Dice, the triage threshold) are "
+            f"less certain here")
