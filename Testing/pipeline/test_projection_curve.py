@@ -113,3 +113,11 @@ def test_fits_note_names_the_fits_made_at_another_count():
     assert "16 projections" in note and "error map at 4" in note and "quality at 4" in note
     assert "triage at" not in note
     assert fitted_count([4, 4, 4]) == 4 and fitted_count([4, 16]) is None
+
+
+def test_the_auroc_beyond_the_border_rules_a_count_out():
+    # Dice and AUROC alike, but 4 loses what the views add away from the border
+    curve = {c: {**_row(0.84, 0.95), "auroc_far": {"ET": 0.82, "TC": 0.84, "WT": 0.83}}
+             for c in ("4", "8", "16")}
+    curve["4"]["auroc_far"] = {"ET": 0.80, "TC": 0.84, "WT": 0.83}
+    assert pick(curve) == (8, pytest.approx(0.0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from uncertaintyseg_shared.options import PROJECTION_PRESETS
 
 from .. import REGIONS
+from ..stages.projection_curve import CHOSEN_BY_TEXT
 from .plots import REGION_COLOURS, _figure, _png
 
 
@@ -45,9 +46,9 @@ def curve_lines(block: dict) -> list[str]:
                      f"{len(row['cases'])} | {_number(row.get('triage_score'))} "
                      f"({row.get('triage_reviews', 0)}) | {_number(row['cpu_s'], 1)} |")
     gap, tolerance = block.get("auto_shortfall"), block["tolerance"]
-    rule = (f"the smallest count within {tolerance} of the best Dice and AUROC on every "
-            "region" if gap is None or gap <= tolerance + 1e-9 else
-            f"no count is within {tolerance} of the best Dice and AUROC on every region (the "
+    rule = (f"the smallest count within {tolerance} of the best {CHOSEN_BY_TEXT} on "
+            "every region" if gap is None or gap <= tolerance + 1e-9 else
+            f"no count is within {tolerance} of the best {CHOSEN_BY_TEXT} on every region (the "
             f"nearest, {block.get('nearest')}, falls {gap:.3f} short on its worst measure), "
             "so the fixed rule's count, the one the model's fits were made at")
     return lines + ["", f"`--projections auto` on {block['device']}: {block.get('auto')} "

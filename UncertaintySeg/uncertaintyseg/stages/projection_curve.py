@@ -3,8 +3,8 @@
 `evaluate --projection-study` stores, per device type, the validation means per
 projection count in model.json under STUDY_KEY: {"cpu": {"curve": {"2": {"dice":
 {region: mean}, "auroc": {...}, ...}, ...}, ...}, "cuda": ...}. `auto` takes the smallest
-count whose Dice and error AUROC are within TOLERANCE of the best count's on every
-region (`pick`). Where no count is within it (the best Dice and the best AUROC at counts
+count whose CHOSEN_BY measures (Dice, error AUROC, error AUROC beyond 2 mm of the
+predicted border) are within TOLERANCE of the best count's on every region (`pick`). Where no count is within it (the best Dice and the best AUROC at counts
 apart), and where the model has no curve for the run's device, `auto` keeps the fixed
 rule (devices.auto_projections): the count the model's fits (the triage threshold, the
 case-quality estimate, the error map) were made at, as their calibration holds there;
@@ -18,8 +18,12 @@ import json
 from .. import REGIONS
 
 STUDY_KEY = "projection_study"  # model.json's block (evaluation.projection_study)
-TOLERANCE = 0.005  # Dice and AUROC below the best that still count as the best
-CHOSEN_BY = ("dice", "auroc")  # the measures `auto` compares on every region
+TOLERANCE = 0.005  # below the best that still counts as the best (CHOSEN_BY)
+# The measures `auto` compares on every region. The AUROC beyond 2 mm of the predicted
+# border too: where nearness to the border cannot explain the ranking (issue 17), a
+# count must not lose what the views add there.
+CHOSEN_BY = ("dice", "auroc", "auroc_far")
+CHOSEN_BY_TEXT = "Dice, error AUROC and error AUROC beyond 2 mm of the border"
 # The model.json blocks fitted on runs at one projection count, and the key in each
 # that records it (the fit tools write it from the runs' report.json): their numbers
 # hold at that count, and a run at another says so (`fits_note`).
@@ -41,7 +45,7 @@ def model_curves(model) -> dict:
 
 
 def _best(curve: dict, measure: str, region: str) -> float | None:
-    values = [row[measure].get(region) for row in curve.values()]
+    values = [row.get(measure, {}).get(region) for row in curve.values()]
     values = [v for v in values if v is not None]
     return max(values) if values else None
 
@@ -98,11 +102,11 @@ def choose(model, device_type: str, fallback: str | int) -> tuple[int | str, dic
     if gap > TOLERANCE + 1e-9:
         # Trust over speed (DECISIONS #25): a count short of the best on some region is
         # also a count the triage, quality and error-map fits were not made at.
-        why = (f"no count is within {TOLERANCE} of the best Dice and error AUROC on every "
+        why = (f"no count is within {TOLERANCE} of the best {CHOSEN_BY_TEXT} on every "
                f"region {where} (the nearest, {count}, falls {gap:.3f} short); the fixed "
                f"rule's {fallback}, the count the model's fits were made at")
         return fallback, {**record, "chosen": fallback, "why": why}
-    why = (f"the smallest count whose Dice and error AUROC are within {TOLERANCE} of the "
+    why = (f"the smallest count whose {CHOSEN_BY_TEXT} are within {TOLERANCE} of the "
            f"best on every region {where}")
     return count, {**record, "chosen": count, "why": why}
 
