@@ -121,3 +121,11 @@ def test_the_auroc_beyond_the_border_rules_a_count_out():
              for c in ("4", "8", "16")}
     curve["4"]["auroc_far"] = {"ET": 0.80, "TC": 0.84, "WT": 0.83}
     assert pick(curve) == (8, pytest.approx(0.0))
+
+
+def test_fewer_than_min_auto_views_are_never_taken():
+    from uncertaintyseg.stages.projection_curve import MIN_AUTO
+
+    curve = {"2": _row(0.84, 0.9), "4": _row(0.84, 0.9), "8": _row(0.84, 0.9)}
+    assert MIN_AUTO == 4 and smallest_within(curve) == 4  # 2 is as good, and still not taken
+    assert smallest_within({"2": _row(0.84, 0.9)}) == 2  # a curve of nothing else

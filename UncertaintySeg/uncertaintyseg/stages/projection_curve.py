@@ -24,6 +24,11 @@ TOLERANCE = 0.005  # below the best that still counts as the best (CHOSEN_BY)
 # count must not lose what the views add there.
 CHOSEN_BY = ("dice", "auroc", "auroc_far")
 CHOSEN_BY_TEXT = "Dice, error AUROC and error AUROC beyond 2 mm of the border"
+# The fewest views `auto` takes, whatever the curve: the method's uncertainty is the
+# spread between views, and with 2 a voxel's views either agree or not (the paper's
+# binned entropy, which the triage score averages, is then 0 or 1 per voxel); what that
+# loses on failed cases the clean validation cases of the curve cannot show (DECISIONS #27).
+MIN_AUTO = 4
 # The model.json blocks fitted on runs at one projection count, and the key in each
 # that records it (the fit tools write it from the runs' report.json): their numbers
 # hold at that count, and a run at another says so (`fits_note`).
@@ -68,11 +73,12 @@ def pick(curve: dict, tolerance: float = TOLERANCE) -> tuple[int | None, float]:
     The best Dice and the best AUROC may lie at counts that are not within each other's
     tolerance (a case whose WT Dice drops as its AUROC rises); then no count is within,
     and the count that falls least below the best on its worst measure is taken (ties:
-    the smaller). (None, inf) for no curve."""
+    the smaller). Counts below MIN_AUTO are measured, never taken (unless the curve has
+    no other). (None, inf) for no curve."""
     if not curve:
         return None, float("inf")
     best = {(m, r): _best(curve, m, r) for m in CHOSEN_BY for r in REGIONS}
-    counts = sorted(curve, key=int)
+    counts = sorted((c for c in curve if int(c) >= MIN_AUTO), key=int) or sorted(curve, key=int)
     gaps = {c: shortfall(curve[c], best) for c in counts}
     # 1e-9 of slack: in floats 0.900 - 0.895 is 0.0050000000000000044, above 0.005.
     within = [c for c in counts if gaps[c] <= tolerance + 1e-9]
