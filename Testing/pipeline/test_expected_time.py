@@ -62,12 +62,20 @@ def test_the_curve_is_scaled_by_this_computers_calibration(model_folder, tmp_pat
 def test_the_calibration_is_measured_once_and_cached(model_folder, tmp_path, monkeypatch):
     cache = tmp_path / "calibration.json"
     monkeypatch.setenv(et.CACHE_ENV, str(cache))
+    monkeypatch.setattr(et, "_load", lambda: 3.0)  # a load average of 3, as measured
     model = load_model(str(model_folder))
     seconds, cached = et.cached_view_seconds(model, "torch", 1, "fp32")
     assert seconds > 0 and not cached
     stored = json.loads(cache.read_text())
     assert stored[et.calibration_key(model, "torch", 1, "fp32")]["view_s"] == seconds
     assert et.cached_view_seconds(model, "torch", 1, "fp32") == (seconds, True)
+    # timed beside other jobs (a load of 5), then the computer is quiet: timed again,
+    # and the faster of the two kept
+    key = et.calibration_key(model, "torch", 1, "fp32")
+    cache.write_text(json.dumps({key: {"view_s": 10.0, "load": 5.0}}))
+    again, cached = et.cached_view_seconds(model, "torch", 1, "fp32")
+    assert not cached and again < 10.0
+    assert json.loads(cache.read_text())[key]["load"] == 3.0
     # other weights are another model: measured anew
     (model_folder / "2d" / "checkpoint.pth").write_bytes(b"other weights")
     assert et.calibration_key(model, "torch", 1, "fp32") not in stored
