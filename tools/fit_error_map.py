@@ -9,7 +9,9 @@ RESULTS holds one `predict --outputs all` folder per validation case (named by c
 logistic regression (Platt scaling) of the errors on the score over a stratified sample
 of brain voxels. Reported leave-one-case-out: lambda chosen on the other cases, the
 held-out case scored (the ranking does not depend on a, b). Beside it, the mean-entropy
-and binned maps as written and the border baseline 1 / (1 + mm), means over the cases.
+map and the map the runs wrote (uncertainty.nii.gz, named by their report.json
+`uncertainty_map`: binned for runs before DECISIONS #22, the previous fit's
+error-probability map after #24) and the border baseline 1 / (1 + mm), means over the cases.
 Prints the table; --write stores the block (atomically) and re-renders the card.
 """
 from __future__ import annotations
@@ -38,11 +40,12 @@ from uncertaintyseg.evaluation.pairing import (  # noqa: E402
 DATA = Path("/work/shared/data/brats2018")
 MODEL = ROOT / "UncertaintySeg" / "Resources" / "Models" / "brats-mini"
 SAMPLE = 50_000  # voxels per class, case and region for the Platt fit
-MAPS = ("mean-entropy", "binned", "border")
+WRITTEN = "as written"  # uncertainty.nii.gz; the block names it with the runs' map
+MAPS = ("mean-entropy", WRITTEN, "border")
 
 
 def case_arrays(data: Path, results: Path, case_id: str) -> dict:
-    """Per region, over the brain: nearness, mean-entropy, binned map, error, distance."""
+    """Per region, over the brain: nearness, mean-entropy, the written map, error, distance."""
     reference = load_reference(data / case_id)
     output = load_output(Method("fused", results), results / case_id, reference)
     p2d = read_maps(results / case_id / "probabilities_2d.nii.gz", reference.grid)
@@ -51,7 +54,7 @@ def case_arrays(data: Path, results: Path, case_id: str) -> dict:
         distance = uq.border_distance(output.regions[i], reference.spacing, brain)
         arrays[region] = {
             "near": (np.zeros(int(brain.sum())) if distance is None else 1 / (1 + distance)),
-            "h": em.entropy(p2d[i][brain]), "binned": output.uncertainty[i][brain],
+            "h": em.entropy(p2d[i][brain]), WRITTEN: output.uncertainty[i][brain],
             "error": reference.regions[i][brain] != output.regions[i][brain],
             "distance": distance}
     return arrays
@@ -69,7 +72,7 @@ def region_table(arrays: dict, region: str) -> dict:
         for lam in em.LAMBDAS:
             table[(case_id, lam)] = scores(em.score(a["near"], a["h"], lam), a)
         table[(case_id, "mean-entropy")] = scores(a["h"], a)
-        table[(case_id, "binned")] = scores(a["binned"], a)
+        table[(case_id, WRITTEN)] = scores(a[WRITTEN], a)
         table[(case_id, "border")] = scores(a["near"], a)
     return table
 
@@ -148,6 +151,9 @@ def main(argv=None) -> None:
     block = {"measured": datetime.date.today().isoformat(), **fit(arrays),
              "command": "tools/fit_error_map.py",
              FITTED_AT: folders_count(args.results / c for c in case_ids)}
+    report = json.loads((args.results / case_ids[0] / "report.json").read_text())
+    written = report.get("settings", {}).get("uncertainty_map", "?")
+    block["maps"][f"{WRITTEN} ({written})"] = block["maps"].pop(WRITTEN)
     em.check_fit(block, "the new fit")
     print(json.dumps(block, indent=1))
     if args.write:

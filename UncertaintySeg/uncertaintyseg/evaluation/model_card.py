@@ -130,7 +130,9 @@ def error_map_section(block: dict | None) -> list[str]:
     lines = [f"## Error-probability map (`--uncertainty-map error-probability`, fitted "
              f"{block['measured']})", "",
              f"Fitted on {len(block['cases'])} validation cases "
-             f"({', '.join(block['cases'])}) by `{block['command']}`; per region "
+             f"({', '.join(block['cases'])}) by `{block['command']}`"
+             + (f" on runs at {block['projections']} projections per slice"
+                if block.get("projections") else "") + "; per region "
              "sigmoid(a (1 / (1 + mm to the predicted border) + lambda H(P2D)) + b). "
              "Means over the cases of the per-case error AUROC over the brain mask, and "
              f"over the voxels more than {far} from the predicted border.", "",
