@@ -61,7 +61,7 @@ def _arrays(seed: int) -> dict:
     distance = rng.uniform(1.0, 20.0, n)
     h = rng.uniform(0.0, 1.0, n)
     error = rng.uniform(size=n) < 0.6 / distance + 0.2 * h
-    return {r: {"near": 1 / (1 + distance), "h": h, "binned": h ** 2, "error": error,
+    return {r: {"near": 1 / (1 + distance), "h": h, "as written": h ** 2, "error": error,
                 "distance": distance} for r in REGIONS}
 
 
@@ -72,7 +72,7 @@ def test_the_fit_round_trips_through_model_json(tmp_path):
              "command": "tools/fit_error_map.py"}
     regions = em.check_fit(block)
     assert all(row["a"] > 0 and row["lambda"] in em.LAMBDAS for row in regions.values())
-    assert set(block["maps"]) == {"mean-entropy", "binned", "border"}
+    assert set(block["maps"]) == {"mean-entropy", "as written", "border"}
     assert block["leave_one_case_out"]["WT"]["auroc"] > 0.6
     # brats-mini: the phantom's older model.json lacks what the card renders
     model_dir = tmp_path / "brats-mini"
