@@ -85,13 +85,19 @@ def choose_backend(name: str, device: torch.device, model) -> tuple[str, str]:
 CACHE_ENV = "UNCERTAINTYSEG_OPENVINO_CACHE"
 
 
+def user_cache() -> Path:
+    """$XDG_CACHE_HOME/uncertaintyseg (~/.cache when XDG_CACHE_HOME is unset): what the
+    runs keep per user and computer (the OpenVINO exports, expected-time's timings)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "uncertaintyseg"
+
+
 def cache_root() -> Path:
     """$UNCERTAINTYSEG_OPENVINO_CACHE when set (the tests' own folder), else
-    $XDG_CACHE_HOME/uncertaintyseg/openvino (~/.cache when XDG_CACHE_HOME is unset)."""
+    user_cache()/openvino."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "uncertaintyseg" / "openvino"
+    return user_cache() / "openvino"
 
 
 def cache_key(files, spec: str) -> str:

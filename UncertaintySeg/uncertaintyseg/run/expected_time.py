@@ -33,12 +33,13 @@ CURVE_METHODS = ("hybrid", "projection-2d")
 
 
 def cache_file() -> Path:
-    """$UNCERTAINTYSEG_CALIBRATION_CACHE, else $XDG_CACHE_HOME (or ~/.cache)/
-    uncertaintyseg/calibration.json."""
+    """$UNCERTAINTYSEG_CALIBRATION_CACHE, else the user's cache folder's
+    calibration.json (~/.cache/uncertaintyseg, beside the OpenVINO exports)."""
+    from ..networks.inference_backend import user_cache
+
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "uncertaintyseg" / "calibration.json"
+    return user_cache() / "calibration.json"
 
 
 def calibration_shape(model) -> tuple[int, ...]:
