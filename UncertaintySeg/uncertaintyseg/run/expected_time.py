@@ -103,7 +103,8 @@ def cached_view_seconds(model, backend: str, threads: int, precision: str,
     entry, load = cache.get(key), _load()
     # A timing taken beside other jobs is slower than the computer is: it is taken again
     # when the computer is quieter than it was then, and the fastest is kept.
-    if entry is not None and load >= entry.get("load", 0.0) - QUIETER:
+    # An entry without its load (older) is timed again too.
+    if entry is not None and load >= entry.get("load", float("inf")) - QUIETER:
         return float(entry["view_s"]), True
     seconds = view_seconds(model.network_2d, calibration_shape(model), autocast=autocast)
     if entry is None or seconds < entry["view_s"]:
