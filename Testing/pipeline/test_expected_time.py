@@ -57,7 +57,17 @@ def test_the_curve_is_scaled_by_this_computers_calibration(model_folder, tmp_pat
     result = et.estimate(model, values)
     assert result["seconds"] == pytest.approx(35.0)
     assert result["projections"] == 12 and result["threads"] == 1
-    assert "35 s" in result["message"] and "cached" in result["message"]
+    assert "35 s" in result["message"]
+    # two threads twice as fast again per view: the views' part (the curve's slope)
+    # takes the two-thread ratio, the rest the one-thread ratio
+    two = et.calibration_key(model, "torch", 2, "fp32")
+    (tmp_path / "calibration.json").write_text(json.dumps(
+        {key: {"view_s": 0.02, "load": 0.0}, two: {"view_s": 0.01, "load": 0.0}}))
+    slope = et.view_slope(CURVE)
+    assert 0 < slope < 70 / 12
+    result = et.estimate(model, {**values, "threads": "2"})
+    views = slope * 12
+    assert result["seconds"] == pytest.approx((70 - views) * 0.5 + views * 0.25, abs=0.05)
 
 
 def test_the_calibration_is_measured_once_and_cached(model_folder, tmp_path, monkeypatch):

@@ -4,11 +4,13 @@ The model's projection curve (model.json `projection_study`, per device type, wr
 `evaluate --projection-study`) holds the mean seconds of a whole `predict` per projection
 count on the machine that measured it, and `calibration`: that machine's seconds per 2D
 view, at the study's backend and threads, on a fixed batch (`view_seconds`). Here the same
-batch is timed at this run's backend and threads (cached per computer: `cached_view_seconds`)
-and the curve's seconds are scaled by the ratio. The 2D network is about 85 % of a CPU
-run, so the ratio carries most of the time; loading, preprocessing and writing are
-scaled with it, hence "about". Counts between the curve's are interpolated linearly
-(the 2D stage is linear in the views); beyond it, extrapolated from its last two.
+batch is timed here (cached per computer: `cached_view_seconds`), and the curve's
+seconds at the run's count are split in two: the views' part (the curve's slope per
+projection, `view_slope`) scaled by the ratio at the run's threads, and the rest
+(loading, preprocessing, refinement, error map, writing: mostly one thread) by the ratio
+at one thread. Counts between the curve's are interpolated linearly (the 2D stage is
+linear in the views); beyond it, extrapolated from its last two. "About": the other
+stages follow the network's speed only roughly, and the process's start-up is left out.
 """
 
 from __future__ import annotations
@@ -167,9 +169,11 @@ def estimate(model, values: dict) -> dict:
     """What `predict` with option `values` (by options.OPTIONS name) would cost here:
     {"seconds" (None when no curve describes the run), "projections", "threads",
     "backend", "device", "message"}. Times the 2D network once per computer, model,
-    backend and threads (a few seconds; cached after)."""
+    backend and thread count (the run's, and one for the stages that run on one; a few
+    seconds, cached after). The process's start-up (imports, the model's loading) is
+    not in the curve."""
     from ..networks.devices import resolve_run, with_model_curve
-    from ..networks.inference_backend import choose_backend, use_backend
+    from ..networks.inference_backend import choose_backend
     from .predict import settings_from
 
     settings = settings_from(values)
@@ -181,20 +185,45 @@ def estimate(model, values: dict) -> dict:
     why = _why_none(settings, block, resolved, model)
     if why is not None:
         return {**result, "message": why}
+    ratios = {n: _ratio_at(model, backend, n, resolved, block)
+              for n in {1, resolved.threads}}
+    count = resolved.projections_per_slice
+    total = curve_seconds(block["curve"], count)
+    per_view = view_slope(block["curve"])
+    # The views' part runs on the run's threads; the rest (loading, preprocessing, the
+    # 3D refinement's few cubes, the error map, writing) mostly on one.
+    seconds = (total - per_view * count) * ratios[1] + per_view * count * ratios[
+        resolved.threads]
+    message = (f"about {format_seconds(seconds)} per case on this computer, after the "
+               f"start-up ({count} projections per slice, {resolved.threads} thread(s), "
+               f"{backend}): the model's curve, measured on {block.get('cpu', '?')}, "
+               f"scaled by a calibration of the 2D network here")
+    return {**result, "seconds": round(seconds, 1), "message": message}
+
+
+def view_slope(curve: dict) -> float:
+    """Seconds per projection per slice of a curve ({count: row with "cpu_s"}): the
+    least-squares slope over its counts (the 2D stage's share; 0 for one point)."""
+    import numpy as np
+
+    points = [(int(c), float(r["cpu_s"])) for c, r in curve.items() if r.get("cpu_s")]
+    if len(points) < 2:
+        return 0.0
+    counts, seconds = np.array(points).T
+    return max(float(np.polyfit(counts, seconds, 1)[0]), 0.0)
+
+
+def _ratio_at(model, backend: str, threads: int, resolved, block: dict) -> float:
+    """This computer's seconds per view at `threads` over the study machine's."""
     import torch
 
-    torch.set_num_threads(resolved.threads)
-    use_backend(model, backend, resolved.threads, resolved.autocast)
-    here, cached = cached_view_seconds(model, backend, resolved.threads, resolved.precision,
-                                       resolved.autocast)
-    seconds = curve_seconds(block["curve"], resolved.projections_per_slice) * (
-        here / block[CALIBRATION_KEY]["view_s"])
-    message = (f"about {format_seconds(seconds)} per case on this computer "
-               f"({resolved.projections_per_slice} projections per slice, "
-               f"{resolved.threads} thread(s), {backend}): the model's curve, measured on "
-               f"{block.get('cpu', '?')}, scaled by {'a cached' if cached else 'a'} "
-               f"calibration of the 2D network here")
-    return {**result, "seconds": round(seconds, 1), "message": message}
+    from ..networks.inference_backend import use_backend
+
+    torch.set_num_threads(threads)
+    use_backend(model, backend, threads, resolved.autocast)
+    here = cached_view_seconds(model, backend, threads, resolved.precision,
+                               resolved.autocast)[0]
+    return here / block[CALIBRATION_KEY]["view_s"]
 
 
 def calibration_record(model, backend: str, threads: int, autocast=None) -> dict:
