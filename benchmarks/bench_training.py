@@ -112,7 +112,8 @@ ORIGINALS: dict = {}
 def prepared_chain(data: Path, cases: int, work: Path, tiny: bool, device: str,
                    iterations: int):
     """The chain's convert/plan/preprocess on the first `cases` cases of `data`."""
-    from uncertaintyseg.training.chain import Chain, ChainSettings
+    from uncertaintyseg.training.chain import Chain
+    from uncertaintyseg.training.chain_settings import ChainSettings
     from uncertaintyseg.commands.train_cli import PRESETS
 
     source = work / "cases"

@@ -265,7 +265,7 @@ def test_nnunet_model_sees_its_training_spacing(tmp_path):
 def test_nnunet_grid_cut_to_the_brain_first_is_nnunets_own(tmp_path):
     # from_nnunet hands nnU-Net the non-zero box (memory: a 0.5 mm head is mostly air);
     # nnU-Net on the whole volume must give the same working image, offset and export.
-    from uncertaintyseg.networks.models import nnunet_export, nnunet_preprocess
+    from uncertaintyseg.networks.working_grid import nnunet_export, nnunet_preprocess
     from uncertaintyseg.files.phantom import make_phantom
     from uncertaintyseg.networks.working_grid import from_nnunet
 

@@ -15,7 +15,8 @@ from uncertaintyseg.errors import InputError
 from uncertaintyseg.stages.kernels import search_kernels
 from uncertaintyseg.networks.models import build_network, load_model, stride_divisor
 from uncertaintyseg.files.phantom import write_phantom_case
-from uncertaintyseg.training.chain import Chain, ChainSettings
+from uncertaintyseg.training.chain import Chain
+from uncertaintyseg.training.chain_settings import ChainSettings
 from uncertaintyseg.commands.train_cli import PRESETS
 from uncertaintyseg.training.loop import Loop, LoopSettings
 from uncertaintyseg.training.prepare import CONFIG_2D
@@ -241,7 +242,7 @@ def test_train_estimators_option_chooses_the_networks(tmp_path):
 def test_train_precision_option_sets_every_network(tmp_path):
     import argparse
 
-    from uncertaintyseg.training.chain import NETWORK_SETTINGS
+    from uncertaintyseg.training.chain_settings import NETWORK_SETTINGS
     from uncertaintyseg.commands.train_cli import chain_settings, register
 
     parser = argparse.ArgumentParser()
@@ -258,7 +259,7 @@ def test_train_precision_option_sets_every_network(tmp_path):
 @pytest.mark.slow
 def test_nnunet_preprocessing_and_export_round_trip(chain, trained):
     from uncertaintyseg.files.io import load_case
-    from uncertaintyseg.networks.models import nnunet_export, nnunet_preprocess
+    from uncertaintyseg.networks.working_grid import nnunet_export, nnunet_preprocess
 
     model = load_model(str(trained[1]))
     case_id = chain.split["val"][0]

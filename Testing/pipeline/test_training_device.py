@@ -147,7 +147,7 @@ def test_print_sbatch_runs_the_same_training_on_a_gpu_node(tmp_path, capsys):
 
 
 def test_batch_zero_takes_nnunets_planned_batch_split_evenly_across_the_gpus(tmp_path):
-    from uncertaintyseg.training.chain import ChainSettings
+    from uncertaintyseg.training.chain_settings import ChainSettings
     from uncertaintyseg.training.prepare import planned_batch_sizes
 
     plans = tmp_path / "plans.json"

@@ -9,7 +9,8 @@ import pytest
 from uncertaintyseg.commands.cli import main
 from uncertaintyseg.errors import InputError
 from uncertaintyseg.training import folds
-from uncertaintyseg.training.chain import Chain, ChainSettings
+from uncertaintyseg.training.chain import Chain
+from uncertaintyseg.training.chain_settings import ChainSettings
 
 CASES = [f"Case_{i:03d}" for i in range(23)]
 

@@ -229,7 +229,7 @@ def pass_engine(args, source):
 
 def chain_settings(args):
     """ChainSettings from the preset and the explicit options."""
-    from ..training.chain import NETWORK_SETTINGS, ChainSettings
+    from ..training.chain_settings import NETWORK_SETTINGS, ChainSettings
 
     values = json.loads(json.dumps(PRESETS[args.preset]))
     device = compute_device(args)

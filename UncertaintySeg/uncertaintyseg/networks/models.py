@@ -29,6 +29,7 @@ from .. import DEFAULT_TRIAGE_THRESHOLD, REGIONS
 from .analytic import AnalyticNetwork2D, AnalyticNetwork3D  # noqa: F401
 from .feature_distance import FIT_KEY
 from ..stages.error_map import ERROR_MAP_KEY, check_fit
+from ..stages.projection_curve import fitted_at
 from ..files.io import InputError
 from ..options import TRAINED_NETWORKS
 from ..stages.postprocess import DEFAULT_COMPONENT_FRACTION
@@ -87,6 +88,8 @@ class Model:
     quality: dict = field(default_factory=dict)  # model.json "quality" (quality_model)
     feature_distance: dict = field(default_factory=dict)  # model.json's, if any
     error_map: dict = field(default_factory=dict)  # model.json "error_map"; {}: no fit
+    # The projection count each fit was made at (projection_curve.fitted_at).
+    fitted_at: dict = field(default_factory=dict)
     # The model folder and its model.json "networks" entries beyond 2d/3d: the estimators'
     # networks (EXTRA_NETWORKS), loaded on first use by `extra_network`.
     folder: Path | None = None
@@ -353,51 +356,5 @@ def load_model(name_or_path: str, device: str = "cpu") -> Model:
         configuration_2d=cfg_2d, min_component_fraction=fraction, folder=folder,
         triage_threshold=triage_threshold, quality=dict(meta.get("quality") or {}),
         feature_distance=dict(meta.get(FIT_KEY) or {}),
-        error_map=error_fit,
+        error_map=error_fit, fitted_at=fitted_at(meta),
         network_entries={k: v for k, v in nets.items() if k in EXTRA_NETWORKS})
-
-
-def _nnunet_managers(model: Model):
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    if model.plans is None:
-        raise ValueError(f"model '{model.name}' has no nnU-Net plans (the analytic model); "
-                         f"use preprocess.normalize instead")
-    manager = PlansManager(model.plans)
-    return manager, manager.get_configuration(model.configuration_2d)
-
-
-def nnunet_preprocess(model: Model, image: np.ndarray, spacing_zyx) -> tuple[np.ndarray, dict]:
-    """nnU-Net's DefaultPreprocessor on one case, exactly as at training time.
-
-    image: (4, Z, Y, X) raw intensities (MODALITIES order), spacing (sz, sy, sx) mm.
-    Crops to the non-zero region, z-scores each channel inside it, resamples in-plane
-    to the plan's spacing. Returns (data (4, z, y, x) float32, properties); give the
-    properties to nnunet_export to bring maps back to the input grid.
-    """
-    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
-
-    manager, config = _nnunet_managers(model)
-    properties = {"spacing": [float(s) for s in spacing_zyx]}
-    data, _, properties = DefaultPreprocessor(verbose=False).run_case_npy(
-        np.asarray(image, dtype=np.float32), None, properties, manager, config, model.dataset)
-    return data.astype(np.float32), properties
-
-
-def nnunet_export(model: Model, maps: np.ndarray, properties: dict) -> np.ndarray:
-    """nnU-Net's way back: (C, z, y, x) maps on the preprocessed grid -> (C, Z, Y, X) on the
-    input grid (probability resampling, cropping reverted with 0 outside, transpose).
-
-    Maps whose 'nothing' value is not 0 (P3D's -1) should be shifted before and after.
-    """
-    manager, config = _nnunet_managers(model)
-    labels = manager.get_label_manager(model.dataset)
-    spacing = [properties["spacing"][i] for i in manager.transpose_forward]
-    current = config.spacing if len(config.spacing) == 3 else [spacing[0], *config.spacing]
-    resampled = config.resampling_fn_probabilities(
-        np.asarray(maps, dtype=np.float32),
-        properties["shape_after_cropping_and_before_resampling"], current, spacing)
-    full = labels.revert_cropping_on_probabilities(
-        np.asarray(resampled, dtype=np.float32), properties["bbox_used_for_cropping"],
-        properties["shape_before_cropping"])
-    return np.ascontiguousarray(full.transpose([0, *[i + 1 for i in manager.transpose_backward]]))

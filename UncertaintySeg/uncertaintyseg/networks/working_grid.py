@@ -88,6 +88,52 @@ def nonzero_box(image: np.ndarray) -> tuple[slice, slice, slice]:
     return bounding_box(nonzero)
 
 
+def _nnunet_managers(model):
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    if model.plans is None:
+        raise ValueError(f"model '{model.name}' has no nnU-Net plans (the analytic model); "
+                         f"use preprocess.normalize instead")
+    manager = PlansManager(model.plans)
+    return manager, manager.get_configuration(model.configuration_2d)
+
+
+def nnunet_preprocess(model, image: np.ndarray, spacing_zyx) -> tuple[np.ndarray, dict]:
+    """nnU-Net's DefaultPreprocessor on one case, exactly as at training time.
+
+    image: (4, Z, Y, X) raw intensities (MODALITIES order), spacing (sz, sy, sx) mm.
+    Crops to the non-zero region, z-scores each channel inside it, resamples in-plane
+    to the plan's spacing. Returns (data (4, z, y, x) float32, properties); give the
+    properties to nnunet_export to bring maps back to the input grid.
+    """
+    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+
+    manager, config = _nnunet_managers(model)
+    properties = {"spacing": [float(s) for s in spacing_zyx]}
+    data, _, properties = DefaultPreprocessor(verbose=False).run_case_npy(
+        np.asarray(image, dtype=np.float32), None, properties, manager, config, model.dataset)
+    return data.astype(np.float32), properties
+
+
+def nnunet_export(model, maps: np.ndarray, properties: dict) -> np.ndarray:
+    """nnU-Net's way back: (C, z, y, x) maps on the preprocessed grid -> (C, Z, Y, X) on the
+    input grid (probability resampling, cropping reverted with 0 outside, transpose).
+
+    Maps whose 'nothing' value is not 0 (P3D's -1) should be shifted before and after.
+    """
+    manager, config = _nnunet_managers(model)
+    labels = manager.get_label_manager(model.dataset)
+    spacing = [properties["spacing"][i] for i in manager.transpose_forward]
+    current = config.spacing if len(config.spacing) == 3 else [spacing[0], *config.spacing]
+    resampled = config.resampling_fn_probabilities(
+        np.asarray(maps, dtype=np.float32),
+        properties["shape_after_cropping_and_before_resampling"], current, spacing)
+    full = labels.revert_cropping_on_probabilities(
+        np.asarray(resampled, dtype=np.float32), properties["bbox_used_for_cropping"],
+        properties["shape_before_cropping"])
+    return np.ascontiguousarray(full.transpose([0, *[i + 1 for i in manager.transpose_backward]]))
+
+
 def from_nnunet(model, image: np.ndarray, spacing_zyx) -> WorkingGrid:
     """nnU-Net's preprocessing of the model's 2D configuration, and its export back.
 
@@ -95,8 +141,6 @@ def from_nnunet(model, image: np.ndarray, spacing_zyx) -> WorkingGrid:
     the same voxels reach it, and it crops nothing more): its float32 copy of the
     input and its resampling then cost the brain's box, not the field of view (a
     0.5 mm head volume is mostly air)."""
-    from .models import nnunet_export, nnunet_preprocess
-
     transpose = model.plans.get("transpose_forward", [0, 1, 2])
     if list(transpose) != [0, 1, 2]:
         # Our slice axis is axis 0 of the input; a plan that reorders axes would make the

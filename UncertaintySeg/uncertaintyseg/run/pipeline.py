@@ -380,6 +380,6 @@ def _resolved_settings(resolved: Resolved) -> dict:
 
 
 def _fits_note(model, resolved: Resolved) -> str | None:
-    from ..stages.projection_curve import fits_note, model_meta
+    from ..stages.projection_curve import counts_note
 
-    return fits_note(model_meta(model), resolved.projections_per_slice)
+    return counts_note(model.fitted_at, resolved.projections_per_slice)

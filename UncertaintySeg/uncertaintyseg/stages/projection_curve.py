@@ -138,11 +138,21 @@ def folders_count(folders) -> int | None:
         encoding="utf-8"))) for f in folders)
 
 
+def fitted_at(meta: dict) -> dict:
+    """{block: projection count} of the FITTED_BLOCKS of model.json `meta` that record one."""
+    counts = {name: (meta.get(name) or {}).get(FITTED_AT) for name in FITTED_BLOCKS}
+    return {name: at for name, at in counts.items() if at is not None}
+
+
 def fits_note(meta: dict, count: int | None) -> str | None:
     """A sentence when the model's fits (model.json `meta`) were made at another
     projection count than the run's `count`, else None."""
-    others = {name: (meta.get(name) or {}).get(FITTED_AT) for name in FITTED_BLOCKS}
-    others = {name: at for name, at in others.items() if at is not None and at != count}
+    return counts_note(fitted_at(meta), count)
+
+
+def counts_note(fitted: dict, count: int | None) -> str | None:
+    """`fits_note` from `fitted_at`'s {block: count} (a loaded model's `fitted_at`)."""
+    others = {name: at for name, at in fitted.items() if at != count}
     if not others:
         return None
     listed = ", ".join(f"{name.replace('_', ' ')} at {at}" for name, at in others.items())
